@@ -1,0 +1,122 @@
+"""The one place where lorebot runs external commands.
+
+Every command is logged with argv, cwd, duration, exit code and output, to the
+Python log and, when given, to a per-run log directory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("lorebot.runner")
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    cwd: str
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class CommandError(Exception):
+    """A command that had to succeed failed; the message carries its words."""
+
+    def __init__(self, result: CommandResult, what: str = ""):
+        self.result = result
+        tail = (result.stderr or result.stdout).strip()[-2000:]
+        head = what or " ".join(result.argv[:4])
+        state = "timed out" if result.timed_out else f"exit {result.returncode}"
+        super().__init__(f"{head}: {state}: {tail}")
+
+
+class Runner:
+    """Runs commands with a timeout and logs them; one per run (log_dir) or shared."""
+
+    def __init__(self, log_dir: Path | None = None, env: Mapping[str, str] | None = None):
+        self.log_dir = log_dir
+        self.env = dict(env or {})
+        if log_dir:
+            log_dir.mkdir(parents=True, exist_ok=True)
+
+    def run(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = 600,
+        input: str | bytes | None = None,
+        check: bool = False,
+        name: str = "",
+    ) -> CommandResult:
+        args = tuple(str(a) for a in argv)
+        full_env = {**os.environ, **self.env, **(env or {})}
+        start = time.monotonic()
+        timed_out = False
+        data = input.encode() if isinstance(input, str) else input
+        try:
+            proc = subprocess.run(
+                args,
+                cwd=cwd,
+                env=full_env,
+                input=data,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+                start_new_session=True,
+            )
+            rc, out, err = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as e:
+            timed_out = True
+            rc = -9
+            out = e.stdout or b""
+            err = (e.stderr or b"") + f"\n[lorebot: timed out after {timeout} s]".encode()
+        except FileNotFoundError as e:
+            rc, out, err = 127, b"", f"command not found: {e.filename}".encode()
+        result = CommandResult(
+            argv=args,
+            cwd=str(cwd or os.getcwd()),
+            returncode=rc,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            seconds=time.monotonic() - start,
+            timed_out=timed_out,
+        )
+        self._log(result, name)
+        if check and not result.ok:
+            raise CommandError(result, name)
+        return result
+
+    def _log(self, r: CommandResult, name: str) -> None:
+        log.debug("%s (cwd %s) -> %s in %.2fs", " ".join(r.argv), r.cwd, r.returncode, r.seconds)
+        if not self.log_dir:
+            return
+        n = next(_counter)
+        label = name or Path(r.argv[0]).name
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:40]
+        path = self.log_dir / f"{n:04d}-{safe}.log"
+        with path.open("w") as f:
+            f.write(f"$ {' '.join(r.argv)}\n# cwd: {r.cwd}\n")
+            f.write(f"# exit: {r.returncode}  time: {r.seconds:.2f}s")
+            f.write("  (timed out)\n" if r.timed_out else "\n")
+            f.write("# stdout:\n" + r.stdout[-200_000:] + "\n# stderr:\n" + r.stderr[-200_000:])

@@ -1,0 +1,217 @@
+"""Settings: one pydantic model, read from TOML, overridden by LOREBOT_* variables.
+
+Unknown keys and bad values stop the program at start with a message naming
+the key (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_TOML = Path(__file__).with_name("default.toml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsSettings(_Strict):
+    state: Path = Path("~/.local/state/lorebot")
+    cache: Path = Path("~/.cache/lorebot")
+
+    @field_validator("state", "cache", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return Path(os.path.expandvars(str(v))).expanduser()
+
+    @property
+    def database_file(self) -> Path:
+        return self.state / "lorebot.db"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def outbox(self) -> Path:
+        return self.state / "outbox"
+
+
+class ListSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    url: str
+    trees: list[str] = []
+    address: str = ""  # the list's posting address, used to tell list mail from direct mail
+
+
+class TreeSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    url: str  # any git URL or local path; empty for a tree made by `tree import`
+    branches: list[str] = ["master"]
+
+
+class IntakeSettings(_Strict):
+    poll_interval: int = Field(default=300, ge=5)  # seconds
+    incomplete_timeout: int = Field(default=3600, ge=0)  # seconds an incomplete series waits
+    http_timeout: float = Field(default=60.0, gt=0)
+    max_message_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    bot_senders: list[str] = ["lkp@intel.com", "noreply@", "syzbot", "patchwork-bot"]
+
+
+class BaseSelectionSettings(_Strict):
+    # subject tag -> "tree/branch" (or just "branch" of the list's first tree)
+    subject_tags: dict[str, str] = {}
+    b4_guess: bool = True
+
+
+class ApplySettings(_Strict):
+    slots: int = Field(default=1, ge=1)
+    max_diff_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    timeout: int = Field(default=300, gt=0)
+
+
+class BuildSettings(_Strict):
+    arches: list[str] = ["x86_64", "i386", "arm64", "powerpc"]
+    jobs: int = Field(default=2, ge=1)
+    max_variants: int = Field(default=6, ge=1)
+    budget_seconds: int = Field(default=1800, gt=0)
+    w1: bool = True
+    llvm: bool = False
+    presets: dict[str, str] = {}  # arch -> defconfig target or preset name
+    max_header_objects: int = Field(default=8, ge=0)
+
+
+class CheckpatchSettings(_Strict):
+    options: list[str] = ["--no-tree", "--strict", "--terse", "--show-types", "--no-summary"]
+    ignore: list[str] = ["FILE_PATH_CHANGES", "SPDX_LICENSE_TAG", "COMMIT_LOG_LONG_LINE"]
+
+
+class ChecksSettings(_Strict):
+    enabled: list[str] = ["build", "semantic", "kernel-doc", "checkpatch"]
+    checkpatch: CheckpatchSettings = CheckpatchSettings()
+
+
+class MailSettings(_Strict):
+    mode: Literal["outbox", "smtp"] = "outbox"
+    sender: str = "lorebot <lorebot@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "ssl"] = "none"
+    # credentials come from LOREBOT_SMTP_USER / LOREBOT_SMTP_PASSWORD, never from the file
+    cc_lists: bool = True
+    success_summary: bool = False
+    rate_per_hour: int = Field(default=60, ge=0)
+    rate_per_author_per_hour: int = Field(default=10, ge=0)
+    mute: list[str] = []
+    embargo_minutes: int = Field(default=0, ge=0)
+    reported_by: str = "lorebot <lorebot@localhost>"
+
+
+class WebSettings(_Strict):
+    listen: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    token: str = ""
+    base_url: str = "http://127.0.0.1:8080"
+
+
+class ServiceSettings(_Strict):
+    workers: int = Field(default=1, ge=1)
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one lorebot instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOREBOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database: str = ""  # SQLAlchemy URL; empty = SQLite under paths.state
+    paths: PathsSettings = PathsSettings()
+    lists: list[ListSettings] = []
+    trees: list[TreeSettings] = []
+    intake: IntakeSettings = IntakeSettings()
+    base: BaseSelectionSettings = BaseSelectionSettings()
+    apply: ApplySettings = ApplySettings()
+    build: BuildSettings = BuildSettings()
+    checks: ChecksSettings = ChecksSettings()
+    mail: MailSettings = MailSettings()
+    web: WebSettings = WebSettings()
+    service: ServiceSettings = ServiceSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment first: it overrides the file values passed as init kwargs
+        return (env_settings, init_settings)
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.paths.database_file}"
+
+    def tree(self, name: str) -> TreeSettings:
+        for t in self.trees:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def list_(self, name: str) -> ListSettings:
+        for lst in self.lists:
+            if lst.name == name:
+                return lst
+        raise KeyError(name)
+
+
+class SettingsError(Exception):
+    """A configuration file or variable is wrong; the message names the key."""
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown setting '{key}'")
+        else:
+            lines.append(f"bad value for '{key}': {e['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (default: config/default.toml), apply env overrides, validate."""
+    toml_path = path or Path(os.environ.get("LOREBOT_CONFIG", DEFAULT_TOML))
+    try:
+        data = tomllib.loads(toml_path.read_text())
+    except FileNotFoundError as e:
+        raise SettingsError(f"configuration file not found: {toml_path}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"{toml_path}: not valid TOML: {e}") from e
+    data.update(overrides)
+    try:
+        settings = Settings(**data)
+    except ValidationError as e:
+        raise SettingsError(f"{toml_path}: {_describe(e)}") from e
+    _check_references(settings, toml_path)
+    return settings
+
+
+def _check_references(settings: Settings, where: Path) -> None:
+    names = {t.name for t in settings.trees}
+    for lst in settings.lists:
+        for t in lst.trees:
+            if t not in names:
+                raise SettingsError(f"{where}: lists.{lst.name}.trees names unknown tree '{t}'")

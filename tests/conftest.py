@@ -1,0 +1,28 @@
+"""Shared fixtures: settings in a temporary directory, the kernel tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings, load_settings
+from tests import kernel
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings with state and cache under tmp_path and no lists or trees."""
+    return load_settings(
+        None,
+        paths={"state": str(tmp_path / "state"), "cache": str(tmp_path / "cache")},
+        lists=[],
+        trees=[],
+    )
+
+
+@pytest.fixture(scope="session")
+def kernel_git_dir() -> Path:
+    if not kernel.TARBALL.exists():
+        pytest.skip(f"{kernel.TARBALL} missing: apt-get install linux-source-6.12")
+    return kernel.kernel_git_dir()
