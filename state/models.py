@@ -1,0 +1,204 @@
+"""Tables: messages, cursors, series, patches, runs, findings, replies, polls.
+
+The schema is versioned by Alembic (state/migrations); change it only with a
+new migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Message(Base):
+    """One message of a list, recorded once (list, Message-ID)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("list_name", "msgid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_name: Mapped[str] = mapped_column(String(200), index=True)
+    msgid: Mapped[str] = mapped_column(String(998))
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    blob_commit: Mapped[str] = mapped_column(String(64), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(Text, default="")
+    date: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    in_reply_to: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Cursor(Base):
+    """The last inbox commit taken in, per list and epoch."""
+
+    __tablename__ = "cursors"
+
+    list_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    commit: Mapped[str] = mapped_column(String(64), default="")
+    fingerprint: Mapped[str] = mapped_column(String(128), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class SeriesRow(Base):
+    """One revision of a series and where it is in the pipeline."""
+
+    __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("list_name", "msgid"), Index("ix_series_state", "state"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_name: Mapped[str] = mapped_column(String(200))
+    msgid: Mapped[str] = mapped_column(String(998))
+    thread_msgid: Mapped[str] = mapped_column(String(998), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    total: Mapped[int] = mapped_column(Integer, default=1)
+    author: Mapped[str] = mapped_column(Text, default="")
+    author_email: Mapped[str] = mapped_column(String(320), default="", index=True)
+    key: Mapped[str] = mapped_column(String(400), default="", index=True)  # revision family
+    complete: Mapped[bool] = mapped_column(default=False)
+    has_cover: Mapped[bool] = mapped_column(default=False)
+    base_commit: Mapped[str] = mapped_column(String(64), default="")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), nullable=True)
+    superseded_by: Mapped[int | None] = mapped_column(ForeignKey("series.id"), nullable=True)
+    # waiting -> queued -> running -> done | failed; incomplete, skipped, superseded
+    state: Mapped[str] = mapped_column(String(20), default="waiting")
+    step: Mapped[str] = mapped_column(String(40), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    claimed_by: Mapped[str] = mapped_column(String(200), default="")
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    patches: Mapped[list[PatchRow]] = relationship(
+        back_populates="series", order_by="PatchRow.idx", cascade="all, delete-orphan"
+    )
+    runs: Mapped[list[RunRow]] = relationship(
+        back_populates="series", order_by="RunRow.id", cascade="all, delete-orphan"
+    )
+
+
+class PatchRow(Base):
+    __tablename__ = "patches"
+    __table_args__ = (UniqueConstraint("series_id", "idx"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    msgid: Mapped[str] = mapped_column(String(998))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(Text, default="")
+    trailers: Mapped[list[Any]] = mapped_column(default=list)
+
+    series: Mapped[SeriesRow] = relationship(back_populates="patches")
+
+
+class RunRow(Base):
+    """One pass of the pipeline over a series."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20), default="running")  # running, done, failed
+    step: Mapped[str] = mapped_column(String(40), default="")
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    tree: Mapped[str] = mapped_column(String(200), default="")
+    branch: Mapped[str] = mapped_column(String(200), default="")
+    base_sha: Mapped[str] = mapped_column(String(64), default="")
+    apply_ok: Mapped[bool | None] = mapped_column(nullable=True)
+    failed_patch: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    tried: Mapped[list[Any]] = mapped_column(default=list)
+    patch_commits: Mapped[list[Any]] = mapped_column(default=list)
+    timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    checks: Mapped[dict[str, Any]] = mapped_column(default=dict)  # check -> status/notes
+    log_dir: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+
+    series: Mapped[SeriesRow] = relationship(back_populates="runs")
+    findings: Mapped[list[FindingRow]] = relationship(
+        back_populates="run", order_by="FindingRow.id", cascade="all, delete-orphan"
+    )
+
+
+class FindingRow(Base):
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    check: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(80))
+    severity: Mapped[str] = mapped_column(String(20))
+    patch_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    file: Mapped[str] = mapped_column(Text, default="")
+    line: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the whole Finding
+
+    run: Mapped[RunRow] = relationship(back_populates="findings")
+
+
+class ReplyRow(Base):
+    """A reply mail: recorded (pending) before it is sent, marked sent after."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), nullable=True, index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    msgid: Mapped[str] = mapped_column(String(998), unique=True)
+    in_reply_to: Mapped[str] = mapped_column(String(998), default="")
+    to_addrs: Mapped[list[Any]] = mapped_column(default=list)
+    cc_addrs: Mapped[list[Any]] = mapped_column(default=list)
+    author_email: Mapped[str] = mapped_column(String(320), default="", index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[str] = mapped_column(Text, default="")  # the whole message as sent
+    digest: Mapped[str] = mapped_column(String(64), default="", index=True)  # content key
+    # pending -> sent; held (embargo), dropped (superseded, muted, rate-limited)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    not_before: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class PollRow(Base):
+    """One intake pass: for poller health on the status page."""
+
+    __tablename__ = "polls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_name: Mapped[str] = mapped_column(String(200), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    new_messages: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
