@@ -74,7 +74,7 @@ def import_tarball(
                     prefix = _top_dir(member)
                 name = member.name
                 if prefix and name.startswith(prefix):
-                    name = name[len(prefix):]
+                    name = name[len(prefix) :]
                 elif prefix and name + "/" == prefix:
                     continue
                 if not name or name.startswith("/") or ".." in name.split("/"):
@@ -115,6 +115,8 @@ def import_tarball(
         raise RuntimeError(f"git fast-import failed: {err.strip()}")
     sha = subprocess.run(
         ["git", "--git-dir", str(git_dir), "rev-parse", ref],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     return sha, len(files), time.monotonic() - start

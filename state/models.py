@@ -7,7 +7,7 @@ new migration.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -27,7 +27,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Message(Base):
@@ -173,7 +173,9 @@ class ReplyRow(Base):
     __tablename__ = "replies"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), nullable=True, index=True)
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("series.id"), nullable=True, index=True
+    )
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
     msgid: Mapped[str] = mapped_column(String(998), unique=True)
     in_reply_to: Mapped[str] = mapped_column(String(998), default="")

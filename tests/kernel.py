@@ -39,7 +39,8 @@ def kernel_git_dir() -> Path:
     if git_dir.exists():
         probe = subprocess.run(
             ["git", "--git-dir", str(git_dir), "rev-parse", "--verify", "-q", REF],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if probe.returncode == 0:
             return git_dir
@@ -89,7 +90,9 @@ class WrittenPatch:
     edits: list[Edit]
 
 
-def commit_series(wt: Path, patches: list[WrittenPatch], author: str = "Dev Eloper <dev@example.org>") -> list[tuple[str, str]]:
+def commit_series(
+    wt: Path, patches: list[WrittenPatch], author: str = "Dev Eloper <dev@example.org>"
+) -> list[tuple[str, str]]:
     """Commit each patch on top of HEAD; returns [(sha, format-patch mail)]."""
     out = []
     for p in patches:
@@ -97,8 +100,17 @@ def commit_series(wt: Path, patches: list[WrittenPatch], author: str = "Dev Elop
             e(wt)
         git(wt, "add", "-A")
         git(
-            wt, "-c", "user.name=Dev Eloper", "-c", "user.email=dev@example.org",
-            "commit", "-q", "--author", author, "-m", p.subject + "\n\nSigned-off-by: " + author,
+            wt,
+            "-c",
+            "user.name=Dev Eloper",
+            "-c",
+            "user.email=dev@example.org",
+            "commit",
+            "-q",
+            "--author",
+            author,
+            "-m",
+            p.subject + "\n\nSigned-off-by: " + author,
         )
         sha = git(wt, "rev-parse", "HEAD").strip()
         mail = git(wt, "format-patch", "--stdout", "-1", sha)
@@ -124,21 +136,37 @@ def series_context(
         msgid = f"patch-{i}@example.org"
         subject = f"[PATCH {i}/{n}] {p.subject}" if n > 1 else f"[PATCH] {p.subject}"
         mails.append(
-            PatchMail(index=i, msgid=msgid, subject=subject, title=p.subject,
-                      author="Dev Eloper <dev@example.org>", author_email="dev@example.org",
-                      mbox=mail.encode())
+            PatchMail(
+                index=i,
+                msgid=msgid,
+                subject=subject,
+                title=p.subject,
+                author="Dev Eloper <dev@example.org>",
+                author_email="dev@example.org",
+                mbox=mail.encode(),
+            )
         )
         applied.append(AppliedPatch(index=i, msgid=msgid, subject=subject, commit=sha))
         diffs[i] = git(wt, "show", "--format=", sha)
     series = Series(
-        msgid=mails[0].msgid, subject=mails[0].subject, total=n, patches=tuple(mails),
-        author="Dev Eloper <dev@example.org>", author_email="dev@example.org",
+        msgid=mails[0].msgid,
+        subject=mails[0].subject,
+        total=n,
+        patches=tuple(mails),
+        author="Dev Eloper <dev@example.org>",
+        author_email="dev@example.org",
     )
-    result = ApplyResult(ok=True, tree="linux", branch="master", base=base,
-                         worktree=str(wt), patches=tuple(applied))
+    result = ApplyResult(
+        ok=True, tree="linux", branch="master", base=base, worktree=str(wt), patches=tuple(applied)
+    )
     log_dir = tmp / "logs"
     return CheckContext(
-        series=series, applied=result, worktree=wt, settings=settings,
-        runner=Runner(log_dir), cache_dir=cache_dir or (test_cache() / "build"),
-        log_dir=log_dir, patch_diffs=diffs,
+        series=series,
+        applied=result,
+        worktree=wt,
+        settings=settings,
+        runner=Runner(log_dir),
+        cache_dir=cache_dir or (test_cache() / "build"),
+        log_dir=log_dir,
+        patch_diffs=diffs,
     )

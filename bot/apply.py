@@ -1,0 +1,258 @@
+"""Base selection and applying a series in a worktree slot, one commit per patch.
+
+Failure is a result: an ApplyResult that names the patch, file and hunk, the
+bases tried and git's own words; it never raises for a patch that does not
+apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.models import AppliedPatch, ApplyResult, BaseAttempt, PatchMail, Series
+from bot.patchsafety import diff_of_mail, parse_am_failure, unsafe_reason
+from bot.trees import Repo, Slot, tree_ref
+from config.settings import ListSettings, Settings
+
+log = logging.getLogger("lorebot.apply")
+
+# (series, repo) -> (tree, branch, sha) or None: b4's blob-based guess
+BaseGuess = Callable[[Series, Repo], "tuple[str, str, str] | None"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    how: str
+    tree: str
+    branch: str
+    sha: str
+
+
+def tag_target(
+    tag_map: dict[str, str], tags: tuple[str, ...], default_tree: str
+) -> list[tuple[str, str]]:
+    """(tree, branch) for each subject tag the map knows, in the order of the tags."""
+    out = []
+    lowered = {k.lower(): v for k, v in tag_map.items()}
+    for tag in tags:
+        target = lowered.get(tag.lower())
+        if not target:
+            continue
+        tree, _, branch = target.partition("/")
+        out.append((tree, branch) if branch else (default_tree, tree))
+    return out
+
+
+def base_candidates(
+    series: Series, lst: ListSettings | None, settings: Settings, repo: Repo
+) -> tuple[list[Candidate], list[BaseAttempt]]:
+    """Bases to try in order, and the attempts that failed before applying anything."""
+    cands: list[Candidate] = []
+    failed: list[BaseAttempt] = []
+    list_trees = list(lst.trees) if lst else [t.name for t in settings.trees]
+    default_tree = list_trees[0] if list_trees else ""
+    if series.base_commit:
+        sha = repo.resolve(series.base_commit)
+        if sha:
+            where = repo.trees_containing(sha)
+            tree, branch = where[0] if where else (default_tree, "")
+            cands.append(Candidate("base-commit", tree, branch, sha))
+        else:
+            failed.append(
+                BaseAttempt(
+                    how="base-commit",
+                    tree="",
+                    sha=series.base_commit,
+                    reason=f"base-commit {series.base_commit[:12]} is in no configured tree",
+                )
+            )
+    for tree, branch in tag_target(settings.base.subject_tags, series.subject_tags, default_tree):
+        sha = repo.branch_sha(tree, branch)
+        if sha:
+            cands.append(Candidate("subject-tag", tree, branch, sha))
+        else:
+            failed.append(
+                BaseAttempt(
+                    how="subject-tag",
+                    tree=tree,
+                    branch=branch,
+                    reason=f"{tree_ref(tree, branch)} not synced",
+                )
+            )
+    for tree in list_trees:
+        try:
+            branches = settings.tree(tree).branches
+        except KeyError:
+            branches = []
+        for branch in branches or repo.branches(tree):
+            sha = repo.branch_sha(tree, branch)
+            if sha:
+                cands.append(Candidate("branch", tree, branch, sha))
+            else:
+                failed.append(
+                    BaseAttempt(
+                        how="branch",
+                        tree=tree,
+                        branch=branch,
+                        reason="branch not synced (run `lorebot tree sync`)",
+                    )
+                )
+    seen: set[str] = set()
+    unique = []
+    for c in cands:
+        if c.sha not in seen:
+            seen.add(c.sha)
+            unique.append(c)
+    return unique, failed
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    commits: list[str | None]
+    failed_index: int | None  # 0-based into the patch list
+    message: str
+    file: str
+    hunk: str
+
+
+def _apply_all(slot: Slot, patches: list[PatchMail], timeout: float) -> _Outcome:
+    commits: list[str | None] = [None] * len(patches)
+    with tempfile.TemporaryDirectory(prefix="lorebot-am-") as tmp:
+        for i, p in enumerate(patches):
+            mbox = Path(tmp) / f"{i + 1:04d}.eml"
+            mbox.write_bytes(p.mbox)
+            ok, out = slot.run_git(
+                "am", "-3", "--no-gpg-sign", str(mbox), timeout=timeout, name=f"am-{i + 1}"
+            )
+            if not ok:
+                fail = parse_am_failure(out, diff_of_mail(p.mbox))
+                slot.run_git("am", "--abort", name="am-abort")
+                where = f" at {fail.file}" + (f":{fail.line}" if fail.line else "")
+                msg = (
+                    f"patch {p.index} ({p.subject}, <{p.msgid}>) does not apply"
+                    f"{where if fail.file else ''}"
+                )
+                return _Outcome(commits, i, msg + "\n" + fail.words, fail.file, fail.hunk)
+            commits[i] = slot.head()
+    return _Outcome(commits, None, "", "", "")
+
+
+def apply_series(
+    settings: Settings,
+    repo: Repo,
+    slot: Slot,
+    series: Series,
+    lst: ListSettings | None,
+    parent: Series | None = None,
+    guess: BaseGuess | None = None,
+) -> ApplyResult:
+    """Pick the base and apply the series (after its parent's patches for a follow-up)."""
+    own = list(series.patches)
+    inherited = list(parent.patches) if parent else []
+    patches = [*inherited, *own]
+    numbered = [p.model_copy(update={"index": i}) for i, p in enumerate(patches, start=1)]
+
+    def listing(commits: list[str | None]) -> tuple[AppliedPatch, ...]:
+        return tuple(
+            AppliedPatch(
+                index=p.index,
+                msgid=p.msgid,
+                subject=p.subject,
+                commit=c,
+                parent_patch=i < len(inherited),
+            )
+            for i, (p, c) in enumerate(zip(numbered, commits, strict=True))
+        )
+
+    none: list[str | None] = [None] * len(numbered)
+    for p in numbered:
+        diff = diff_of_mail(p.mbox)
+        reason = (
+            "no diff found in the patch mail"
+            if not diff.strip()
+            else unsafe_reason(diff, settings.apply.max_diff_bytes)
+        )
+        if reason:
+            return ApplyResult(
+                ok=False,
+                patches=listing(none),
+                failed_patch=p.index,
+                message=f"patch {p.index} ({p.subject}, <{p.msgid}>) refused: {reason}",
+            )
+    base_from = parent or series
+    cands, tried = base_candidates(base_from, lst, settings, repo)
+    best: tuple[Candidate, _Outcome] | None = None
+    guessed = False
+    while True:
+        for cand in cands:
+            slot.reset(cand.sha)
+            outcome = _apply_all(slot, numbered, settings.apply.timeout)
+            if outcome.failed_index is None:
+                tried.append(
+                    BaseAttempt(
+                        how=cand.how,
+                        tree=cand.tree,
+                        branch=cand.branch,
+                        sha=cand.sha,
+                        ok=True,
+                        reason="applied",
+                    )
+                )
+                return ApplyResult(
+                    ok=True,
+                    tree=cand.tree,
+                    branch=cand.branch,
+                    base=cand.sha,
+                    worktree=str(slot.path),
+                    patches=listing(outcome.commits),
+                    tried=tuple(tried),
+                    message="",
+                )
+            tried.append(
+                BaseAttempt(
+                    how=cand.how,
+                    tree=cand.tree,
+                    branch=cand.branch,
+                    sha=cand.sha,
+                    reason=outcome.message.splitlines()[0],
+                )
+            )
+            if best is None or outcome.failed_index > (best[1].failed_index or 0):
+                best = (cand, outcome)
+        if guessed or guess is None or not settings.base.b4_guess:
+            break
+        guessed = True
+        g = guess(base_from, repo)
+        if g is None:
+            tried.append(BaseAttempt(how="b4-guess", tree="", reason="no matching blobs found"))
+            break
+        cands = [Candidate("b4-guess", *g)]
+    if best is None:
+        return ApplyResult(
+            ok=False,
+            patches=listing(none),
+            tried=tuple(tried),
+            message="no base to apply on: "
+            + "; ".join(f"{a.how} {a.tree}/{a.branch}: {a.reason}" for a in tried)
+            if tried
+            else "no base to apply on: no tree configured for this list",
+        )
+    cand, outcome = best
+    failed = numbered[outcome.failed_index or 0]
+    return ApplyResult(
+        ok=False,
+        tree=cand.tree,
+        branch=cand.branch,
+        base=cand.sha,
+        worktree=str(slot.path),
+        patches=listing(outcome.commits),
+        failed_patch=failed.index,
+        tried=tuple(tried),
+        message=outcome.message,
+        failed_file=outcome.file,
+        failed_hunk=outcome.hunk,
+    )
