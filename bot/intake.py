@@ -1,0 +1,326 @@
+"""One intake pass: new inbox messages are recorded once, patch mail becomes series rows.
+
+Order matters for crash safety: messages are committed, then the cursor moves,
+then series are assembled from the recorded patch mail that has no series yet
+(so a crash between the steps only repeats work, never loses it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import parseaddr
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot import lore
+from bot.b4adapter import ThreadFetchError, ThreadNotFound
+from bot.mailparse import classify, parse_message
+from bot.models import Series
+from bot.runner import CommandError, Runner
+from bot.series import SeriesError, load_series, series_key
+from config.settings import ListSettings, Settings
+from state.db import Database
+from state.models import Message, PatchRow, PollRow, SeriesRow, utcnow
+
+log = logging.getLogger("lorebot.intake")
+SERIES_KINDS = ("patch", "cover", "followup")
+OPEN_STATES = ("waiting", "incomplete", "queued")  # not started: may change or be superseded
+NOT_FOUND_GRACE = 1800  # seconds a recorded message may be missing from the server's index
+
+
+@dataclass(frozen=True)
+class ListPoll:
+    """What one pass found on one list."""
+
+    list_name: str
+    new_messages: int = 0
+    kinds: Mapping[str, int] = field(default_factory=dict)  # kind -> new messages
+    series: Mapping[str, int] = field(default_factory=dict)  # state -> series moved there
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PollReport:
+    lists: tuple[ListPoll, ...]
+
+    @property
+    def new_messages(self) -> int:
+        return sum(p.new_messages for p in self.lists)
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return tuple(p.error for p in self.lists if p.error)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"new_messages": self.new_messages, "lists": [
+            {"list": p.list_name, "new_messages": p.new_messages, "kinds": dict(p.kinds),
+             "series": dict(p.series), "error": p.error, "seconds": round(p.seconds, 3)}
+            for p in self.lists]}
+
+
+def poll_once(settings: Settings, db: Database, runner: Runner | None = None) -> PollReport:
+    """Take in every list's new messages and update the series they touch."""
+    runner = runner or Runner()
+    polls = []
+    for lst in settings.lists:
+        try:
+            polls.append(poll_list(settings, db, lst, runner))
+        except Exception as e:  # one list's trouble must not stop the others
+            log.exception("poll of %s failed", lst.name)
+            error = f"internal error: {type(e).__name__}: {e}"
+            with db.session() as s:
+                s.add(PollRow(list_name=lst.name, error=error))
+            polls.append(ListPoll(lst.name, error=error))
+    return PollReport(tuple(polls))
+
+
+def poll_list(settings: Settings, db: Database, lst: ListSettings, runner: Runner) -> ListPoll:
+    """One list: fetch epochs, record messages, move cursors, assemble series, log a PollRow."""
+    started, t0 = utcnow(), time.monotonic()
+    kinds: Counter[str] = Counter()
+    error = ""
+    try:
+        for batch in lore.new_mail(settings, db, lst, runner):
+            kinds.update(record_messages(settings, db, lst, batch.mails))
+            lore.set_cursor(db, lst.name, batch.epoch.number, batch.last,
+                            batch.epoch.fingerprint if batch.final else None)
+    except (lore.InboxError, CommandError) as e:
+        error = str(e)
+        log.error("poll of %s failed (the next poll catches up): %s", lst.name, error)
+    states: Counter[str] = Counter()
+    try:
+        states.update(assemble_pending(settings, db, lst))
+    except ThreadFetchError as e:
+        error = error or str(e)
+        log.error("series of %s not assembled (retried next poll): %s", lst.name, e)
+    states.update(expire_waiting(settings, db, lst))
+    seconds = time.monotonic() - t0
+    new = sum(kinds.values())
+    with db.session() as s:
+        s.add(PollRow(list_name=lst.name, started_at=started, seconds=seconds,
+                      new_messages=new, error=error))
+    return ListPoll(lst.name, new, dict(kinds), dict(states), error, seconds)
+
+
+def record_messages(settings: Settings, db: Database, lst: ListSettings,
+                    mails: Iterable[lore.InboxMail]) -> Counter[str]:
+    """Record the mails not seen before (by Message-ID) in one transaction; count kinds."""
+    rows: dict[str, Message] = {}
+    # the bot's own mail is recognised by X-Lorebot, and by its sender address
+    bots = [*settings.intake.bot_senders, parseaddr(settings.mail.sender)[1]]
+    for mail in mails:
+        try:
+            parsed = parse_message(mail.raw, settings.intake.max_message_bytes)
+            kind = classify(parsed, bots)
+        except Exception as e:  # a parser bug must not stop the poller
+            log.exception("cannot parse message %s of %s", mail.commit, lst.name)
+            rows.setdefault(f"unparsed-{mail.blob}", Message(
+                list_name=lst.name, msgid=f"unparsed-{mail.blob}", epoch=mail.epoch,
+                blob_commit=mail.commit, kind="malformed", reason=f"parser error: {e}"))
+            continue
+        # no Message-ID: key it by blob so a re-read after a rewrite stays one row
+        msgid = parsed.msgid or f"no-message-id-{mail.blob}"
+        if msgid in rows:
+            continue
+        rows[msgid] = Message(
+            list_name=lst.name, msgid=msgid[:998], epoch=mail.epoch, blob_commit=mail.commit,
+            subject=parsed.subject, author=parsed.author, date=parsed.date,
+            in_reply_to=parsed.in_reply_to, kind=kind.kind,
+            # for series mail, `reason` is kept for why no series could be made
+            reason="" if kind.kind in SERIES_KINDS else kind.reason,
+        )
+    counts: Counter[str] = Counter()
+    if not rows:
+        return counts
+    with db.session() as s:
+        seen = _existing(s, lst.name, list(rows))
+        for msgid, row in rows.items():
+            if msgid not in seen:
+                s.add(row)
+                counts[row.kind] += 1
+                if row.kind == "malformed":
+                    log.warning("%s: malformed message <%s>: %s", lst.name, msgid, row.reason)
+    return counts
+
+
+def _existing(s: Session, list_name: str, msgids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(msgids), 500):
+        chunk = msgids[i:i + 500]
+        found.update(s.scalars(select(Message.msgid).where(
+            Message.list_name == list_name, Message.msgid.in_(chunk))))
+    return found
+
+
+def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Counter[str]:
+    """Assemble the series of every recorded patch/cover/follow-up not yet in one.
+
+    A mail no series can be made of gets a reason and is not retried; a
+    thread that cannot be fetched stops the pass (retried next poll).
+    """
+    with db.session() as s:
+        pending = s.scalars(select(Message).where(
+            Message.list_name == lst.name, Message.kind.in_(SERIES_KINDS),
+            Message.series_id.is_(None), Message.reason == "").order_by(Message.id)).all()
+    states: Counter[str] = Counter()
+    done: set[str] = set()
+    for msg in pending:
+        if msg.msgid in done:
+            continue
+        try:
+            series = load_series(settings, lst, msgid=msg.msgid)
+        except SeriesError as e:
+            _set_reason(db, msg.id, f"no series: {e}")
+            continue
+        except ThreadNotFound as e:
+            # the inbox's git can be ahead of its index: retry for a while
+            if utcnow() - msg.recorded_at > timedelta(seconds=NOT_FOUND_GRACE):
+                _set_reason(db, msg.id, f"not found on the server: {e}")
+            continue
+        except ThreadFetchError:
+            raise
+        except Exception as e:  # b4 trips on odd threads; record and go on
+            log.exception("%s: assembling the series of <%s> failed", lst.name, msg.msgid)
+            _set_reason(db, msg.id, f"series assembly failed: {type(e).__name__}: {e}")
+            continue
+        if series.parent:
+            _ensure_parent(settings, db, lst, series)
+        covered = {series.msgid, *(p.msgid for p in series.patches)}
+        if series.cover:
+            covered.add(series.cover)
+        with db.session() as s:
+            row, moved = upsert_series(s, lst, series)
+            s.flush()
+            s.execute(update(Message).where(
+                Message.list_name == lst.name, Message.series_id.is_(None),
+                Message.msgid.in_(covered) | (Message.in_reply_to.in_(covered)
+                                              & Message.kind.not_in(SERIES_KINDS)),
+            ).values(series_id=row.id))
+            # e.g. a cover taken in before its patches: no longer without a series
+            s.execute(update(Message).where(
+                Message.series_id == row.id, Message.kind.in_(SERIES_KINDS),
+            ).values(reason=""))
+        if moved:
+            states[moved] += 1
+        if msg.msgid not in covered:
+            _set_reason(db, msg.id, f"b4 placed it in no series (thread of <{series.msgid}>)")
+        done |= covered
+    return states
+
+
+def _ensure_parent(settings: Settings, db: Database, lst: ListSettings, series: Series) -> None:
+    """A follow-up's parent gets a row, so workers find it (skipped when older than intake)."""
+    assert series.parent
+    with db.session() as s:
+        if s.scalars(select(SeriesRow.id).where(SeriesRow.list_name == lst.name,
+                                                SeriesRow.msgid == series.parent)).first():
+            return
+    try:
+        parent = load_series(settings, lst, series.parent)
+    except (SeriesError, ThreadNotFound) as e:
+        log.warning("%s: parent <%s> of follow-up <%s> not loaded: %s", lst.name,
+                    series.parent, series.msgid, e)
+        return
+    with db.session() as s:
+        taken_in = s.scalars(select(Message.id).where(
+            Message.list_name == lst.name, Message.msgid == series.parent)).first()
+        row, _ = upsert_series(s, lst, parent)
+        if row.state in OPEN_STATES and not taken_in:
+            row.state = "skipped"
+            row.reason = f"older than intake; taken in as the base of follow-up <{series.msgid}>"
+
+
+def _set_reason(db: Database, message_id: int, reason: str) -> None:
+    with db.session() as s:
+        s.execute(update(Message).where(Message.id == message_id).values(reason=reason))
+
+
+def upsert_series(s: Session, lst: ListSettings, series: Series) -> tuple[SeriesRow, str]:
+    """Create or refresh the row of one revision; returns (row, new state or "")."""
+    row = s.scalars(select(SeriesRow).where(SeriesRow.list_name == lst.name,
+                                            SeriesRow.msgid == series.msgid)).first()
+    before = row.state if row else ""
+    if row is None:
+        row = SeriesRow(list_name=lst.name, msgid=series.msgid, state="waiting",
+                        first_seen=utcnow())
+        s.add(row)
+    if row.state in OPEN_STATES or not before:
+        row.thread_msgid = (series.patches[0].references[0] if series.patches
+                            and series.patches[0].references else series.msgid)
+        row.subject = series.subject
+        row.version = series.version
+        row.total = series.total
+        row.author = series.author
+        row.author_email = series.author_email
+        row.key = series_key(series)
+        row.complete = series.complete
+        row.has_cover = series.cover is not None
+        row.base_commit = series.base_commit or ""
+        row.last_message_at = utcnow()
+        if series.parent:
+            row.parent_id = s.scalars(select(SeriesRow.id).where(
+                SeriesRow.list_name == lst.name, SeriesRow.msgid == series.parent)).first()
+        _sync_patches(s, row, series)
+        if row.state in ("waiting", "incomplete") and series.complete:
+            row.state, row.reason = "queued", ""
+    s.flush()
+    _supersede(s, lst, row)
+    return row, (row.state if row.state != before else "")
+
+
+def _sync_patches(s: Session, row: SeriesRow, series: Series) -> None:
+    by_idx = {p.idx: p for p in row.patches}
+    for p in series.patches:
+        prow = by_idx.pop(p.index, None)
+        if prow is None:
+            prow = PatchRow(idx=p.index, msgid=p.msgid)
+            row.patches.append(prow)
+        prow.msgid, prow.subject, prow.author = p.msgid, p.subject, p.author
+        prow.trailers = list(p.trailers)
+    for stale in by_idx.values():
+        row.patches.remove(stale)
+
+
+def _supersede(s: Session, lst: ListSettings, row: SeriesRow) -> None:
+    """Within a revision family (same key), the highest version (then the latest) wins."""
+    if not row.key or row.key.startswith("followup:"):
+        return
+    family = list(s.scalars(select(SeriesRow).where(SeriesRow.list_name == lst.name,
+                                                    SeriesRow.key == row.key)))
+    newest = max(family, key=lambda r: (r.version, r.id))
+    for old in family:
+        if old.id == newest.id:
+            continue
+        if old.superseded_by != newest.id:
+            old.superseded_by = newest.id
+        if old.state in OPEN_STATES:
+            old.state = "superseded"
+            old.reason = f"superseded by v{newest.version} <{newest.msgid}>"
+    if newest.state == "superseded":  # it was older until now
+        newest.state = "queued" if newest.complete else "waiting"
+        newest.superseded_by, newest.reason = None, ""
+
+
+def expire_waiting(settings: Settings, db: Database, lst: ListSettings) -> Counter[str]:
+    """Waiting series older than incomplete_timeout become incomplete, naming what is missing."""
+    limit = utcnow() - timedelta(seconds=settings.intake.incomplete_timeout)
+    states: Counter[str] = Counter()
+    with db.session() as s:
+        for row in s.scalars(select(SeriesRow).where(
+                SeriesRow.list_name == lst.name, SeriesRow.state == "waiting",
+                SeriesRow.first_seen <= limit)):
+            have = {p.idx for p in row.patches}
+            missing = [i for i in range(1, row.total + 1) if i not in have]
+            names = ", ".join(f"{i}/{row.total}" for i in missing) or "none"
+            row.state = "incomplete"
+            row.reason = (f"patches {names} missing after "
+                          f"{settings.intake.incomplete_timeout} s")
+            states["incomplete"] += 1
+    return states

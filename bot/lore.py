@@ -1,0 +1,278 @@
+"""Follow a list's public-inbox git epochs: bare mirrors, new commits, raw messages.
+
+Each epoch (`<url>/git/N.git` on lore, `<url>/N` on a local public-inbox) is a
+git repository with one commit per message, blob `m` holding the raw mail. We
+keep a bare mirror per epoch, fetch with forced refs (purges rewrite
+history), and walk `cursor..master`. The cursor per (list, epoch) lives in the
+Cursor table and is only moved after the messages it covers are committed, so
+a crash re-reads some messages and the Message-ID dedupe drops them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import select
+
+from bot.runner import Runner
+from config.settings import ListSettings, Settings
+from state.db import Database
+from state.models import Cursor
+
+log = logging.getLogger("lorebot.lore")
+_EPOCH_KEY_RE = re.compile(r"/(?:git/)?(\d+)(?:\.git)?$")
+BATCH = 1000  # messages read, recorded and committed together
+
+
+class InboxError(Exception):
+    """The list's public-inbox could not be reached or read; the next poll retries."""
+
+
+@dataclass(frozen=True)
+class Epoch:
+    number: int
+    urls: tuple[str, ...]  # candidate clone URLs, best first
+    fingerprint: str = ""  # from manifest.js.gz; "" when unknown
+
+
+@dataclass(frozen=True)
+class InboxMail:
+    """One message as stored in an epoch."""
+
+    epoch: int
+    commit: str
+    blob: str
+    raw: bytes
+
+
+def mirror_dir(settings: Settings, lst: ListSettings, epoch: int) -> Path:
+    """The bare mirror of one epoch: <cache>/inboxes/<list>/<N>.git."""
+    return settings.paths.cache / "inboxes" / lst.name / f"{epoch}.git"
+
+
+def _candidates(lst: ListSettings, n: int, key: str = "") -> tuple[str, ...]:
+    base = lst.url.rstrip("/")
+    urls = []
+    if key:
+        parts = urlsplit(base)
+        urls.append(f"{parts.scheme}://{parts.netloc}{key}")
+    urls += [f"{base}/git/{n}.git", f"{base}/{n}"]
+    return tuple(dict.fromkeys(urls))
+
+
+def parse_manifest(data: bytes, lst: ListSettings) -> list[Epoch]:
+    """Epochs named in a manifest.js.gz (gzip JSON keyed by '/name/git/N.git')."""
+    try:
+        manifest = json.loads(gzip.decompress(data))
+    except (OSError, ValueError) as e:
+        raise InboxError(f"{lst.name}: manifest.js.gz is not gzip JSON: {e}") from e
+    name = urlsplit(lst.url).path.rstrip("/")
+    epochs: dict[int, Epoch] = {}
+    for key, info in manifest.items():
+        m = _EPOCH_KEY_RE.search(key)
+        # one manifest may describe several inboxes: keep this list's epochs
+        if not m or (name and not key.startswith(name + "/")):
+            continue
+        n = int(m.group(1))
+        fp = str(info.get("fingerprint") or "") if isinstance(info, dict) else ""
+        epochs[n] = Epoch(n, _candidates(lst, n, key), fp)
+    return [epochs[n] for n in sorted(epochs)]
+
+
+def discover_epochs(settings: Settings, lst: ListSettings, runner: Runner) -> list[Epoch]:
+    """The list's epochs, from manifest.js.gz, else by probing 0, 1, ... with ls-remote."""
+    url = f"{lst.url.rstrip('/')}/manifest.js.gz"
+    try:
+        resp = requests.get(url, timeout=settings.intake.http_timeout)
+    except requests.RequestException as e:
+        raise InboxError(f"{lst.name}: {lst.url} is unreachable: {e}") from e
+    if resp.status_code == 200:
+        # an inbox with no mail yet has an empty manifest
+        return parse_manifest(resp.content, lst)
+    if resp.status_code >= 500:
+        raise InboxError(f"{lst.name}: {url} answered HTTP {resp.status_code}")
+    found: list[Epoch] = []
+    for n in range(10_000):
+        epoch = Epoch(n, _candidates(lst, n))
+        if not any(_ls_remote(runner, u, settings) for u in epoch.urls):
+            break
+        found.append(epoch)
+    if not found:
+        raise InboxError(f"{lst.name}: no epochs found at {lst.url} (no manifest.js.gz, "
+                         "no git/0.git, no /0)")
+    return found
+
+
+def _ls_remote(runner: Runner, url: str, settings: Settings) -> bool:
+    r = runner.run(["git", "ls-remote", "--heads", url], timeout=settings.intake.http_timeout,
+                   name="ls-remote")
+    return r.ok and "refs/heads/" in r.stdout
+
+
+def fetch_epoch(settings: Settings, lst: ListSettings, epoch: Epoch, runner: Runner) -> Path:
+    """Create or update the bare mirror of one epoch; refs are forced (history may change)."""
+    gitdir = mirror_dir(settings, lst, epoch.number)
+    if not (gitdir / "HEAD").exists():
+        gitdir.parent.mkdir(parents=True, exist_ok=True)
+        runner.run(["git", "init", "-q", "--bare", gitdir], check=True, name="init-mirror")
+    known = runner.run(["git", "--git-dir", gitdir, "config", "lorebot.url"]).stdout.strip()
+    urls = [known] if known else []
+    urls += [u for u in epoch.urls if u != known]
+    errors = []
+    for url in urls:
+        r = runner.run(
+            ["git", "--git-dir", gitdir, "fetch", "--quiet", "--no-tags", "--prune", "--force",
+             url, "+refs/heads/*:refs/heads/*"],
+            timeout=max(3600.0, settings.intake.http_timeout), name="fetch-epoch",
+        )
+        if r.ok:
+            if url != known:
+                runner.run(["git", "--git-dir", gitdir, "config", "lorebot.url", url], check=True)
+            return gitdir
+        errors.append(f"{url}: {r.stderr.strip()[-300:]}")
+    raise InboxError(f"{lst.name}: cannot fetch epoch {epoch.number}: " + "; ".join(errors))
+
+
+def tip(runner: Runner, gitdir: Path) -> str:
+    """The epoch's master commit, "" when it has none."""
+    r = runner.run(["git", "--git-dir", gitdir, "rev-parse", "-q", "--verify", "refs/heads/master"])
+    return r.stdout.strip() if r.ok else ""
+
+
+def new_commits(runner: Runner, gitdir: Path, cursor: str, head: str) -> list[str]:
+    """Commits after `cursor` up to `head`, oldest first.
+
+    After a rewrite the cursor is no longer an ancestor: walk from the fork
+    point (the merge base), or everything when there is none; the Message-ID
+    dedupe drops what was already taken in.
+    """
+    git = ["git", "--git-dir", str(gitdir)]
+    start = cursor
+    if cursor:
+        anc = runner.run([*git, "merge-base", "--is-ancestor", cursor, head])
+        if not anc.ok:
+            base = runner.run([*git, "merge-base", cursor, head])
+            start = base.stdout.strip() if base.ok else ""
+            log.warning("%s: history rewritten (cursor %s not in master); re-walking from %s",
+                        gitdir, cursor[:12], start[:12] or "the start")
+    span = f"{start}..{head}" if start else head
+    r = runner.run([*git, "rev-list", "--reverse", span], check=True, timeout=3600,
+                   name="rev-list")
+    return r.stdout.split()
+
+
+def read_blobs(runner: Runner, gitdir: Path, commits: list[str], epoch: int
+               ) -> list[InboxMail]:
+    """The raw `m` blob of each commit, read in one `git cat-file --batch`."""
+    if not commits:
+        return []
+    request = "".join(f"{c}:m\n" for c in commits)
+    with tempfile.TemporaryDirectory(prefix="lorebot-cat-") as tmp:
+        out = Path(tmp) / "blobs"
+        # via sh: the runner decodes stdout as text, and mail is bytes
+        runner.run(["sh", "-c", 'exec git --git-dir "$1" cat-file --batch > "$2"', "sh",
+                    gitdir, out], input=request, check=True, timeout=3600, name="cat-file")
+        data = out.read_bytes()
+    mails: list[InboxMail] = []
+    pos = 0
+    for commit in commits:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].decode().split()
+        pos = end + 1
+        if len(header) < 3 or header[1] != "blob":
+            log.warning("%s: commit %s has no message blob (%s)", gitdir, commit, header)
+            continue
+        size = int(header[2])
+        mails.append(InboxMail(epoch, commit, header[0], data[pos:pos + size]))
+        pos += size + 1
+    return mails
+
+
+def get_cursor(db: Database, list_name: str, epoch: int) -> Cursor | None:
+    """The cursor of one (list, epoch), if any."""
+    with db.session() as s:
+        return s.get(Cursor, (list_name, epoch))
+
+
+def set_cursor(db: Database, list_name: str, epoch: int, commit: str,
+               fingerprint: str | None = None) -> None:
+    """Move the cursor; call only after the messages up to `commit` are committed."""
+    with db.session() as s:
+        row = s.get(Cursor, (list_name, epoch))
+        if row is None:
+            row = Cursor(list_name=list_name, epoch=epoch, commit=commit)
+            s.add(row)
+        row.commit = commit
+        if fingerprint is not None:
+            row.fingerprint = fingerprint
+
+
+def cursors(db: Database, list_name: str) -> dict[int, Cursor]:
+    """All cursors of a list, by epoch."""
+    with db.session() as s:
+        rows = s.scalars(select(Cursor).where(Cursor.list_name == list_name)).all()
+        return {r.epoch: r for r in rows}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """New messages of one epoch; `last` is the commit the cursor may move to."""
+
+    epoch: Epoch
+    mails: list[InboxMail]
+    last: str
+    final: bool  # the epoch's tip is reached
+
+
+def new_mail(settings: Settings, db: Database, lst: ListSettings, runner: Runner
+             ) -> Iterator[Batch]:
+    """Fetch every epoch that changed and yield its new messages in batches, in order.
+
+    The caller records each batch, commits, then calls `set_cursor(...)`.
+    """
+    epochs = discover_epochs(settings, lst, runner)
+    known = cursors(db, lst.name)
+    for epoch in epochs:
+        cur = known.get(epoch.number)
+        gitdir = mirror_dir(settings, lst, epoch.number)
+        unchanged = (cur is not None and epoch.fingerprint and cur.fingerprint == epoch.fingerprint
+                     and (gitdir / "HEAD").exists())
+        if unchanged:
+            continue
+        fetch_epoch(settings, lst, epoch, runner)
+        head = tip(runner, gitdir)
+        if not head:
+            continue
+        commits = new_commits(runner, gitdir, cur.commit if cur else "", head)
+        if not commits:
+            yield Batch(epoch, [], head, True)
+            continue
+        for i in range(0, len(commits), BATCH):
+            chunk = commits[i:i + BATCH]
+            yield Batch(epoch, read_blobs(runner, gitdir, chunk, epoch.number), chunk[-1],
+                        i + BATCH >= len(commits))
+
+
+def skip_history(settings: Settings, db: Database, lst: ListSettings, runner: Runner) -> int:
+    """Start a list with no cursor at its inbox's current end; returns the epochs marked.
+
+    For a first start on a big list, where taking in years of history is not wanted.
+    """
+    if cursors(db, lst.name):
+        return 0
+    epochs = discover_epochs(settings, lst, runner)
+    for epoch in epochs:
+        gitdir = fetch_epoch(settings, lst, epoch, runner)
+        head = tip(runner, gitdir)
+        if head:
+            set_cursor(db, lst.name, epoch.number, head, epoch.fingerprint)
+    return len(epochs)

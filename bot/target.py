@@ -1,0 +1,58 @@
+"""What the user named on the command line: a Message-ID or a lore URL → (list, msgid)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote, urlparse
+
+from config.settings import ListSettings, Settings
+
+
+class TargetError(ValueError):
+    """The argument names no configured list or is not a Message-ID."""
+
+
+def parse_lore_url(url: str) -> tuple[str, str]:
+    """'https://lore.kernel.org/linux-mm/<msgid>/…' → (list URL, msgid)."""
+    u = urlparse(url)
+    parts = [unquote(p) for p in u.path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "r":
+        # lore's /r/<msgid> redirects to the message in /all/
+        parts[0] = "all"
+    for i, part in enumerate(parts):
+        if "@" in part and i > 0:
+            base = f"{u.scheme}://{u.netloc}/" + "/".join(parts[:i])
+            return base, part
+    raise TargetError(f"no Message-ID in URL: {url}")
+
+
+def resolve(settings: Settings, arg: str, list_name: str | None = None) -> tuple[ListSettings, str]:
+    """The configured list and the bare Message-ID for `arg`."""
+    if list_name:
+        try:
+            lst = settings.list_(list_name)
+        except KeyError:
+            raise TargetError(f"no list named '{list_name}' in the settings") from None
+    else:
+        lst = None
+    if re.match(r"^https?://", arg):
+        base, msgid = parse_lore_url(arg)
+        if lst is None:
+            for cand in settings.lists:
+                if cand.url.rstrip("/") == base.rstrip("/"):
+                    lst = cand
+                    break
+        if lst is None:
+            # an unconfigured list: use it read-only with the first list's trees
+            trees = settings.lists[0].trees if settings.lists else []
+            name = base.rstrip("/").rsplit("/", 1)[-1] or "lore"
+            lst = ListSettings(name=re.sub(r"[^A-Za-z0-9._-]", "_", name), url=base, trees=trees)
+        return lst, msgid
+    msgid = arg.strip().removeprefix("id:").strip("<>")
+    if "@" not in msgid:
+        raise TargetError(f"not a Message-ID or lore URL: {arg}")
+    if lst is None:
+        if not settings.lists:
+            raise TargetError("no [[lists]] configured; pass a lore URL")
+        lst = settings.lists[0]
+    return lst, msgid
