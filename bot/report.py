@@ -1,0 +1,342 @@
+"""Render the replies to a checked series: who gets what, threaded where (pure).
+
+`render_replies` turns the apply result and the findings into `ReplyDraft`s:
+one reply per patch that introduces findings, to that patch's message, and at
+most one summary to the cover letter (or the first patch) when the findings
+span patches, some belong to the series as a whole, or the series does not
+apply. Nothing here sends mail or touches the database (see bot/mail).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from email.header import decode_header, make_header
+from email.headerregistry import Address
+from email.utils import getaddresses, parseaddr
+from importlib import metadata
+
+from pydantic import BaseModel, ConfigDict
+
+from bot import report_text as rt
+from bot.models import ApplyResult, PatchMail, Series
+from checks.base import Finding
+from config.settings import Settings
+
+_REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
+_VIA = re.compile(r"^(?P<name>.*?\S)\s+via\s+\S.*$", re.IGNORECASE)
+_FOLD = re.compile(r"\r?\n[ \t]+")
+_ONE_ADDR = re.compile(r"^(?P<name>[^@]*?)\s*<(?P<addr>[^<>\s,]+@[^<>\s,]+)>$")
+
+
+def bot_version() -> str:
+    """The installed lorebot version (for X-Lorebot and the footer)."""
+    try:
+        return metadata.version("lorebot")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+class ReplyDraft(BaseModel):
+    """One reply, ready to be given a Message-ID and sent; msgids without <>."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str  # "patch", "summary", "not-applied", "success"
+    patch: int | None  # 1-based patch index, None for a reply to the series
+    in_reply_to: str
+    references: tuple[str, ...]
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    subject: str
+    body: str
+    digest: str  # stable: the same findings for the same target give the same digest
+
+
+def render_replies(
+    series: Series,
+    applied: ApplyResult,
+    findings: list[Finding],
+    settings: Settings,
+    series_url: str,
+) -> list[ReplyDraft]:
+    """All replies for one run: the summary (if any) first, then one per patch."""
+    if not series.patches:
+        return []
+    if not applied.ok:
+        return [_not_applied(series, applied, settings, series_url)]
+    known = {p.index for p in series.patches}
+    per_patch: dict[int, list[Finding]] = {}
+    whole: list[Finding] = []
+    for f in findings:
+        if f.patch in known:
+            per_patch.setdefault(f.patch, []).append(f)
+        else:
+            whole.append(f)
+    drafts = [
+        _patch_reply(series, applied, _patch(series, idx), fs, settings, series_url)
+        for idx, fs in sorted(per_patch.items())
+    ]
+    if len(per_patch) > 1 or whole:
+        drafts.insert(0, _summary(series, applied, per_patch, whole, settings, series_url))
+    elif not findings and settings.mail.success_summary:
+        drafts.append(_success(series, applied, settings, series_url))
+    return drafts
+
+
+def clean_header(value: str) -> str:
+    """A header value as a person reads it: unfolded, RFC 2047 words decoded."""
+    value = _FOLD.sub(" ", value or "")
+    if "=?" in value:
+        with contextlib.suppress(LookupError, UnicodeDecodeError, ValueError):
+            value = str(make_header(decode_header(value)))
+    return value.strip()
+
+
+def reply_subject(subject: str) -> str:
+    """'Re: <subject as sent>', without doubling an existing 'Re:'."""
+    subject = clean_header(subject)
+    return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}"
+
+
+def bare_msgid(msgid: str) -> str:
+    """A Message-ID without angle brackets or spaces."""
+    return msgid.strip().strip("<>").strip()
+
+
+def format_address(name: str, addr: str) -> str:
+    """'Name <addr>', quoted where RFC 5322 needs it (non-ASCII stays readable)."""
+    try:
+        return str(Address(display_name=name, addr_spec=addr))
+    except (ValueError, IndexError):
+        return f"{name} <{addr}>" if name else addr
+
+
+def draft_digest(kind: str, target: str, keys: Iterable[str]) -> str:
+    """The content key of a reply: what it reports and to which message."""
+    text = "\n".join([kind, bare_msgid(target), *sorted(set(keys))])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def recipients(
+    patch: PatchMail, settings: Settings, extra_cc: Sequence[str] = ()
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(author's name, To, Cc) for a reply to `patch`."""
+    listed = [pair for x in (*patch.to, *patch.cc, *extra_cc) for pair in split_addresses(x)]
+    listed_addrs = {a.lower() for _, a in listed}
+    name, addr = _author(patch, listed_addrs)
+    own = parseaddr(settings.mail.sender)[1].lower()
+    if not addr:  # nobody to answer privately: the lists carry it
+        to_pairs, listed = listed[:1], listed[1:]
+    else:
+        to_pairs = [(name, addr)]
+    seen = {a.lower() for _, a in to_pairs} | {own}
+    cc: list[str] = []
+    if settings.mail.cc_lists or not addr:
+        for n, a in listed:
+            if a.lower() not in seen:
+                seen.add(a.lower())
+                cc.append(format_address(n, a))
+    return name, tuple(format_address(n, a) for n, a in to_pairs), tuple(cc)
+
+
+def split_addresses(value: str) -> list[tuple[str, str]]:
+    """(name, addr) pairs of one To/Cc entry; 'Rödel, Jörg <j@x>' stays one address."""
+    value = clean_header(value)
+    one = _ONE_ADDR.match(value)
+    if one and "<" not in one.group("name"):
+        return [(one.group("name").strip().strip('"'), one.group("addr").strip())]
+    return [(clean_header(n), a) for n, a in getaddresses([value]) if "@" in a]
+
+
+def _author(patch: PatchMail, listed: set[str]) -> tuple[str, str]:
+    """The patch author to answer: Reply-To, else From, un-mangled if a list rewrote it."""
+    name, addr = _first(patch.author)
+    addr = addr or patch.author_email
+    via = _VIA.match(name)
+    if via:
+        name = via.group("name").strip().strip('"')
+    rname, raddr = _first(patch.reply_to)
+    if raddr and raddr.lower() not in listed:
+        return rname or name, raddr
+    if via:
+        if patch.author_email and patch.author_email.lower() != addr.lower():
+            return name, patch.author_email
+        inbody = _in_body_from(patch.mbox)
+        return inbody if inbody[1] else (name, "")
+    return name, addr
+
+
+def _first(value: str) -> tuple[str, str]:
+    pairs = split_addresses(value)
+    if pairs:
+        return pairs[0]
+    return clean_header(value).strip('"'), ""
+
+
+def _in_body_from(mbox: bytes) -> tuple[str, str]:
+    """The 'From: Name <addr>' line git puts first in the body when sender != author."""
+    if not mbox:
+        return "", ""
+    msg = email.message_from_bytes(mbox, policy=email.policy.default)
+    part = msg.get_body(("plain",)) if msg.is_multipart() else msg
+    try:
+        text = part.get_content() if part is not None else ""
+    except (LookupError, KeyError):
+        return "", ""
+    for line in str(text).lstrip("\n").splitlines()[:3]:
+        if line.startswith("From: "):
+            return _first(line[6:])
+    return "", ""
+
+
+def _tree_url(settings: Settings, applied: ApplyResult) -> str:
+    """The URL to fetch the tested tree from ('' for a tree imported from a tarball)."""
+    try:
+        return settings.tree(applied.tree).url
+    except KeyError:
+        return ""
+
+
+def _patch(series: Series, index: int) -> PatchMail:
+    return next(p for p in series.patches if p.index == index)
+
+
+def _chain(patch: PatchMail) -> tuple[str, ...]:
+    refs = [bare_msgid(r) for r in patch.references if bare_msgid(r)]
+    refs.append(bare_msgid(patch.msgid))
+    return tuple(dict.fromkeys(refs))
+
+
+def _series_target(series: Series) -> tuple[str, str, tuple[str, ...]]:
+    """(Message-ID, subject, References) of the summary's parent: cover, else patch 1."""
+    if series.cover:
+        cover = bare_msgid(series.cover)
+        first = series.patches[0]
+        chain = [bare_msgid(r) for r in first.references]
+        refs = chain[: chain.index(cover)] if cover in chain else []
+        return cover, series.cover_subject or series.subject, (*refs, cover)
+    first = series.patches[0]
+    return bare_msgid(first.msgid), first.subject, _chain(first)
+
+
+def _all_cc(series: Series) -> list[str]:
+    return [a for p in series.patches[1:] for a in (*p.to, *p.cc)]
+
+
+def _patch_reply(
+    series: Series, applied: ApplyResult, patch: PatchMail, found: list[Finding],
+    settings: Settings, series_url: str,
+) -> ReplyDraft:
+    problems = rt.group_findings(found)
+    name, to, cc = recipients(patch, settings)
+    parts = [rt.greeting(name), rt.intro(problems, "this patch")]
+    parts += [rt.problem_section(p, i, len(problems), series, applied,
+                                 _tree_url(settings, applied))
+              for i, p in enumerate(problems, 1)]
+    parts += [rt.base_section(applied, patch.index, series.total),
+              rt.reported_by(settings.mail.reported_by),
+              rt.footer(series_url)]
+    keys = [f"{p.first.patch}:{p.first.fingerprint}" for p in problems]
+    return ReplyDraft(
+        kind="patch", patch=patch.index, in_reply_to=bare_msgid(patch.msgid),
+        references=_chain(patch), to=to, cc=cc, subject=reply_subject(patch.subject),
+        body="\n\n".join(parts) + "\n", digest=draft_digest("patch", patch.msgid, keys),
+    )
+
+
+def _summary(
+    series: Series, applied: ApplyResult, per_patch: dict[int, list[Finding]],
+    whole: list[Finding], settings: Settings, series_url: str,
+) -> ReplyDraft:
+    target, subject, refs = _series_target(series)
+    name, to, cc = recipients(series.patches[0], settings, _all_cc(series))
+    grouped = {idx: rt.group_findings(fs) for idx, fs in sorted(per_patch.items())}
+    series_wide = rt.group_findings(whole)
+    n = sum(len(ps) for ps in grouped.values()) + len(series_wide)
+    in_patches = f" in {len(grouped)} patches" if len(grouped) > 1 else ""
+    if len(grouped) == 1:
+        in_patches = " in 1 patch"
+    text = f"This series introduces {n} problem{'s' if n > 1 else ''}{in_patches}"
+    text += " that the tested base does not have."
+    if grouped:
+        text += " The details are in the reply to each patch:"
+    parts = [rt.greeting(name), rt.wrap(text)]
+    for idx, problems in grouped.items():
+        lines = [rt.patch_label(_patch(series, idx), series.total)]
+        lines += [f"  {rt.headline(p)}" for p in problems]
+        parts.append("\n".join(lines))
+    if series_wide:
+        parts.append(rt.wrap("For the series as a whole:"))
+        parts += [rt.problem_section(p, i, len(series_wide), series, applied,
+                                 _tree_url(settings, applied))
+                  for i, p in enumerate(series_wide, 1)]
+    parts.append(rt.base_section(applied, None, series.total))
+    if series_wide:
+        parts.append(rt.reported_by(settings.mail.reported_by))
+    parts.append(rt.footer(series_url))
+    keys = [f"{p.first.patch}:{p.first.fingerprint}"
+            for ps in (*grouped.values(), series_wide) for p in ps]
+    return ReplyDraft(
+        kind="summary", patch=None, in_reply_to=target, references=refs, to=to, cc=cc,
+        subject=reply_subject(subject), body="\n\n".join(parts) + "\n",
+        digest=draft_digest("summary", target, keys),
+    )
+
+
+def _not_applied(
+    series: Series, applied: ApplyResult, settings: Settings, series_url: str
+) -> ReplyDraft:
+    target, subject, refs = _series_target(series)
+    name, to, cc = recipients(series.patches[0], settings, _all_cc(series))
+    idx = applied.failed_patch
+    failed = _patch(series, idx) if idx in {p.index for p in series.patches} else None
+    parts = [rt.greeting(name)]
+    if failed is not None:
+        parts.append(rt.wrap(f"This series does not apply, so it was not built or checked: "
+                             f"patch {failed.index}/{series.total} fails."))
+        parts.append(f"  {clean_header(failed.subject)}\n"
+                     f"  Message-ID: <{bare_msgid(failed.msgid)}>")
+    else:
+        parts.append(rt.wrap("This series does not apply, so it was not built or checked."))
+    if applied.failed_file:
+        parts.append(rt.wrap(f"It fails in {applied.failed_file}"
+                             + (", at this hunk:" if applied.failed_hunk else ".")))
+    if applied.failed_hunk:
+        parts.append(applied.failed_hunk.strip("\n"))
+    if applied.message.strip():
+        parts.append("git am -3 said:")
+        parts.append(applied.message.strip("\n"))
+    if applied.tried:
+        parts.append(rt.tried_list(applied.tried, "Bases tried:"))
+    parts.append(rt.wrap(
+        "If the series depends on other patches or on a particular tree, please say "
+        "so in the cover letter, or record its base when you send it:"))
+    parts.append("  git format-patch --base=<commit> ...")
+    parts.append(rt.footer(series_url))
+    keys = [str(idx), applied.failed_file, applied.failed_hunk]
+    return ReplyDraft(
+        kind="not-applied", patch=None, in_reply_to=target, references=refs, to=to, cc=cc,
+        subject=reply_subject(subject), body="\n\n".join(parts) + "\n",
+        digest=draft_digest("not-applied", target, keys),
+    )
+
+
+def _success(
+    series: Series, applied: ApplyResult, settings: Settings, series_url: str
+) -> ReplyDraft:
+    target, subject, refs = _series_target(series)
+    name, to, cc = recipients(series.patches[0], settings, _all_cc(series))
+    parts = [rt.greeting(name),
+             rt.wrap("This series builds and passes the checks: no new problems found."),
+             rt.base_section(applied, None, series.total),
+             rt.footer(series_url)]
+    return ReplyDraft(
+        kind="success", patch=None, in_reply_to=target, references=refs, to=to, cc=cc,
+        subject=reply_subject(subject), body="\n\n".join(parts) + "\n",
+        digest=draft_digest("success", target, []),
+    )

@@ -1,0 +1,272 @@
+"""The text of a reply: prose wrapped at 72 columns, diagnostics verbatim.
+
+Pure functions from findings and the apply result to plain text, in the
+kernel's mail conventions (no HTML, no markup, commands and compiler output
+quoted exactly as they were run and printed).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.models import ApplyResult, BaseAttempt, PatchMail, Series
+from checks.base import Finding
+
+WIDTH = 72
+SHORT_SHA = 12
+_SEVERITY_ORDER = {"error": 0, "warning": 1}
+_HOW = {
+    "base-commit": "from the base-commit: trailer",
+    "subject-tag": "from the subject tag",
+    "branch": "the list's default branch",
+    "b4-guess": "guessed by b4 from the blobs",
+}
+
+
+_SEMANTIC = {
+    "removed-member": "use of a removed struct member",
+    "removed-callback": "initializer of a removed callback",
+    "removed-function": "use of a removed function",
+    "removed-macro": "use of a removed macro",
+    "changed-prototype": "caller of a changed prototype",
+    "stub-mismatch": "#else stub that no longer matches",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding as reported: the same diagnostic seen in one or more configs."""
+
+    first: Finding
+    configs: tuple[str, ...]
+
+    @property
+    def sort_key(self) -> tuple[int, str, int, str]:
+        f = self.first
+        return (_SEVERITY_ORDER.get(f.severity, 2), f.file, f.line or 0, f.message)
+
+
+def group_findings(findings: Sequence[Finding]) -> list[Problem]:
+    """Merge findings with one fingerprint (one diagnostic, several configs), worst first."""
+    by_key: dict[tuple[int | None, str], list[Finding]] = {}
+    for f in findings:
+        by_key.setdefault((f.patch, f.fingerprint), []).append(f)
+    problems = []
+    for same in by_key.values():
+        configs = tuple(dict.fromkeys(c for c in (config_name(f) for f in same) if c))
+        problems.append(Problem(first=same[0], configs=configs))
+    return sorted(problems, key=lambda p: p.sort_key)
+
+
+def wrap(text: str) -> str:
+    """Prose wrapped at 72 columns, paragraph by paragraph; long words are not broken."""
+    paras = [" ".join(p.split()) for p in text.split("\n\n")]
+    return "\n\n".join(
+        textwrap.fill(p, WIDTH, break_long_words=False, break_on_hyphens=False)
+        for p in paras
+        if p
+    )
+
+
+def config_name(f: Finding) -> str:
+    """'x86_64 defconfig MIGRATION=n', with ', W=1' when the build ran with W=1."""
+    name = " ".join(x for x in (f.arch, f.config) if x)
+    if name and any(" W=1" in f" {cmd}" for cmd in f.reproduce):
+        name += ", W=1"
+    return name
+
+
+def title(f: Finding) -> str:
+    """What broke, as a heading: 'Build error', 'Use of a removed struct member', ..."""
+    if f.check == "build":
+        return f"Build {f.severity}"
+    if f.check == "semantic":
+        text = _SEMANTIC.get(f.kind) or f.kind.replace("-", " ").replace("_", " ").strip()
+        return text[:1].upper() + text[1:] if text else "Problem"
+    return f"{f.check} {f.severity}".strip()
+
+
+def where(f: Finding) -> str:
+    """'file:line' (or just the file, or nothing)."""
+    if f.file and f.line:
+        return f"{f.file}:{f.line}"
+    return f.file
+
+
+def headline(p: Problem) -> str:
+    """One line for a list of problems: 'Build error in mm/foo.c:123 (x86_64 ...)'."""
+    f = p.first
+    text = title(f)
+    if where(f):
+        text += f" in {where(f)}"
+    if p.configs:
+        text += f" ({'; '.join(p.configs)})"
+    return text
+
+
+def diagnostic(f: Finding) -> str:
+    """The diagnostic in the compiler's own format: 'file:line:col: error: message [-Wopt]'."""
+    loc = f.file
+    if f.file and f.line:
+        loc += f":{f.line}"
+        if f.column:
+            loc += f":{f.column}"
+    sev = f"{f.severity}: " if f.check in ("build", "kernel-doc") and f.severity else ""
+    text = f"{loc}: {sev}{f.message}" if loc else f"{sev}{f.message}"
+    return f"{text} [{f.option}]" if f.option else text
+
+
+def fragment(f: Finding) -> str:
+    """The config fragment: given by the check, else made from the changed symbols."""
+    if f.config_fragment.strip():
+        return f.config_fragment.strip("\n")
+    lines = []
+    for sym, val in f.symbols.items():
+        name = sym if sym.startswith("CONFIG_") else f"CONFIG_{sym}"
+        lines.append(f"# {name} is not set" if val == "n" else f"{name}={val}")
+    return "\n".join(lines)
+
+
+def apply_commands(
+    series: Series, applied: ApplyResult, upto: int | None, tree_url: str = ""
+) -> list[str]:
+    """Commands that rebuild the tested tree: the base, then the series up to a patch."""
+    cmds = []
+    if tree_url and applied.branch:
+        cmds.append(f"git fetch {tree_url} {applied.branch}")
+    if applied.base:
+        cmds.append(f"git checkout -b lorebot-check {applied.base}")
+    b4 = ["b4", "shazam"]
+    if series.version > 1:
+        b4 += ["-v", str(series.version)]
+    if upto is not None and upto < series.total:
+        b4 += ["-P", "1" if upto == 1 else f"1-{upto}"]
+    cmds.append(" ".join([*b4, series.msgid]))
+    return cmds
+
+
+def problem_section(
+    p: Problem, n: int, total: int, series: Series, applied: ApplyResult, tree_url: str = ""
+) -> str:
+    """The account of one problem: diagnostic, source, configs, why, how to reproduce."""
+    f = p.first
+    parts = [f"[{n}/{total}] {headline(p)}"] if total > 1 else []
+    parts.append(diagnostic(f))
+    if f.excerpt.strip():
+        parts.append(f.excerpt.strip("\n"))
+    elif f.source_line.strip() and f.line:
+        parts.append(f"> {f.line}\t{f.source_line.rstrip()}")
+    facts = []
+    if p.configs:
+        label = "Config:  " if len(p.configs) == 1 else "Configs: "
+        facts.append(f"{label} {'; '.join(p.configs)}")
+    elif f.check != "build":
+        facts.append("Config:   not built by any tested config; found by reading the source")
+    if f.compiler:
+        facts.append(f"Compiler: {f.compiler}")
+    if facts:
+        parts.append("\n".join(facts))
+    if f.detail.strip():
+        parts.append(wrap(f.detail))
+    parts.extend(_reproduce(f, series, applied, tree_url))
+    return "\n\n".join(parts)
+
+
+def _reproduce(f: Finding, series: Series, applied: ApplyResult, tree_url: str) -> list[str]:
+    frag = fragment(f)
+    if not f.reproduce and not frag:
+        return []
+    upto = f.patch if f.patch is not None else None
+    out = [wrap(f"To reproduce, apply {applied_text(upto, series.total)} on the tested base:")]
+    out.append("\n".join([*apply_commands(series, applied, upto, tree_url), *f.reproduce]))
+    if frag:
+        base_cfg = f"{f.arch} {f.config.split()[0]}" if f.arch and f.config else "the base config"
+        out.append(wrap(f"The config differs from {base_cfg} in:"))
+        out.append(frag)
+    return out
+
+
+def intro(problems: Sequence[Problem], what: str) -> str:
+    """'Checking this patch found a new build error in mm/foo.c:95 (x86_64 ...):'."""
+    if len(problems) == 1:
+        text = headline(problems[0])
+        return wrap(f"Checking {what} found a new {text[:1].lower()}{text[1:]}:")
+    return wrap(f"Checking {what} found {count_words(problems)}:")
+
+
+def describe_attempt(a: BaseAttempt) -> str:
+    """'mm/mm-unstable at 1a2b3c4d5e6f (from the base-commit: trailer): reason'."""
+    at = f"{a.tree}/{a.branch}" if a.branch else a.tree
+    if a.sha:
+        at += f" at {a.sha[:SHORT_SHA]}"
+    how = _HOW.get(a.how, a.how)
+    text = f"{at} ({how})" if how else at
+    if not a.ok:
+        text += f": {a.reason or 'does not apply'}"
+    return text
+
+
+def base_section(applied: ApplyResult, upto: int | None, total: int) -> str:
+    """The tested base (tree, branch, full sha) and the other bases tried."""
+    where_ = f"{applied.tree}/{applied.branch}" if applied.branch else applied.tree
+    ok = next((a for a in applied.tried if a.ok), None)
+    how = f" ({_HOW.get(ok.how, ok.how)})" if ok else ""
+    upto_text = applied_text(upto, total)
+    text = wrap(f"Tested base: {where_}{how} at {applied.base}, with {upto_text} applied.")
+    others = [a for a in applied.tried if not a.ok]
+    if others:
+        text += "\n" + tried_list(others, "Also tried:")
+    return text
+
+
+def applied_text(upto: int | None, total: int) -> str:
+    """What was applied on the base: 'this patch', 'patches 1-2 of the series', ..."""
+    if total == 1:
+        return "this patch"
+    if upto is None or upto >= total:
+        return "the whole series"
+    return "patch 1 of the series" if upto == 1 else f"patches 1-{upto} of the series"
+
+
+def tried_list(attempts: Sequence[BaseAttempt], heading: str) -> str:
+    """A heading and one indented line per base tried (git's reasons verbatim)."""
+    return "\n".join([heading, *(f"  {describe_attempt(a)}" for a in attempts)])
+
+
+def reported_by(reporter: str) -> str:
+    """The tag the author can copy into a separate fix."""
+    return (
+        wrap("If you fix this in a separate patch (not in a new revision of this one), "
+             "please add:")
+        + f"\n\nReported-by: {reporter}"
+    )
+
+
+def footer(series_url: str) -> str:
+    """Signature: one line pointing to the series on the status page."""
+    return f"-- \nlorebot status page: {series_url}"
+
+
+def greeting(name: str) -> str:
+    """'Hi Jörg,' from the author's display name ('Rödel, Jörg' too)."""
+    if "," in name:
+        name = name.partition(",")[2]
+    first = name.split()[0] if name.split() else ""
+    return f"Hi {first}," if first and "@" not in first else "Hi,"
+
+
+def patch_label(patch: PatchMail, total: int) -> str:
+    """'Patch 2/3: mm/foo: isolate pages' for lists of patches."""
+    return f"Patch {patch.index}/{total}: {patch.title or patch.subject}"
+
+
+def count_words(problems: Sequence[Problem]) -> str:
+    """'a build error', '2 problems (1 build error, 1 build warning)'."""
+    kinds: dict[str, int] = {}
+    for p in problems:
+        key = title(p.first).lower()
+        kinds[key] = kinds.get(key, 0) + 1
+    detail = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    return f"{len(problems)} new problems ({detail})"

@@ -1,0 +1,119 @@
+"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives.
+
+    with SmtpServer() as server:
+        ... send to server.host:server.port ...
+        assert server.received[0].rcpt_tos == [...]
+
+or, in a test module, `smtp_server = pytest.fixture(smtp_server_fixture)`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as the server got it: envelope sender, recipients, raw bytes."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    mail_options: list[str]
+
+
+class _Handler:
+    def __init__(self, refuse: set[str]) -> None:
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+        self.refuse = {a.lower() for a in refuse}
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address.lower() in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        with self.lock:
+            self.received.append(Received(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=list(envelope.rcpt_tos),
+                content=content,
+                mail_options=list(envelope.mail_options),
+            ))
+        return "250 OK"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1 and a free port; started by `start()` or `with`.
+
+    `refuse` lists recipient addresses the server answers 550; other keyword
+    arguments go to aiosmtpd's SMTP class (e.g. authenticator, auth_required).
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, refuse: set[str] | frozenset[str] = frozenset(),
+                 **smtp_kwargs: Any) -> None:
+        self._handler = _Handler(set(refuse))
+        self._smtp_kwargs = smtp_kwargs
+        self._controller: Controller | None = None
+        self.port = 0
+
+    @property
+    def received(self) -> list[Received]:
+        with self._handler.lock:
+            return list(self._handler.received)
+
+    def start(self) -> SmtpServer:
+        last: Exception | None = None
+        for _ in range(5):  # another process may take the port between probe and bind
+            self.port = free_port()
+            controller = Controller(self._handler, hostname=self.host, port=self.port,
+                                    **self._smtp_kwargs)
+            try:
+                controller.start()
+            except (OSError, RuntimeError) as e:
+                last = e
+                continue
+            self._controller = controller
+            return self
+        raise RuntimeError(f"cannot start the SMTP test server: {last}")
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def smtp_server_fixture() -> Iterator[SmtpServer]:
+    """Body of a pytest fixture: a started server, stopped after the test."""
+    with SmtpServer() as server:
+        yield server
