@@ -1,0 +1,85 @@
+"""JSON API beside the pages, the Prometheus metrics and the health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from bot import queue
+from bot.web import queries
+from bot.web.context import WebContext, request_token, token_ok
+
+API_SERIES_KEYS = ("msgid", "subject", "version", "state", "findings")
+
+
+def clamp_limit(limit: int) -> int:
+    """A page size between 1 and 1000."""
+    return max(1, min(limit, 1000))
+
+
+def rerun(ctx: WebContext, msgid: str, token: str | None) -> tuple[int, str]:
+    """Requeue a series if the token is right: (HTTP status, message)."""
+    if not ctx.settings.web.token:
+        return 403, "re-run is disabled: no web token is configured"
+    if not token_ok(ctx.settings.web.token, token):
+        return 403, "bad or missing token"
+    with ctx.db.session() as s:
+        row = queries.find_series(s, msgid)
+        sid = row.id if row else None
+    if sid is None:
+        return 404, "unknown series"
+    if not queue.requeue(ctx.db, sid):
+        return 409, "the series is running now; try again when it is done"
+    return 202, "queued"
+
+
+def make_router(ctx: WebContext) -> APIRouter:
+    """Routes under /api, plus /metrics and /healthz."""
+    r = APIRouter()
+
+    @r.get("/healthz", response_class=PlainTextResponse)
+    def healthz() -> str:
+        return "ok"
+
+    @r.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        with ctx.db.session() as s:
+            text = queries.metrics(s)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @r.get("/api/status")
+    def status() -> dict[str, Any]:
+        with ctx.db.session() as s:
+            return queries.overview(s, ctx.service_state)
+
+    @r.get("/api/series")
+    def series_list(state: str = "", list_name: str = Query("", alias="list"),
+                    author: str = "", limit: int = 100,
+                    offset: int = 0) -> list[dict[str, Any]]:
+        with ctx.db.session() as s:
+            rows = queries.list_series(s, state, list_name, author, clamp_limit(limit),
+                                       max(0, offset))
+        return [{k: row[k] for k in API_SERIES_KEYS} for row in rows]
+
+    @r.post("/api/series/{msgid:path}/rerun")
+    async def series_rerun(msgid: str, request: Request) -> JSONResponse:
+        token = await request_token(request)
+        code, message = await run_in_threadpool(rerun, ctx, msgid, token)
+        return JSONResponse({"msgid": queries.clean_msgid(msgid), "result": message},
+                            status_code=code)
+
+    @r.get("/api/series/{msgid:path}")
+    def series_detail(msgid: str,
+                      list_name: str = Query("", alias="list")) -> dict[str, Any]:
+        with ctx.db.session() as s:
+            row = queries.find_series(s, msgid, list_name)
+            if row is None:
+                raise HTTPException(404, "unknown series")
+            detail = queries.series_detail(s, row)
+        detail.pop("matrix", None)
+        return detail
+
+    return r

@@ -1,0 +1,279 @@
+"""The service with a fake intake and a fake pipeline: jobs, no overlap, drain, recovery."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from bot.service import KeyValueFormatter, Service
+from config.settings import ServiceSettings, Settings, WebSettings
+from state.db import Database
+from state.models import SeriesRow
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database_url)
+    yield database
+    database.dispose()
+
+
+def two_workers(settings: Settings) -> Settings:
+    return settings.model_copy(update={"service": ServiceSettings(workers=2)})
+
+
+def add_queued(db: Database, n: int, state: str = "queued", **fields: object) -> list[int]:
+    with db.session() as s:
+        rows = [SeriesRow(list_name="l", msgid=f"s{i}-{os.urandom(3).hex()}@x", state=state,
+                          **fields) for i in range(n)]
+        s.add_all(rows)
+        s.flush()
+        return [r.id for r in rows]
+
+
+def states(db: Database) -> dict[int, str]:
+    with db.session() as s:
+        return {r.id: r.state for r in s.query(SeriesRow)}
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+class FakePipeline:
+    """Steps of `step_seconds`, checking should_stop between them, like the real one."""
+
+    def __init__(self, steps: tuple[str, ...] = ("apply", "build"), step_seconds: float = 0.05):
+        self.steps = steps
+        self.step_seconds = step_seconds
+        self.calls: list[tuple[int, str]] = []
+        self.finished_steps: list[str] = []
+        self.started = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, settings: Settings, db: Database, series_id: int, worker: str,
+                 should_stop: Callable[[], bool]) -> None:
+        with self.lock:
+            self.calls.append((series_id, worker))
+        for step in self.steps:
+            if should_stop():
+                return  # leaves the series "running": the service puts it back
+            with db.session() as s:
+                row = s.get(SeriesRow, series_id)
+                assert row is not None
+                row.step = step
+            self.started.set()
+            time.sleep(self.step_seconds)
+            self.finished_steps.append(step)
+        with db.session() as s:
+            row = s.get(SeriesRow, series_id)
+            assert row is not None
+            row.state, row.step, row.claimed_by = "done", "", ""
+
+
+class FakeIntake:
+    """Queues `n` series on its first poll; counts polls and their overlap."""
+
+    def __init__(self, n: int = 0, seconds: float = 0.0):
+        self.n = n
+        self.seconds = seconds
+        self.calls = 0
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, settings: Settings, db: Database) -> None:
+        with self.lock:
+            self.calls += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            first = self.calls == 1
+        try:
+            if first and self.n:
+                add_queued(db, self.n)
+            time.sleep(self.seconds)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_poll_then_workers_run_everything(settings: Settings, db: Database) -> None:
+    pipeline, intake, mails = FakePipeline(), FakeIntake(n=6), []
+    svc = Service(two_workers(settings), db, pipeline, intake, deliver=lambda: mails.append(1),
+                  web=False, idle_wait=5)
+    svc.start()
+    try:
+        wait_for(lambda: len(states(db)) == 6 and set(states(db).values()) == {"done"})
+    finally:
+        svc.stop()
+    assert intake.calls >= 1
+    assert sorted(sid for sid, _ in pipeline.calls) == sorted(states(db))  # each once
+    assert {w for _, w in pipeline.calls} <= {w["name"] for w in svc.board.snapshot()}
+    assert len(mails) >= 1 + 6  # after the poll and after each run
+    assert all(w["series_id"] is None for w in svc.board.snapshot())
+
+
+def test_polls_never_overlap(settings: Settings, db: Database) -> None:
+    intake = FakeIntake(seconds=0.25)
+    svc = Service(settings, db, FakePipeline(), intake, deliver=lambda: None,
+                  poll_interval=0.05, web=False)
+    svc.start()
+    try:
+        time.sleep(0.3)
+        extra = [threading.Thread(target=svc.poll) for _ in range(3)]  # a manual poll too
+        for t in extra:
+            t.start()
+        for t in extra:
+            t.join()
+        wait_for(lambda: intake.calls >= 3)
+    finally:
+        svc.stop()
+    assert intake.max_active == 1
+
+
+def test_poll_error_is_recorded_not_fatal(settings: Settings, db: Database) -> None:
+    def broken(settings: Settings, db: Database) -> None:
+        raise OSError("lore is down")
+
+    svc = Service(settings, db, FakePipeline(), broken, deliver=lambda: None, web=False)
+    svc.poll()
+    with db.session() as s:
+        from state.models import PollRow
+
+        (row,) = s.query(PollRow).all()
+        assert row.error == "OSError: lore is down"
+
+
+def test_sigterm_drains_after_the_current_step(settings: Settings, db: Database) -> None:
+    first, second = add_queued(db, 2)
+    pipeline = FakePipeline(steps=("apply", "build", "semantic"), step_seconds=0.4)
+    svc = Service(settings, db, pipeline, FakeIntake(), deliver=lambda: None, web=False)
+
+    def killer() -> None:
+        pipeline.started.wait(20)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=killer, daemon=True).start()
+    before = signal.getsignal(signal.SIGTERM)
+    assert svc.run_forever() == 0
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert pipeline.finished_steps == ["apply"]  # the step under way finished, no more
+    assert [sid for sid, _ in pipeline.calls] == [first]  # nothing new claimed
+    with db.session() as s:
+        row = s.get(SeriesRow, first)
+        assert row is not None and row.state == "queued" and "drained" in row.reason
+        assert row.attempts == 1  # kept: resumed by the next start
+        assert s.get(SeriesRow, second).state == "queued"  # type: ignore[union-attr]
+
+
+def test_crashed_run_is_resumed_on_start(settings: Settings, db: Database) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (sid,) = add_queued(db, 1, state="running", step="build", attempts=1,
+                        claimed_by=f"{socket.gethostname()}/{gone.pid}/w0")
+    pipeline = FakePipeline()
+    svc = Service(settings, db, pipeline, FakeIntake(), deliver=lambda: None, web=False)
+    svc.start()
+    try:
+        wait_for(lambda: states(db)[sid] == "done")
+    finally:
+        svc.stop()
+    assert [s for s, _ in pipeline.calls] == [sid]
+    with db.session() as s:
+        assert s.get(SeriesRow, sid).attempts == 2  # type: ignore[union-attr]
+
+
+def test_pipeline_crash_fails_the_series(settings: Settings, db: Database) -> None:
+    (sid,) = add_queued(db, 1)
+
+    def crash(settings: Settings, db: Database, series_id: int, worker: str,
+              should_stop: Callable[[], bool]) -> None:
+        raise RuntimeError("boom")
+
+    svc = Service(settings, db, crash, FakeIntake(), deliver=lambda: None, web=False)
+    assert svc.run_once() == 0
+    with db.session() as s:
+        row = s.get(SeriesRow, sid)
+        assert row is not None and row.state == "failed" and "boom" in row.reason
+
+
+def test_run_once_drains_the_queue(settings: Settings, db: Database) -> None:
+    pipeline, intake, mails = FakePipeline(), FakeIntake(n=3), []
+    svc = Service(two_workers(settings), db, pipeline, intake, deliver=lambda: mails.append(1),
+                  web=False)
+    assert svc.run_once(timeout=60) == 0
+    assert intake.calls == 1
+    assert set(states(db).values()) == {"done"} and len(pipeline.calls) == 3
+    assert mails
+
+
+def test_missing_mail_module_is_tolerated(settings: Settings, db: Database,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "bot.mail", None)  # import fails with ImportError
+    svc = Service(settings, db, FakePipeline(), FakeIntake(), web=False)
+    svc.deliver()
+    svc.deliver()
+
+
+def test_service_serves_the_status_page(settings: Settings, db: Database) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    web = WebSettings(listen="127.0.0.1", port=port)
+    svc = Service(settings.model_copy(update={"web": web}), db, FakePipeline(), FakeIntake(),
+                  deliver=lambda: None)
+    svc.start()
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok"
+            except httpx.TransportError:
+                return False
+        wait_for(up)
+        status = httpx.get(f"http://127.0.0.1:{port}/api/status").json()
+        assert [w["step"] for w in status["workers"]] == ["idle"]  # this process's worker
+    finally:
+        svc.stop()
+
+
+def test_log_lines_carry_series_and_step() -> None:
+    record = logging.LogRecord("lorebot.service", logging.INFO, __file__, 1, "run start", (),
+                               None)
+    record.msgid = "a b@x"
+    record.step = "build"
+    line = KeyValueFormatter().format(record)
+    assert line.endswith('run start msgid="a b@x" step=build')
+
+
+def test_serve_once_command(settings: Settings, db: Database,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lorebot serve --once` wires the default intake and pipeline through the Service."""
+    import argparse
+
+    from bot import service
+    from bot.commands import serve
+
+    pipeline, intake = FakePipeline(), FakeIntake(n=2)
+    monkeypatch.setattr(service, "_default_pipeline", lambda: pipeline)
+    monkeypatch.setattr(service, "_default_intake", lambda: intake)
+    monkeypatch.setitem(sys.modules, "bot.mail", None)
+    parser = argparse.ArgumentParser()
+    serve.register(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--once"])
+    assert args.func(args, settings) == 0
+    assert intake.calls == 1 and len(pipeline.calls) == 2
+    assert set(states(db).values()) == {"done"}
