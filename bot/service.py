@@ -8,7 +8,6 @@ SIGTERM/SIGINT drain: no new claims, the current step finishes, exit 0.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -18,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
@@ -96,12 +95,10 @@ class WorkerBoard:
 
 
 def _default_pipeline() -> Pipeline:
-    # imported when first needed: the pipeline pulls in git, b4 and the checks;
-    # run_series lives in bot.pipeline or, split out, in bot.worker
-    fn = getattr(importlib.import_module("bot.pipeline"), "run_series", None)
-    if fn is None:
-        fn = importlib.import_module("bot.worker").run_series
-    return cast(Pipeline, fn)
+    # imported when first needed: the pipeline pulls in git, b4 and the checks
+    from bot.worker import run_series
+
+    return run_series
 
 
 def _default_intake() -> Intake:
@@ -141,7 +138,6 @@ class Service:
         self._generation = 0
         self._poll_lock = threading.Lock()
         self._mail_lock = threading.Lock()
-        self._mail_missing = False
         self._threads: list[threading.Thread] = []
         self._scheduler: BackgroundScheduler | None = None
         self._web_server: Any = None
@@ -264,14 +260,8 @@ class Service:
                 if self._deliver_fn is not None:
                     self._deliver_fn()
                     return
-                if self._mail_missing:
-                    return
-                try:
-                    from bot.mail import Mailer
-                except ImportError:
-                    self._mail_missing = True
-                    log.warning("bot.mail is not available: replies stay pending")
-                    return
+                from bot.mail import Mailer
+
                 Mailer(self.settings, self.db).deliver_pending()
             except Exception:
                 log.exception("mail delivery failed")

@@ -97,7 +97,8 @@ def import_tarball(
                 out.write(b"blob\nmark :%d\n" % mark)
                 _data(out, payload)
                 files.append((name, mode, mark))
-        ts = int(time.time())
+        # the tarball's own date, so importing the same tarball anywhere gives the same commit
+        ts = int(tarball.stat().st_mtime)
         out.write(f"commit {ref}\n".encode())
         out.write(f"committer lorebot <lorebot@localhost> {ts} +0000\n".encode())
         _data(out, message.encode())

@@ -32,7 +32,7 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "lorebot",
     "GIT_COMMITTER_EMAIL": "lorebot@localhost",
 }
-GIT_SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.symlinks=false")
+GIT_SAFE = ("-c", "core.hooksPath=/dev/null")
 
 
 class TreeError(Exception):

@@ -221,14 +221,6 @@ def test_run_once_drains_the_queue(settings: Settings, db: Database) -> None:
     assert mails
 
 
-def test_missing_mail_module_is_tolerated(settings: Settings, db: Database,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "bot.mail", None)  # import fails with ImportError
-    svc = Service(settings, db, FakePipeline(), FakeIntake(), web=False)
-    svc.deliver()
-    svc.deliver()
-
-
 def test_service_serves_the_status_page(settings: Settings, db: Database) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -270,7 +262,6 @@ def test_serve_once_command(settings: Settings, db: Database,
     pipeline, intake = FakePipeline(), FakeIntake(n=2)
     monkeypatch.setattr(service, "_default_pipeline", lambda: pipeline)
     monkeypatch.setattr(service, "_default_intake", lambda: intake)
-    monkeypatch.setitem(sys.modules, "bot.mail", None)
     parser = argparse.ArgumentParser()
     serve.register(parser.add_subparsers())
     args = parser.parse_args(["serve", "--once"])

@@ -1,0 +1,153 @@
+"""One series through the pipeline: apply in a slot, run the checks, collect findings.
+
+`check_series` is the pipeline without the database (the CLI's `check` uses
+it); `bot.worker.run_series` records each step of it in the state tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.apply import BaseGuess, apply_series
+from bot.models import ApplyResult, Series
+from bot.runner import Runner
+from bot.trees import Repo, acquire_slot
+from checks.base import CheckContext, Finding
+from checks.registry import load_check
+from config.settings import ListSettings, Settings
+
+log = logging.getLogger("lorebot.pipeline")
+
+Progress = Callable[[str, float | None], None]
+
+
+def _no_progress(step: str, frac: float | None) -> None:
+    return None
+
+
+@dataclass
+class CheckOutcome:
+    """What one pass over a series produced."""
+
+    series: Series
+    applied: ApplyResult
+    findings: list[Finding] = field(default_factory=list)
+    check_status: dict[str, str] = field(default_factory=dict)  # check -> "ok"/"error: …"
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Stopped(Exception):
+    """The run was asked to stop (service draining) between two steps."""
+
+
+def dedupe(findings: list[Finding]) -> list[Finding]:
+    """One finding per (patch, fingerprint), configs merged into the first one's text."""
+    seen: dict[tuple[int | None, str, str], Finding] = {}
+    for f in findings:
+        key = (f.patch, f.fingerprint, f.arch)
+        if key not in seen:
+            seen[key] = f
+    return sorted(seen.values(), key=lambda f: (f.patch or 0, f.check, f.file, f.line or 0))
+
+
+def check_series(
+    settings: Settings,
+    series: Series,
+    lst: ListSettings | None,
+    *,
+    parent: Series | None = None,
+    log_dir: Path,
+    progress: Progress = _no_progress,
+    should_stop: Callable[[], bool] = lambda: False,
+    guess: BaseGuess | None = None,
+    on_step: Callable[[str], None] = lambda step: None,
+) -> CheckOutcome:
+    """Apply `series` and run the enabled checks on it; never raises for a check's failure."""
+    runner = Runner(log_dir)
+    repo = Repo.open(settings, runner)
+    timings: dict[str, float] = {}
+    with acquire_slot(repo, settings.paths.cache, settings.apply.slots) as slot:
+        on_step("apply")
+        progress("apply", None)
+        t0 = time.monotonic()
+        applied = apply_series(settings, repo, slot, series, lst, parent=parent, guess=guess)
+        timings["apply"] = round(time.monotonic() - t0, 2)
+        outcome = CheckOutcome(series=series, applied=applied, timings=timings)
+        if not applied.ok:
+            return outcome
+        full = _with_parent(series, parent)
+        diffs = {
+            p.index: slot.run_git("show", "--format=", "--no-color", p.commit, name="show")[1]
+            for p in applied.patches
+            if p.commit
+        }
+        ctx = CheckContext(
+            series=full,
+            applied=applied,
+            worktree=slot.path,
+            settings=settings,
+            runner=runner,
+            cache_dir=settings.paths.cache,
+            log_dir=log_dir,
+            patch_diffs=diffs,
+            progress=progress,
+        )
+        for name in settings.checks.enabled:
+            if should_stop():
+                raise Stopped(name)
+            on_step(name)
+            progress(name, None)
+            t0 = time.monotonic()
+            try:
+                found = load_check(name).run(ctx)
+                outcome.findings += found
+                outcome.check_status[name] = f"ok: {len(found)} finding(s)"
+            except Exception as e:  # a broken check is recorded; the others go on
+                log.exception("check %s failed on %s", name, series.msgid)
+                outcome.check_status[name] = f"error: {type(e).__name__}: {e}"
+            finally:
+                timings[name] = round(time.monotonic() - t0, 2)
+                # checks may move HEAD (per-patch builds); the next one expects the series head
+                slot.run_git("checkout", "-q", "--detach", "-f", ctx.head, name="restore-head")
+    outcome.findings = dedupe(outcome.findings)
+    return outcome
+
+
+def _with_parent(series: Series, parent: Series | None) -> Series:
+    """For a follow-up, the series as applied: the parent's patches, then its own."""
+    if parent is None:
+        return series
+    patches = [*parent.patches, *series.patches]
+    numbered = tuple(p.model_copy(update={"index": i}) for i, p in enumerate(patches, start=1))
+    return series.model_copy(update={"patches": numbered, "total": len(numbered)})
+
+
+def outcome_json(outcome: CheckOutcome, replies: list[dict[str, object]]) -> dict[str, object]:
+    """The `lorebot check --json` object (keys are an interface: add, never rename)."""
+    s, a = outcome.series, outcome.applied
+    return {
+        "series": {
+            "msgid": s.msgid,
+            "subject": s.subject,
+            "version": s.version,
+            "patches": [
+                {"index": p.index, "msgid": p.msgid, "subject": p.subject} for p in a.patches
+            ]
+            or [{"index": p.index, "msgid": p.msgid, "subject": p.subject} for p in s.patches],
+        },
+        "base": {"tree": a.tree, "branch": a.branch, "sha": a.base},
+        "apply": {
+            "ok": a.ok,
+            "failed_patch": a.failed_patch,
+            "message": a.message,
+            "tried": [t.model_dump() for t in a.tried],
+        },
+        "findings": [f.model_dump(mode="json") for f in outcome.findings],
+        "checks": outcome.check_status,
+        "timings": outcome.timings,
+        "replies": replies,
+    }

@@ -1,0 +1,223 @@
+"""A claimed series through the pipeline, every step recorded in the state tables."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.models import Series
+from bot.pipeline import CheckOutcome, Stopped, check_series
+from config.settings import ListSettings, Settings
+from state.db import Database
+from state.models import FindingRow, RunRow, SeriesRow, utcnow
+
+log = logging.getLogger("lorebot.worker")
+
+
+def series_url(settings: Settings, msgid: str) -> str:
+    from urllib.parse import quote
+
+    return f"{settings.web.base_url.rstrip('/')}/series/{quote(msgid, safe='@')}"
+
+
+def _list(settings: Settings, name: str) -> ListSettings | None:
+    try:
+        return settings.list_(name)
+    except KeyError:
+        return None
+
+
+def load_for_run(
+    settings: Settings, row: SeriesRow, parent_msgid: str | None
+) -> tuple[Series, Series | None]:
+    """The series (and a follow-up's parent) fetched fresh: trailers may have come in."""
+    from bot.series import load_series
+
+    lst = _list(settings, row.list_name)
+    if lst is None:
+        raise LookupError(f"list '{row.list_name}' is no longer configured")
+    series = load_series(settings, lst, row.msgid)
+    parent = load_series(settings, lst, parent_msgid) if parent_msgid else None
+    return series, parent
+
+
+def record_outcome(db: Database, run_id: int, outcome: CheckOutcome) -> None:
+    a = outcome.applied
+    with db.session() as s:
+        run = s.get(RunRow, run_id)
+        assert run is not None
+        run.tree, run.branch, run.base_sha = a.tree, a.branch, a.base
+        run.apply_ok, run.failed_patch, run.message = a.ok, a.failed_patch, a.message
+        run.tried = [t.model_dump() for t in a.tried]
+        run.patch_commits = [p.model_dump() for p in a.patches]
+        run.checks = dict(outcome.check_status)
+        run.timings = dict(outcome.timings)
+        for f in outcome.findings:
+            run.findings.append(
+                FindingRow(
+                    check=f.check,
+                    kind=f.kind,
+                    severity=f.severity,
+                    patch_index=f.patch,
+                    file=f.file,
+                    line=f.line,
+                    message=f.message,
+                    fingerprint=f.fingerprint,
+                    data=f.model_dump(mode="json"),
+                )
+            )
+
+
+def ensure_series_row(db: Database, list_name: str, series: Series) -> int:
+    """The row of this series revision, created for a manual run if intake has not seen it."""
+    from sqlalchemy import select
+
+    with db.session() as s:
+        row = s.scalars(
+            select(SeriesRow).where(
+                SeriesRow.list_name == list_name, SeriesRow.msgid == series.msgid
+            )
+        ).first()
+        if row is None:
+            row = SeriesRow(
+                list_name=list_name,
+                msgid=series.msgid,
+                subject=series.subject,
+                version=series.version,
+                total=series.total,
+                author=series.author,
+                author_email=series.author_email,
+                complete=series.complete,
+                has_cover=series.cover is not None,
+                base_commit=series.base_commit or "",
+                state="queued",
+            )
+            s.add(row)
+            s.flush()
+        return row.id
+
+
+def start_manual_run(
+    settings: Settings, db: Database, list_name: str, series: Series
+) -> tuple[int, int, Path]:
+    """Record a foreground run (lorebot check) so the status page shows it too."""
+    series_id = ensure_series_row(db, list_name, series)
+    with db.session() as s:
+        run = RunRow(series_id=series_id, worker="cli", state="running", step="apply")
+        s.add(run)
+        s.flush()
+        log_dir = settings.paths.logs / str(run.id)
+        run.log_dir = str(log_dir)
+        row = s.get(SeriesRow, series_id)
+        if row:
+            row.state, row.step = "running", "apply"
+        return series_id, run.id, log_dir
+
+
+def set_step(db: Database, series_id: int, run_id: int, step: str) -> None:
+    with db.session() as s:
+        row = s.get(SeriesRow, series_id)
+        run = s.get(RunRow, run_id)
+        if row:
+            row.step = step
+        if run:
+            run.step = step
+    log.info("series=%s run=%s step=%s", series_id, run_id, step)
+
+
+def run_series(
+    settings: Settings,
+    db: Database,
+    series_id: int,
+    worker: str,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Check one claimed series: apply, checks, findings, replies queued; state recorded."""
+    with db.session() as s:
+        row = s.get(SeriesRow, series_id)
+        if row is None:
+            return
+        parent_row = s.get(SeriesRow, row.parent_id) if row.parent_id else None
+        parent_msgid = parent_row.msgid if parent_row else None
+        run = RunRow(series_id=series_id, worker=worker, state="running", step="fetch")
+        s.add(run)
+        s.flush()
+        run_id = run.id
+        log_dir = settings.paths.logs / str(run_id)
+        run.log_dir = str(log_dir)
+        s.expunge(row)
+    start = time.monotonic()
+    try:
+        series, parent = load_for_run(settings, row, parent_msgid)
+        outcome = check_series(
+            settings,
+            series,
+            _list(settings, row.list_name),
+            parent=parent,
+            log_dir=Path(log_dir),
+            should_stop=should_stop,
+            on_step=lambda step: set_step(db, series_id, run_id, step),
+        )
+        record_outcome(db, run_id, outcome)
+        set_step(db, series_id, run_id, "report")
+        _queue_replies(settings, db, series_id, run_id, outcome)
+        finish_run(db, series_id, run_id, "done", "", time.monotonic() - start)
+    except Stopped:
+        # draining: the series goes back to the queue and is redone from the start
+        finish_run(
+            db,
+            series_id,
+            run_id,
+            "queued",
+            "interrupted by shutdown",
+            time.monotonic() - start,
+            run_state="interrupted",
+        )
+    except Exception as e:
+        log.exception("series=%s run=%s failed", series_id, run_id)
+        finish_run(
+            db, series_id, run_id, "failed", f"{type(e).__name__}: {e}", time.monotonic() - start
+        )
+
+
+def _queue_replies(
+    settings: Settings, db: Database, series_id: int, run_id: int, outcome: CheckOutcome
+) -> None:
+    from bot.mail import Mailer
+    from bot.report import render_replies
+
+    drafts = render_replies(
+        outcome.series,
+        outcome.applied,
+        outcome.findings,
+        settings,
+        series_url(settings, outcome.series.msgid),
+    )
+    if drafts:
+        Mailer(settings, db).queue(series_id, run_id, drafts)
+
+
+def finish_run(
+    db: Database,
+    series_id: int,
+    run_id: int,
+    state: str,
+    reason: str,
+    seconds: float,
+    run_state: str | None = None,
+) -> None:
+    with db.session() as s:
+        row = s.get(SeriesRow, series_id)
+        run = s.get(RunRow, run_id)
+        if run:
+            run.state = run_state or ("done" if state == "done" else "failed")
+            run.finished_at = utcnow()
+            run.error = reason
+            run.timings = {**(run.timings or {}), "total": round(seconds, 2)}
+        if row:
+            row.state = state
+            row.step = ""
+            row.reason = reason
+            row.claimed_by = ""
