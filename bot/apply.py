@@ -230,6 +230,10 @@ def apply_series(
         if g is None:
             tried.append(BaseAttempt(how="b4-guess", tree="", reason="no matching blobs found"))
             break
+        if g[2] in {a.sha for a in tried}:
+            tried.append(BaseAttempt(how="b4-guess", tree=g[0], branch=g[1], sha=g[2],
+                                     reason="the blobs point to a base already tried"))
+            break
         cands = [Candidate("b4-guess", *g)]
     if best is None:
         return ApplyResult(

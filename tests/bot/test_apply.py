@@ -190,3 +190,23 @@ def test_slot_is_stable_and_cleaned_after_a_crash(tmp_path: Path, work: SmallRep
     assert not (slot.path / "junk.o").exists()
     assert "return 0;" in (slot.path / "mm/beta.c").read_text()
     assert slot.head() == sha
+
+
+def test_b4_blob_guess_finds_an_older_base(tmp_path: Path, work: SmallRepo) -> None:
+    from bot.b4adapter import guess_base
+
+    base = work.head()
+    git(work.path, "checkout", "-qb", "topic")
+    work.commit("mm: alpha 5", {"mm/alpha.c": work.edit("mm/alpha.c", "return 5;", "return 50;")})
+    series = series_from_mails(work.mails(base)).model_copy(update={"base_commit": None})
+    # master moves on and touches the same lines: the patch no longer applies at its tip
+    git(work.path, "checkout", "-q", "master")
+    work.commit("mm: alpha 5 differently", {"mm/alpha.c": work.edit(
+        "mm/alpha.c", "return 5;", "return 55;")})
+    settings = make_settings(tmp_path, work.path, ["master"])
+    repo = synced(settings)
+    with acquire_slot(repo, settings.paths.cache, 1) as slot:
+        result = apply_series(settings, repo, slot, series, settings.lists[0], guess=guess_base)
+    assert result.ok, result.message
+    assert [(a.how, a.ok) for a in result.tried] == [("branch", False), ("b4-guess", True)]
+    assert result.base == base

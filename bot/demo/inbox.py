@@ -1,0 +1,182 @@
+"""A local public-inbox v2 inbox served by public-inbox-httpd on loopback.
+
+Used by `lorebot demo` (offline, on embedded defaults) and by the tests:
+`PublicInboxServer` creates the inbox with its own PI_CONFIG, imports mail,
+and serves it; `stop()`/`start()` simulate an outage.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+from bot.runner import Runner
+
+IMPORT_MBOX = (
+    "use PublicInbox::Config; use PublicInbox::InboxWritable;"
+    "my $cfg = PublicInbox::Config->new;"
+    "my $ibx = $cfg->lookup_name($ARGV[0]) or die qq(no inbox $ARGV[0]\\n);"
+    "PublicInbox::InboxWritable->new($ibx)->import_mbox(\\*STDIN, q(mboxrd));"
+)
+
+
+def have_public_inbox() -> bool:
+    return all(shutil.which(c) for c in ("public-inbox-init", "public-inbox-httpd"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mboxrd(messages: Iterable[bytes]) -> bytes:
+    """Messages as one mboxrd file (">From " quoting)."""
+    out = bytearray()
+    for raw in messages:
+        out += b"From mboxrd@z Thu Jan  1 00:00:00 1970\n"
+        for line in raw.replace(b"\r\n", b"\n").split(b"\n"):
+            if line.lstrip(b">").startswith(b"From "):
+                line = b">" + line
+            out += line + b"\n"
+        if not raw.endswith(b"\n"):
+            out += b"\n"
+    return bytes(out)
+
+
+class PublicInboxServer:
+    """One v2 inbox (`name`) served over HTTP at `self.url`."""
+
+    def __init__(self, root: Path, name: str = "test", address: str = "test@lists.example.org",
+                 indexlevel: str = "basic"):
+        self.root = root
+        self.name = name
+        self.address = address
+        self.port = free_port()
+        self.inbox_dir = root / "inboxes" / name
+        self.env = {
+            "PI_CONFIG": str(root / "config"),
+            "PI_EMERGENCY": str(root / "emergency"),
+            "HOME": str(root),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": str(root / "gitconfig"),
+        }
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "gitconfig").write_text(
+            "[user]\n\tname = pi\n\temail = pi@example.org\n[safe]\n\tdirectory = *\n"
+        )
+        self.runner = Runner(env=self.env)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.runner.run(
+            ["public-inbox-init", "-V2", "-L", indexlevel, name, self.inbox_dir, self.url,
+             address], check=True, name="pi-init",
+        )
+        self.runner.run(["git", "config", "-f", self.env["PI_CONFIG"],
+                         "publicinboxmda.spamcheck", "none"], check=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.name}"
+
+    @property
+    def epoch0(self) -> Path:
+        return self.inbox_dir / "git" / "0.git"
+
+    # -- mail ---------------------------------------------------------------
+    def post_many(self, messages: Iterable[bytes]) -> None:
+        """Import messages (indexed, visible to b4) in one step."""
+        data = mboxrd(messages)
+        self.runner.run(["perl", "-e", IMPORT_MBOX, self.name], input=data, check=True,
+                        name="pi-import", timeout=900)
+
+    def deliver(self, raw: bytes) -> None:
+        """Deliver one message the way a list does, with public-inbox-mda."""
+        self.runner.run(["public-inbox-mda", "--no-precheck"], input=raw, check=True,
+                        env={"ORIGINAL_RECIPIENT": self.address}, name="pi-mda")
+
+    def post(self, raw: bytes) -> None:
+        self.post_many([raw])
+
+    def post_raw_commit(self, raw: bytes) -> str:
+        """Append `raw` to epoch 0 as a lore-style commit (tree = just `m`), not indexed.
+
+        Lets tests store what public-inbox itself would refuse or repair (no Message-ID).
+        """
+        git = ["git", "--git-dir", str(self.epoch0)]
+        blob = self.runner.run([*git, "hash-object", "-w", "--stdin"], input=raw,
+                               check=True).stdout.strip()
+        tree = self.runner.run([*git, "mktree"], input=f"100644 blob {blob}\tm\n",
+                               check=True).stdout.strip()
+        head = self.head()
+        parent = ["-p", head] if head else []
+        commit = self.runner.run([*git, "commit-tree", tree, *parent, "-m", "raw"],
+                                 check=True).stdout.strip()
+        self.runner.run([*git, "update-ref", "refs/heads/master", commit], check=True)
+        return commit
+
+    def head(self) -> str:
+        r = self.runner.run(["git", "--git-dir", str(self.epoch0), "rev-parse", "-q",
+                             "--verify", "refs/heads/master"])
+        return r.stdout.strip() if r.ok else ""
+
+    def rewrite_drop(self, commit: str) -> None:
+        """Rewrite epoch 0's history without `commit` (what a purge does)."""
+        git = ["git", "--git-dir", str(self.epoch0)]
+        revs = self.runner.run([*git, "rev-list", "--reverse", "master"],
+                               check=True).stdout.split()
+        tip = ""
+        for rev in revs:
+            if rev == commit:
+                continue
+            tree = self.runner.run([*git, "rev-parse", f"{rev}^{{tree}}"],
+                                   check=True).stdout.strip()
+            parent = ["-p", tip] if tip else []
+            tip = self.runner.run([*git, "commit-tree", tree, *parent, "-m", "rewritten"],
+                                  check=True).stdout.strip()
+        self.runner.run([*git, "update-ref", "refs/heads/master", tip], check=True)
+
+    # -- server -------------------------------------------------------------
+    def start(self) -> None:
+        if self._proc:
+            return
+        out = self.root / "httpd.out"
+        err = self.root / "httpd.err"
+        # the httpd is a long-running daemon; Runner.run only runs commands to completion
+        self._proc = subprocess.Popen(
+            ["public-inbox-httpd", "-W0", "-l", f"127.0.0.1:{self.port}",
+             "-1", str(out), "-2", str(err)],
+            env={**os.environ, **self.env}, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/_/text/config/raw", timeout=2):
+                    return
+            except OSError:
+                if self._proc.poll() is not None:
+                    raise RuntimeError(f"public-inbox-httpd died: {err.read_text()}") from None
+                time.sleep(0.05)
+        raise RuntimeError("public-inbox-httpd did not answer within 20 s")
+
+    def stop(self) -> None:
+        if not self._proc:
+            return
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def hup(self) -> None:
+        if self._proc:
+            self._proc.send_signal(signal.SIGHUP)
