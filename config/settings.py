@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,8 +157,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # environment first: it overrides the file values passed as init kwargs
-        return (env_settings, init_settings)
+        # what the code passes wins, then the environment, then the TOML file
+        return (init_settings, env_settings, _FileSource(settings_cls))
 
     @property
     def database_url(self) -> str:
@@ -174,6 +175,19 @@ class Settings(BaseSettings):
             if lst.name == name:
                 return lst
         raise KeyError(name)
+
+
+_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("lorebot_settings_file", default={})
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The TOML file's values, below the environment (see load_settings)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return _FILE_DATA.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get())
 
 
 class SettingsError(Exception):
@@ -200,11 +214,13 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         raise SettingsError(f"configuration file not found: {toml_path}") from e
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"{toml_path}: not valid TOML: {e}") from e
-    data.update(overrides)
+    token = _FILE_DATA.set(data)
     try:
-        settings = Settings(**data)
+        settings = Settings(**overrides)
     except ValidationError as e:
         raise SettingsError(f"{toml_path}: {_describe(e)}") from e
+    finally:
+        _FILE_DATA.reset(token)
     _check_references(settings, toml_path)
     return settings
 
