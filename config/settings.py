@@ -177,17 +177,18 @@ class Settings(BaseSettings):
         raise KeyError(name)
 
 
-_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("lorebot_settings_file", default={})
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("lorebot_settings_file",
+                                                          default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):
     """The TOML file's values, below the environment (see load_settings)."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return _FILE_DATA.get().get(field_name), field_name, False
+        return (_FILE_DATA.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_FILE_DATA.get())
+        return dict(_FILE_DATA.get() or {})
 
 
 class SettingsError(Exception):

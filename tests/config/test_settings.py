@@ -57,5 +57,5 @@ def test_bad_settings_stop_the_program_naming_the_key(
 
 def test_bad_environment_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOREBOT_BUILD__MAX_VARIANTS", "0")
-    with pytest.raises(SettingsError, match="build.max_variants"):
+    with pytest.raises(SettingsError, match=r"build\.max_variants"):
         load_settings()
