@@ -66,20 +66,15 @@ DEMO_PATCHES: tuple[DemoPatch, ...] = (
     ),
     DemoPatch(
         "mm/mempool: count elements released by mempool_resize()",
-        "Prepare for reporting how many elements a shrinking resize freed.",
-        (
-            Edit(
-                "mm/mempool.c",
-                "\tvoid *element;\n\tvoid **new_elements;\n\tunsigned long flags;\n",
-                "\tvoid *element;\n\tvoid **new_elements;\n\tunsigned long flags;\n"
-                "\tint released = 0;\n",
-            ),
-            Edit(
-                "mm/mempool.c",
-                "\t\t\telement = remove_element(pool);\n",
-                "\t\t\telement = remove_element(pool);\n\t\t\treleased++;\n",
-            ),
-        ),
+        "Prepare for reporting how many elements a shrinking resize frees.",
+        (Edit("mm/mempool.c",
+              "\tvoid *element;\n\tvoid **new_elements;\n\tunsigned long flags;\n",
+              "\tvoid *element;\n\tvoid **new_elements;\n\tunsigned long flags;\n"
+              "\tint released;\n"),
+         Edit("mm/mempool.c",
+              "\tif (new_min_nr <= pool->min_nr) {\n",
+              "\tif (new_min_nr <= pool->min_nr) {\n"
+              "\t\treleased = pool->curr_nr - new_min_nr;\n")),
     ),
 )
 
