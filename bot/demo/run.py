@@ -76,7 +76,7 @@ def _outbox_subjects(outbox: Path) -> list[str]:
     if not (outbox / "new").exists() and not (outbox / "cur").exists():
         return []
     box = mailbox.Maildir(str(outbox), create=False)
-    return [str(m["Subject"]) for m in box]
+    return [" ".join(str(m["Subject"]).split()) for m in box]
 
 
 def run_demo(base: Settings, *, port: int = 0, arches: list[str] | None = None,
@@ -138,6 +138,7 @@ def _wait(settings: Settings, db: Database, msgid: str, posted: float, timeout: 
     last = ""
     first_reply: float | None = None
     ended: float | None = None
+    settled_count = -1
     while time.monotonic() < deadline:
         with db.session() as s:
             row = s.scalars(select(SeriesRow).where(SeriesRow.msgid == msgid)).first()
@@ -151,8 +152,10 @@ def _wait(settings: Settings, db: Database, msgid: str, posted: float, timeout: 
             first_reply = time.monotonic() - posted
         if state in TERMINAL:
             ended = ended or time.monotonic()
-            # replies are delivered right after the run ends: give the mailer a moment
-            if first_reply is not None or time.monotonic() - ended > 5:
+            # the run's replies are delivered one by one right after it ends
+            settled = len(replies) == settled_count and time.monotonic() - ended > 2
+            settled_count = len(replies)
+            if (first_reply is not None and settled) or time.monotonic() - ended > 10:
                 return state, replies, first_reply
         time.sleep(0.25)
     raise DemoError(f"the demo series did not finish within {timeout:.0f} s (state: {last})")
