@@ -1,0 +1,78 @@
+"""`lorebot check --json [--send]` on the real kernel, through a real public-inbox and SMTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.demo.series import DEMO_PATCHES, write_series
+from tests import kernel
+from tests.pi import PublicInboxServer, running_server
+from tests.smtpd import SmtpServer, smtp_server_fixture
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[PublicInboxServer]:
+    yield from running_server(tmp_path)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    yield from smtp_server_fixture()
+
+
+def config(tmp_path: Path, server: PublicInboxServer, smtp: SmtpServer) -> Path:
+    path = tmp_path / "lorebot.toml"
+    path.write_text(
+        f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{kernel.test_cache()}"\n\n'
+        f'[[lists]]\nname = "{server.name}"\nurl = "{server.url}"\n'
+        f'address = "{server.address}"\ntrees = ["linux"]\n\n'
+        '[[trees]]\nname = "linux"\nurl = ""\nbranches = ["master"]\n\n'
+        '[build]\narches = ["x86_64"]\n\n'
+        f'[mail]\nmode = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp.port}\n'
+    )
+    return path
+
+
+def test_check_json_shape_findings_and_send(
+    kernel_git_dir: Path, server: PublicInboxServer, smtp: SmtpServer, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    writer = kernel.kernel_slot("check-writer")
+    mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
+    server.post_many(mailed.mails)
+    cfg = config(tmp_path, server, smtp)
+
+    assert main(["--config", str(cfg), "check", mailed.msgids[2], "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"series", "base", "apply", "findings", "replies"}
+    assert out["series"]["msgid"] == mailed.msgids[0] and out["series"]["version"] == 1
+    assert [p["index"] for p in out["series"]["patches"]] == [1, 2, 3]
+    assert out["base"] == {"tree": "linux", "branch": "master", "sha": mailed.base}
+    assert out["apply"]["ok"] is True and out["apply"]["failed_patch"] is None
+    by_patch = {f["patch"]: f for f in out["findings"] if f["check"] == "build"}
+    err = by_patch[2]
+    assert err["kind"] == "error" and err["severity"] == "error"
+    assert err["file"] == "mm/filemap.c" and isinstance(err["line"], int)
+    assert "folio_migrate_flags" in err["message"]
+    assert err["arch"] == "x86_64" and err["symbols"].get("MIGRATION") == "n"
+    assert "MIGRATION=n" in err["config"]
+    warn = by_patch[3]
+    assert warn["kind"] == "warning" and warn["file"] == "mm/mempool.c"
+    assert 1 not in by_patch  # the clean patch has no build finding
+    assert {r["in_reply_to"] for r in out["replies"]} == {
+        mailed.msgids[0], mailed.msgids[2], mailed.msgids[3]}
+    assert all(r["state"] == "draft" for r in out["replies"])
+    assert not smtp.received  # without --send nothing leaves
+
+    assert main(["--config", str(cfg), "check", mailed.msgids[0], "--json", "--send"]) == 0
+    sent = json.loads(capsys.readouterr().out)["replies"]
+    assert all(r["state"] == "sent" and r["msgid"] for r in sent)
+    assert len(smtp.received) == 3
+
