@@ -14,7 +14,6 @@ import gzip
 import json
 import logging
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,12 +175,8 @@ def read_blobs(runner: Runner, gitdir: Path, commits: list[str], epoch: int
     if not commits:
         return []
     request = "".join(f"{c}:m\n" for c in commits)
-    with tempfile.TemporaryDirectory(prefix="lorebot-cat-") as tmp:
-        out = Path(tmp) / "blobs"
-        # via sh: the runner decodes stdout as text, and mail is bytes
-        runner.run(["sh", "-c", 'exec git --git-dir "$1" cat-file --batch > "$2"', "sh",
-                    gitdir, out], input=request, check=True, timeout=3600, name="cat-file")
-        data = out.read_bytes()
+    data = runner.run(["git", "--git-dir", gitdir, "cat-file", "--batch"], input=request,
+                      check=True, timeout=3600, name="cat-file").stdout_bytes
     mails: list[InboxMail] = []
     pos = 0
     for commit in commits:

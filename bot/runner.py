@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 log = logging.getLogger("lorebot.runner")
@@ -24,10 +25,14 @@ class CommandResult:
     argv: tuple[str, ...]
     cwd: str
     returncode: int
-    stdout: str
+    stdout_bytes: bytes  # exactly what the command wrote (mail is bytes, not text)
     stderr: str
     seconds: float
     timed_out: bool = False
+
+    @cached_property
+    def stdout(self) -> str:
+        return self.stdout_bytes.decode("utf-8", "replace")
 
     @property
     def ok(self) -> bool:
@@ -97,7 +102,7 @@ class Runner:
             argv=args,
             cwd=str(cwd or os.getcwd()),
             returncode=rc,
-            stdout=out.decode("utf-8", "replace"),
+            stdout_bytes=out,
             stderr=err.decode("utf-8", "replace"),
             seconds=time.monotonic() - start,
             timed_out=timed_out,

@@ -59,6 +59,6 @@ def test_real_month(tmp_path: Path, pi_server: PublicInboxServer) -> None:
 
 
 def _import_mboxrd() -> str:
-    from tests.pi import IMPORT_MBOX
+    from bot.demo.inbox import IMPORT_MBOX
 
     return IMPORT_MBOX
