@@ -24,11 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, select
 
 from bot import intake, lore
+from bot.demo.inbox import IMPORT_MBOX
 from bot.runner import Runner
 from state.db import Database
 from state.models import Message
 from tests.mailgen import MailGen
-from tests.pi import IMPORT_MBOX, PublicInboxServer, intake_settings
+from tests.pi import PublicInboxServer, intake_settings
 
 DEFAULT_MBOX = Path(__file__).resolve().parents[2] / "shared" / "data" / \
     "virtualization-2023-05.mbox"
