@@ -1,0 +1,30 @@
+"""Build checks over the Kconfig combinations and arches a series really affects.
+
+`BuildCheck().run(ctx)` derives the objects, Kconfig symbols and arches from
+each patch's diff (`impact`, `kbuild`, `cond`), makes and verifies config
+variants per arch (`variants`, `make`), builds only affected objects at the
+base and after each patch, and reports the compiler diagnostics that are new
+(`diagnostics`), attributed to the first patch that shows them.
+"""
+
+from __future__ import annotations
+
+from checks.base import CheckContext, Finding
+from checks.build.check import BuildRun
+from checks.build.toolchains import Arch
+
+
+class BuildCheck:
+    """The "build" check."""
+
+    name = "build"
+
+    def __init__(self, arches: dict[str, Arch] | None = None):
+        self.arches = arches
+
+    def run(self, ctx: CheckContext) -> list[Finding]:
+        """New compiler errors and warnings per patch, plus info notes (toolchains, refusals)."""
+        return BuildRun(ctx, self.arches).run()
+
+
+__all__ = ["BuildCheck"]
