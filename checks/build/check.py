@@ -267,7 +267,7 @@ class BuildRun:
                 if d.key in self.findings:
                     self._also(d, lane)
                     continue
-                self.findings[d.key] = self._finding(index, sha, lane, d, objects, w1)
+                self.findings[d.key] = self._finding(index, lane, d, objects, w1)
 
     def _failed(self, lane: Lane, index: int, output: str) -> None:
         """make failed without a compiler error (prepare, a tool, a timeout): say so once."""
@@ -291,7 +291,7 @@ class BuildRun:
             self.findings[d.key] = f.model_copy(
                 update={"detail": (f.detail + "\n" + extra).strip()})
 
-    def _finding(self, index: int, sha: str, lane: Lane, d: Diagnostic, objects: list[str],
+    def _finding(self, index: int, lane: Lane, d: Diagnostic, objects: list[str],
                  w1: bool) -> Finding:
         text = (self.wt / d.file).read_text(errors="replace") if (self.wt / d.file).is_file() \
             else ""
