@@ -169,7 +169,7 @@ class BuildRun:
             if index:
                 self.git("checkout", "-q", "--detach", sha)
             chains = all_objects if index == 0 else list(impacts[index].objects)
-            self._step(index, sha, lanes, chains, w1)
+            self._step(index, lanes, chains, w1)
         self.ctx.progress("build: done", 1.0)
 
     def _lanes(self, arches: list[Arch], impacts: dict[int, Impact], base: str) -> list[Lane]:
@@ -241,7 +241,7 @@ class BuildRun:
         return [f"{name} ({' '.join(o.symbols)})" for name, o in objs.items()
                 if not any(o.object in lane.objects([o], self.wt) for lane in lanes)]
 
-    def _step(self, index: int, sha: str, lanes: list[Lane], chains: list[ObjectChain],
+    def _step(self, index: int, lanes: list[Lane], chains: list[ObjectChain],
               w1: bool) -> None:
         """Build the objects of one step in every lane; record baseline or new diagnostics."""
         parallel = max(1, min(self.cfg.jobs, len(lanes)))
