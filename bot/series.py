@@ -75,6 +75,14 @@ def load_series(settings: Settings, lst: ListSettings, msgid: str) -> Series:
 _parsed: weakref.WeakKeyDictionary[EmailMessage, ParsedMessage] = weakref.WeakKeyDictionary()
 
 
+
+def load_with_parent(settings: Settings, lst: ListSettings, msgid: str
+                     ) -> tuple[Series, Series | None]:
+    """The series containing `msgid` and, for a follow-up, the series it goes on top of."""
+    series = load_series(settings, lst, msgid)
+    parent = load_series(settings, lst, series.parent) if series.parent else None
+    return series, parent
+
 def _parse(msg: EmailMessage) -> ParsedMessage:
     """Our parse of a message b4 fetched (kept while the message lives: a thread is
     looked at several times)."""

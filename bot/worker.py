@@ -29,19 +29,14 @@ def _list(settings: Settings, name: str) -> ListSettings | None:
         return None
 
 
-def load_for_run(
-    settings: Settings, row: SeriesRow, parent_msgid: str | None
-) -> tuple[Series, Series | None]:
+def load_for_run(settings: Settings, row: SeriesRow) -> tuple[Series, Series | None]:
     """The series (and a follow-up's parent) fetched fresh: trailers may have come in."""
-    from bot.series import load_series
+    from bot.series import load_with_parent
 
     lst = _list(settings, row.list_name)
     if lst is None:
         raise LookupError(f"list '{row.list_name}' is no longer configured")
-    series = load_series(settings, lst, row.msgid)
-    parent = load_series(settings, lst, parent_msgid) if parent_msgid else None
-    return series, parent
-
+    return load_with_parent(settings, lst, row.msgid)
 
 def record_outcome(db: Database, run_id: int, outcome: CheckOutcome) -> None:
     a = outcome.applied
@@ -139,8 +134,6 @@ def run_series(
         row = s.get(SeriesRow, series_id)
         if row is None:
             return
-        parent_row = s.get(SeriesRow, row.parent_id) if row.parent_id else None
-        parent_msgid = parent_row.msgid if parent_row else None
         run = RunRow(series_id=series_id, worker=worker, state="running", step="fetch")
         s.add(run)
         s.flush()
@@ -150,7 +143,7 @@ def run_series(
         s.expunge(row)
     start = time.monotonic()
     try:
-        series, parent = load_for_run(settings, row, parent_msgid)
+        series, parent = load_for_run(settings, row)
         outcome = check_series(
             settings,
             series,

@@ -57,12 +57,11 @@ def print_apply(r: ApplyResult) -> None:
 def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
     from bot.apply import apply_series
     from bot.b4adapter import guess_base
-    from bot.series import load_series
+    from bot.series import load_with_parent
 
     try:
         lst, msgid = resolve(settings, args.target, args.list_name)
-        series = load_series(settings, lst, msgid)
-        parent = load_series(settings, lst, series.parent) if series.parent else None
+        series, parent = load_with_parent(settings, lst, msgid)
     except (TargetError, LookupError) as e:
         print(f"lorebot: {e}", file=sys.stderr)
         return 2

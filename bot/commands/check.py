@@ -54,13 +54,12 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.mail import Mailer
     from bot.pipeline import check_series, outcome_json
     from bot.report import render_replies
-    from bot.series import load_series
+    from bot.series import load_with_parent
     from bot.worker import finish_run, record_outcome, series_url, start_manual_run
 
     try:
         lst, msgid = resolve(settings, args.target, args.list_name)
-        series = load_series(settings, lst, msgid)
-        parent = load_series(settings, lst, series.parent) if series.parent else None
+        series, parent = load_with_parent(settings, lst, msgid)
     except (TargetError, LookupError) as e:
         print(f"lorebot: {e}", file=sys.stderr)
         return 2
