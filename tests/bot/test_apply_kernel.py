@@ -41,7 +41,7 @@ def test_kernel_series_applies_through_lore(
     kernel_git_dir: Path, server: PublicInboxServer, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    writer = kernel.kernel_slot("apply-writer")
+    writer = kernel.kernel_slot("writer")
     mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
     server.post_many(mailed.mails)
     rc, out = run_apply(config(tmp_path, server), f"{server.url}/{mailed.msgids[0]}/", capsys)
@@ -61,7 +61,7 @@ def test_kernel_series_with_stale_context_names_patch_and_hunk(
     kernel_git_dir: Path, server: PublicInboxServer, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    writer = kernel.kernel_slot("apply-writer")
+    writer = kernel.kernel_slot("writer")
     mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
     # patch 2 was written against a tree where this context line differs
     mails = list(mailed.mails)

@@ -44,7 +44,7 @@ def test_check_json_shape_findings_and_send(
     kernel_git_dir: Path, server: PublicInboxServer, smtp: SmtpServer, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    writer = kernel.kernel_slot("check-writer")
+    writer = kernel.kernel_slot("writer")
     mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
     server.post_many(mailed.mails)
     cfg = config(tmp_path, server, smtp)

@@ -109,7 +109,7 @@ def series_state(port: int) -> dict[str, object] | None:
 
 
 def post_demo(server: PublicInboxServer) -> list[str]:
-    writer = kernel.kernel_slot("e2e-writer")
+    writer = kernel.kernel_slot("writer")
     mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
     server.post_many(mailed.mails)
     return mailed.msgids
