@@ -152,7 +152,7 @@ class PublicInboxServer:
         self._proc = subprocess.Popen(
             ["public-inbox-httpd", "-W0", "-l", f"127.0.0.1:{self.port}",
              "-1", str(out), "-2", str(err)],
-            env={**os.environ, **self.env}, stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + 20
