@@ -1,6 +1,6 @@
 """Semantic-check benchmark: a 20-patch series on the full linux-source-6.12 tree.
 
-Usage: LOREBOT_TEST_CACHE=/work/cache .venv/bin/python bench/semantic.py [--repeat N]
+Usage: .venv/bin/python bench/semantic.py [--repeat N]
 
 Writes the series (the six test patches of tests/checks/semantic_series.py
 plus fourteen more: real rule cases in fs/, mm/ and drivers/, near misses and
