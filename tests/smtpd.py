@@ -9,7 +9,6 @@ or, in a test module, `smtp_server = pytest.fixture(smtp_server_fixture)`.
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bot.demo.inbox import free_port
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,6 @@ class _Handler:
         return "250 OK"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SmtpServer:

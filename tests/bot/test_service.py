@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from bot.demo.inbox import free_port
 from bot.service import KeyValueFormatter, Service
 from config.settings import ServiceSettings, Settings, WebSettings
 from state.db import Database
@@ -222,9 +223,7 @@ def test_run_once_drains_the_queue(settings: Settings, db: Database) -> None:
 
 
 def test_service_serves_the_status_page(settings: Settings, db: Database) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     web = WebSettings(listen="127.0.0.1", port=port)
     svc = Service(settings.model_copy(update={"web": web}), db, FakePipeline(), FakeIntake(),
                   deliver=lambda: None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from bot.demo.inbox import free_port
 from bot.web import create_app
 from config.settings import Settings, WebSettings
 from state.db import Database
@@ -125,10 +125,6 @@ def client(settings: Settings, db: Database, rows: dict[str, Any]) -> TestClient
     return TestClient(create_app(with_token(settings), db))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
