@@ -45,10 +45,15 @@ class Stopped(Exception):
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:
-    """One finding per (patch, fingerprint), configs merged into the first one's text."""
-    seen: dict[tuple[int | None, str, str], Finding] = {}
+    """Findings in report order, each (patch, fingerprint, arch, line) once.
+
+    The line is part of the key: the fingerprint leaves it out on purpose (to
+    compare with the base), and two uses of a removed member in one file are
+    two findings.
+    """
+    seen: dict[tuple[int | None, str, str, int | None], Finding] = {}
     for f in findings:
-        key = (f.patch, f.fingerprint, f.arch)
+        key = (f.patch, f.fingerprint, f.arch, f.line)
         if key not in seen:
             seen[key] = f
     return sorted(seen.values(), key=lambda f: (f.patch or 0, f.check, f.file, f.line or 0))
