@@ -24,6 +24,7 @@ from checks.semantic import SemanticCheck
 from config.settings import load_settings
 from tests import kernel
 from tests.checks import semantic_series as s
+from tests.checks.semantic_series import match
 from tests.kernel import WrittenPatch, replace_in
 
 FS = "include/linux/fs.h"
@@ -125,19 +126,6 @@ MORE_EXPECTED: list[tuple[str, str, str]] = [
 ]
 
 
-def match(findings: list[Finding], expected: list[tuple[str, str, str]]
-          ) -> tuple[list[tuple[str, str, str]], list[Finding]]:
-    """(expected cases not reported, reported findings not expected)."""
-    left = list(findings)
-    missed = []
-    for kind, file, fragment in expected:
-        hit = next((f for f in left if f.kind == kind and f.file == file
-                    and fragment in f.source_line), None)
-        if hit is None:
-            missed.append((kind, file, fragment))
-        else:
-            left.remove(hit)
-    return missed, left
 
 
 def main() -> int:

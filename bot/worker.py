@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot.models import Series
 from bot.pipeline import CheckOutcome, Stopped, check_series
+from bot.report import ReplyDraft
 from config.settings import ListSettings, Settings
 from state.db import Database
 from state.models import FindingRow, RunRow, SeriesRow, utcnow
@@ -20,6 +21,14 @@ def series_url(settings: Settings, msgid: str) -> str:
     from urllib.parse import quote
 
     return f"{settings.web.base_url.rstrip('/')}/series/{quote(msgid, safe='@')}"
+
+
+def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]:
+    """The replies a run's outcome calls for (none when nothing new was found)."""
+    from bot.report import render_replies
+
+    return render_replies(outcome.series, outcome.applied, outcome.findings, settings,
+                          series_url(settings, outcome.series.msgid))
 
 
 def _list(settings: Settings, name: str) -> ListSettings | None:
@@ -179,15 +188,8 @@ def _queue_replies(
     settings: Settings, db: Database, series_id: int, run_id: int, outcome: CheckOutcome
 ) -> None:
     from bot.mail import Mailer
-    from bot.report import render_replies
 
-    drafts = render_replies(
-        outcome.series,
-        outcome.applied,
-        outcome.findings,
-        settings,
-        series_url(settings, outcome.series.msgid),
-    )
+    drafts = draft_replies(settings, outcome)
     if drafts:
         Mailer(settings, db).queue(series_id, run_id, drafts)
 

@@ -53,9 +53,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.b4adapter import guess_base
     from bot.mail import Mailer
     from bot.pipeline import check_series, outcome_json
-    from bot.report import render_replies
     from bot.series import load_with_parent
-    from bot.worker import finish_run, record_outcome, series_url, start_manual_run
+    from bot.worker import draft_replies, finish_run, record_outcome, start_manual_run
 
     try:
         lst, msgid = resolve(settings, args.target, args.list_name)
@@ -85,13 +84,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         progress.close()
     record_outcome(db, run_id, outcome)
-    drafts = render_replies(
-        outcome.series,
-        outcome.applied,
-        outcome.findings,
-        settings,
-        series_url(settings, outcome.series.msgid),
-    )
+    drafts = draft_replies(settings, outcome)
     replies = [reply_json(d) for d in drafts]
     if args.send and drafts:
         mailer = Mailer(settings, db)

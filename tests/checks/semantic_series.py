@@ -6,6 +6,7 @@ Each rule has a case that must be reported and a near miss that must not.
 
 from __future__ import annotations
 
+from checks.base import Finding
 from tests.kernel import WrittenPatch, replace_in
 
 H = "include/linux/balloon_compaction.h"
@@ -114,3 +115,18 @@ EXPECTED: list[tuple[str, str, str]] = [
     ("removed-symbol", VMW, "page = balloon_page_alloc();"),
     ("removed-symbol", VIRTIO, "struct page *page = balloon_page_alloc();"),
 ]
+
+
+def match(findings: list[Finding], expected: list[tuple[str, str, str]]
+          ) -> tuple[list[tuple[str, str, str]], list[Finding]]:
+    """(expected cases not found, findings not expected), matching each at most once."""
+    left = list(findings)
+    missed = []
+    for kind, file, fragment in expected:
+        hit = next((f for f in left if f.kind == kind and f.file == file
+                    and fragment in f.source_line), None)
+        if hit is None:
+            missed.append((kind, file, fragment))
+        else:
+            left.remove(hit)
+    return missed, left
