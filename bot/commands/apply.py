@@ -8,16 +8,14 @@ import sys
 
 from bot.models import ApplyResult
 from bot.runner import Runner
-from bot.target import TargetError, resolve
+from bot.target import TargetError, add_target_arguments, resolve
 from bot.trees import Repo, acquire_slot
 from config.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("apply", help="apply a series from the list to its base, in a slot")
-    p.add_argument("target", help="Message-ID or lore URL of any message of the series")
-    p.add_argument("--list", dest="list_name", help="configured list to fetch from")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_target_arguments(p)
     p.set_defaults(func=cmd_apply)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.pipeline import CheckOutcome
 from bot.progress import ProgressPrinter
 from bot.report import ReplyDraft
-from bot.target import TargetError, resolve
+from bot.target import TargetError, add_target_arguments, resolve
 from config.settings import Settings
 from state.db import Database
 from state.models import ReplyRow
@@ -20,9 +20,7 @@ from state.models import ReplyRow
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="apply and check one series now; print the replies")
-    p.add_argument("target", help="Message-ID or lore URL of any message of the series")
-    p.add_argument("--list", dest="list_name", help="configured list to fetch from")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_target_arguments(p)
     p.add_argument("--send", action="store_true", help="send the replies (configured transport)")
     p.set_defaults(func=cmd_check)
 

@@ -9,15 +9,13 @@ import sys
 from bot.b4adapter import ThreadFetchError, ThreadNotFound
 from bot.models import Series
 from bot.series import SeriesError, load_series
-from bot.target import TargetError, resolve
+from bot.target import TargetError, add_target_arguments, resolve
 from config.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("series", help="show the series a message belongs to")
-    p.add_argument("target", metavar="MSGID_OR_LORE_URL")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--list", dest="list_name", help="configured list to ask (bare Message-ID)")
+    add_target_arguments(p)
     p.set_defaults(func=run)
 
 
