@@ -53,54 +53,34 @@ def base_candidates(
     """Bases to try in order, and the attempts that failed before applying anything."""
     cands: list[Candidate] = []
     failed: list[BaseAttempt] = []
+
+    def consider(how: str, tree: str, branch: str, sha: str | None, missing: str,
+                 asked: str = "") -> None:
+        if sha:
+            cands.append(Candidate(how, tree, branch, sha))
+        else:
+            failed.append(BaseAttempt(how=how, tree=tree, branch=branch, sha=asked,
+                                      reason=missing))
+
     list_trees = list(lst.trees) if lst else [t.name for t in settings.trees]
     default_tree = list_trees[0] if list_trees else ""
     if series.base_commit:
         sha = repo.resolve(series.base_commit)
-        if sha:
-            where = repo.trees_containing(sha)
-            tree, branch = where[0] if where else (default_tree, "")
-            cands.append(Candidate("base-commit", tree, branch, sha))
-        else:
-            failed.append(
-                BaseAttempt(
-                    how="base-commit",
-                    tree="",
-                    sha=series.base_commit,
-                    reason=f"base-commit {series.base_commit[:12]} is in no configured tree",
-                )
-            )
+        tree, branch = (repo.trees_containing(sha) or [(default_tree, "")])[0] if sha else ("", "")
+        consider("base-commit", tree, branch, sha,
+                 f"base-commit {series.base_commit[:12]} is in no configured tree",
+                 series.base_commit)
     for tree, branch in tag_target(settings.base.subject_tags, series.subject_tags, default_tree):
-        sha = repo.branch_sha(tree, branch)
-        if sha:
-            cands.append(Candidate("subject-tag", tree, branch, sha))
-        else:
-            failed.append(
-                BaseAttempt(
-                    how="subject-tag",
-                    tree=tree,
-                    branch=branch,
-                    reason=f"{tree_ref(tree, branch)} not synced",
-                )
-            )
+        consider("subject-tag", tree, branch, repo.branch_sha(tree, branch),
+                 f"{tree_ref(tree, branch)} not synced")
     for tree in list_trees:
         try:
             branches = settings.tree(tree).branches
         except KeyError:
             branches = []
         for branch in branches or repo.branches(tree):
-            sha = repo.branch_sha(tree, branch)
-            if sha:
-                cands.append(Candidate("branch", tree, branch, sha))
-            else:
-                failed.append(
-                    BaseAttempt(
-                        how="branch",
-                        tree=tree,
-                        branch=branch,
-                        reason="branch not synced (run `lorebot tree sync`)",
-                    )
-                )
+            consider("branch", tree, branch, repo.branch_sha(tree, branch),
+                     "branch not synced (run `lorebot tree sync`)")
     seen: set[str] = set()
     unique = []
     for c in cands:
