@@ -76,6 +76,19 @@ _parsed: weakref.WeakKeyDictionary[EmailMessage, ParsedMessage] = weakref.WeakKe
 
 
 
+def load_target(settings: Settings, target: str, list_name: str | None = None
+                ) -> tuple[ListSettings, Series, Series | None]:
+    """The list, the series and a follow-up's parent for a Message-ID or lore URL.
+
+    Raises TargetError or LookupError with a message for the user.
+    """
+    from bot.target import resolve
+
+    lst, msgid = resolve(settings, target, list_name)
+    series, parent = load_with_parent(settings, lst, msgid)
+    return lst, series, parent
+
+
 def load_with_parent(settings: Settings, lst: ListSettings, msgid: str
                      ) -> tuple[Series, Series | None]:
     """The series containing `msgid` and, for a follow-up, the series it goes on top of."""

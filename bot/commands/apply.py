@@ -8,7 +8,7 @@ import sys
 
 from bot.models import ApplyResult
 from bot.runner import Runner
-from bot.target import TargetError, add_target_arguments, resolve
+from bot.target import TargetError, add_target_arguments
 from bot.trees import Repo, acquire_slot
 from config.settings import Settings
 
@@ -55,11 +55,10 @@ def print_apply(r: ApplyResult) -> None:
 def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
     from bot.apply import apply_series
     from bot.b4adapter import guess_base
-    from bot.series import load_with_parent
+    from bot.series import load_target
 
     try:
-        lst, msgid = resolve(settings, args.target, args.list_name)
-        series, parent = load_with_parent(settings, lst, msgid)
+        lst, series, parent = load_target(settings, args.target, args.list_name)
     except (TargetError, LookupError) as e:
         print(f"lorebot: {e}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.pipeline import CheckOutcome
 from bot.progress import ProgressPrinter
 from bot.report import ReplyDraft
-from bot.target import TargetError, add_target_arguments, resolve
+from bot.target import TargetError, add_target_arguments
 from config.settings import Settings
 from state.db import Database
 from state.models import ReplyRow
@@ -51,12 +51,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.b4adapter import guess_base
     from bot.mail import Mailer
     from bot.pipeline import check_series, outcome_json
-    from bot.series import load_with_parent
+    from bot.series import load_target
     from bot.worker import draft_replies, finish_run, record_outcome, start_manual_run
 
     try:
-        lst, msgid = resolve(settings, args.target, args.list_name)
-        series, parent = load_with_parent(settings, lst, msgid)
+        lst, series, parent = load_target(settings, args.target, args.list_name)
     except (TargetError, LookupError) as e:
         print(f"lorebot: {e}", file=sys.stderr)
         return 2
