@@ -5,18 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from bot.demo.series import GIT_IDENTITY
 from bot.models import PatchMail, Series
 
-ENV_ARGS = (
-    "-c",
-    "user.name=Dev Eloper",
-    "-c",
-    "user.email=dev@example.org",
-    "-c",
-    "commit.gpgsign=false",
-    "-c",
-    "init.defaultBranch=master",
-)
+ENV_ARGS = GIT_IDENTITY
 
 
 def git(cwd: Path, *args: str) -> str:

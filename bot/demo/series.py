@@ -81,19 +81,16 @@ DEMO_PATCHES: tuple[DemoPatch, ...] = (
 AUTHOR = "Dev Eloper <dev@example.org>"
 
 
+# git options for the commits the generator (and the tests) write
+GIT_IDENTITY = ("-c", "user.name=Dev Eloper", "-c", "user.email=dev@example.org",
+                "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null",
+                "-c", "init.defaultBranch=master")
+
+
 def _git(wt: Path, *args: str, input: str | None = None) -> str:
-    env_args = (
-        "-c",
-        "user.name=Dev Eloper",
-        "-c",
-        "user.email=dev@example.org",
-        "-c",
-        "commit.gpgsign=false",
-        "-c",
-        "core.hooksPath=/dev/null",
-    )
     return subprocess.run(
-        ["git", *env_args, *args], cwd=wt, input=input, text=True, capture_output=True, check=True
+        ["git", *GIT_IDENTITY, *args], cwd=wt, input=input, text=True, capture_output=True,
+        check=True,
     ).stdout
 
 
