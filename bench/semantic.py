@@ -143,7 +143,7 @@ def main() -> int:
     findings: list[Finding] = []
     for _ in range(args.repeat):
         start = time.monotonic()
-        findings = SemanticCheck().run(ctx)
+        findings = list(SemanticCheck().run(ctx).findings)
         times.append(time.monotonic() - start)
     kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     expected = s.EXPECTED + MORE_EXPECTED

@@ -16,7 +16,7 @@ from bot.apply import BaseGuess, apply_series
 from bot.models import ApplyResult, Series
 from bot.runner import Runner
 from bot.trees import Repo, acquire_slot
-from checks.base import CheckContext, Finding
+from checks.base import CheckContext, CheckResult, CheckStatus, Finding, Note, PlannedVariant
 from checks.registry import load_check
 from config.settings import ListSettings, Settings
 
@@ -36,8 +36,26 @@ class CheckOutcome:
     series: Series
     applied: ApplyResult
     findings: list[Finding] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)  # facts about the run, never mailed
     check_status: dict[str, str] = field(default_factory=dict)  # check -> "ok"/"error: …"
+    results: dict[str, CheckStatus] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    variants: list[PlannedVariant] = field(default_factory=list)  # the build plan: built
+    dropped: list[PlannedVariant] = field(default_factory=list)  # planned, not built
+
+    def add(self, name: str, result: CheckResult) -> None:
+        """Take in one check's result."""
+        self.findings += result.findings
+        self.notes += result.notes
+        self.variants += result.variants
+        self.dropped += result.dropped
+        self.results[name] = result.status
+        self.check_status[name] = f"ok: {len(result.findings)} finding(s)"
+
+    def plan_json(self) -> dict[str, object]:
+        """The build plan as the JSON and the page show it."""
+        return {"variants": [v.model_dump(mode="json") for v in self.variants],
+                "dropped": [v.model_dump(mode="json") for v in self.dropped]}
 
 
 class Stopped(Exception):
@@ -108,12 +126,13 @@ def check_series(
             progress(name, None)
             t0 = time.monotonic()
             try:
-                found = load_check(name).run(ctx)
-                outcome.findings += found
-                outcome.check_status[name] = f"ok: {len(found)} finding(s)"
+                outcome.add(name, load_check(name).run(ctx))
             except Exception as e:  # a broken check is recorded; the others go on
                 log.exception("check %s failed on %s", name, series.msgid)
                 outcome.check_status[name] = f"error: {type(e).__name__}: {e}"
+                outcome.results[name] = CheckStatus.ERRORED
+                outcome.notes.append(Note(check=name, kind="check-errored",
+                                          message=f"{name} did not complete: {type(e).__name__}"))
             finally:
                 timings[name] = round(time.monotonic() - t0, 2)
                 # checks may move HEAD (per-patch builds); the next one expects the series head
@@ -152,7 +171,11 @@ def outcome_json(outcome: CheckOutcome, replies: list[dict[str, object]]) -> dic
             "tried": [t.model_dump() for t in a.tried],
         },
         "findings": [f.model_dump(mode="json") for f in outcome.findings],
+        "notes": [n.model_dump(mode="json") for n in outcome.notes],
+        "variants": [v.model_dump(mode="json") for v in outcome.variants],
+        "variants_dropped": [v.model_dump(mode="json") for v in outcome.dropped],
         "checks": outcome.check_status,
+        "check_results": {k: str(v) for k, v in outcome.results.items()},
         "timings": outcome.timings,
         "replies": replies,
     }

@@ -57,6 +57,8 @@ def record_outcome(db: Database, run_id: int, outcome: CheckOutcome) -> None:
         run.tried = [t.model_dump() for t in a.tried]
         run.patch_commits = [p.model_dump() for p in a.patches]
         run.checks = dict(outcome.check_status)
+        run.notes = [n.model_dump(mode="json") for n in outcome.notes]
+        run.plan = outcome.plan_json()
         run.timings = dict(outcome.timings)
         for f in outcome.findings:
             run.findings.append(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -55,6 +56,66 @@ class Finding(BaseModel):
         return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
+class Note(BaseModel):
+    """A fact about the run, not a problem of the series: page and JSON only, never mailed.
+
+    Examples: an object compiled in no variant, a variant Kconfig refused, a
+    toolchain missing, a variant dropped for the budget.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    check: str
+    kind: str  # "not-built", "config-refused", "toolchain-missing", "variant-dropped", ...
+    message: str
+    arch: str = ""
+    config: str = ""
+    detail: str = ""
+
+
+class PlannedVariant(BaseModel):
+    """A build variant the build check planned: built (with its objects) or dropped (why)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    arch: str
+    config: str  # "defconfig MIGRATION=n"
+    flip: str | None = None  # "MIGRATION=n"; None for an arch's base variant
+    objects: tuple[str, ...] = ()
+    reason: str = ""  # why it was planned (built) or dropped
+
+
+class CheckStatus(StrEnum):
+    """How a check ended (KCIDB's split: FOUND is the code's fault, ERRORED is ours)."""
+
+    PASSED = "passed"  # ran to the end, nothing new
+    FOUND = "found"  # ran to the end, findings
+    ERRORED = "errored"  # did not complete (crash, timeout, missing tool)
+    SKIPPED = "skipped"  # not run (nothing for it in the series, disabled)
+
+
+class CheckResult(BaseModel):
+    """What one check returns: findings (mailable), notes (never mailed), its build plan."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: CheckStatus
+    findings: tuple[Finding, ...] = ()
+    notes: tuple[Note, ...] = ()
+    seconds: float = 0.0
+    variants: tuple[PlannedVariant, ...] = ()  # build: the variants built
+    dropped: tuple[PlannedVariant, ...] = ()  # build: variants planned but not built
+
+    @classmethod
+    def of(cls, findings: Iterable[Finding], notes: Iterable[Note] = (),
+           **extra: object) -> CheckResult:
+        """A completed check's result: FOUND when it has findings, else PASSED."""
+        found = tuple(findings)
+        status = CheckStatus.FOUND if found else CheckStatus.PASSED
+        return cls.model_validate({"status": status, "findings": found,
+                                   "notes": tuple(notes), **extra})
+
+
 @dataclass
 class CheckContext:
     """What a check gets: the applied series, its worktree, caches, settings, a runner."""
@@ -94,4 +155,4 @@ class Check(Protocol):
 
     name: str
 
-    def run(self, ctx: CheckContext) -> list[Finding]: ...
+    def run(self, ctx: CheckContext) -> CheckResult: ...

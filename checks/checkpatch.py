@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from checks.base import CheckContext, Finding
+from checks.base import CheckContext, CheckResult, CheckStatus, Finding, Note
 
 _TERSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<sev>ERROR|WARNING|CHECK):"
                     r"(?:(?P<type>[A-Z0-9_]+):)? ?(?P<msg>.*)$")
@@ -116,11 +116,16 @@ class CheckpatchCheck:
 
     name = "checkpatch"
 
-    def run(self, ctx: CheckContext) -> list[Finding]:
-        cfg = ctx.settings.checks.checkpatch
+    def run(self, ctx: CheckContext) -> CheckResult:
         script = ctx.worktree / "scripts" / "checkpatch.pl"
         if not script.is_file():
-            return []
+            return CheckResult(status=CheckStatus.SKIPPED, notes=(Note(
+                check=self.name, kind="tool-missing",
+                message="scripts/checkpatch.pl is not in the tree; checkpatch not run"),))
+        return CheckResult.of(self._run_all(ctx, script))
+
+    def _run_all(self, ctx: CheckContext, script: Path) -> list[Finding]:
+        cfg = ctx.settings.checks.checkpatch
         options = list(cfg.options)
         for must in ("--terse", "--show-types"):
             if must not in options:

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from checks.base import CheckContext, Finding, normalize_message
+from checks.base import CheckContext, CheckResult, CheckStatus, Finding, Note, normalize_message
 from checks.semantic.diffparse import parse_diff
 from checks.semantic.gitio import read_blobs
 from checks.semantic.where import excerpt
@@ -74,10 +74,15 @@ class KernelDocCheck:
 
     name = "kernel-doc"
 
-    def run(self, ctx: CheckContext) -> list[Finding]:
+    def run(self, ctx: CheckContext) -> CheckResult:
         script = ctx.worktree / "scripts" / "kernel-doc"
         if not script.is_file():
-            return []
+            return CheckResult(status=CheckStatus.SKIPPED, notes=(Note(
+                check=self.name, kind="tool-missing",
+                message="scripts/kernel-doc is not in the tree; kernel-doc not run"),))
+        return CheckResult.of(self._findings(ctx, script))
+
+    def _findings(self, ctx: CheckContext, script: Path) -> list[Finding]:
         touched: dict[int, list[str]] = {}
         base_path: dict[str, str] = {}  # path at HEAD -> path at the base (renames)
         for index, _commit in ctx.commits:

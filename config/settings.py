@@ -80,8 +80,13 @@ class ApplySettings(_Strict):
 class BuildSettings(_Strict):
     arches: list[str] = ["x86_64", "i386", "arm64", "powerpc"]
     jobs: int = Field(default=2, ge=1)
-    max_variants: int = Field(default=6, ge=1)
+    # the plan is bounded by work: estimated object compiles against budget_seconds;
+    # max_variants only caps the count on top of that
+    max_variants: int = Field(default=12, ge=1)
     budget_seconds: int = Field(default=1800, gt=0)
+    object_seconds: float = Field(default=3.0, gt=0)  # one object's expected compile time
+    config_seconds: float = Field(default=8.0, ge=0)  # making and verifying one .config
+    deadline_seconds: int = Field(default=3600, gt=0)  # wall-clock stop of one build check
     w1: bool = True
     llvm: bool = False
     presets: dict[str, str] = {}  # arch -> defconfig target or preset name

@@ -140,6 +140,8 @@ class RunRow(Base):
     patch_commits: Mapped[list[Any]] = mapped_column(default=list)
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     checks: Mapped[dict[str, Any]] = mapped_column(default=dict)  # check -> status/notes
+    notes: Mapped[list[Any]] = mapped_column(default=list)  # Notes: facts, never mailed
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)  # build: variants, dropped
     log_dir: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
 

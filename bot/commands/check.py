@@ -106,6 +106,12 @@ def _print_text(outcome: CheckOutcome, drafts: list[ReplyDraft]) -> None:
     print_apply(outcome.applied)
     for name, status in outcome.check_status.items():
         print(f"  check {name:<11} {status} ({outcome.timings.get(name, 0):.1f}s)")
+    for v in outcome.variants:
+        print(f"  built   {v.arch} {v.config}: {len(v.objects)} object(s)")
+    for v in outcome.dropped:
+        print(f"  dropped {v.arch} {v.config}: {v.reason}")
+    for n in outcome.notes:
+        print(f"  note    {n.check}: {n.message}")
     if not drafts:
         print("\nno new findings: nothing to send")
     for d in drafts:

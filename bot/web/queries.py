@@ -128,6 +128,9 @@ def _run(r: RunRow) -> dict[str, Any]:
         "checks": {k: _check_status(v) for k, v in (r.checks or {}).items()},
         "log_dir": r.log_dir,
         "findings": [_finding(f) for f in r.findings],
+        "notes": list(r.notes or []),
+        "variants": list((r.plan or {}).get("variants", [])),
+        "variants_dropped": list((r.plan or {}).get("dropped", [])),
     }
 
 

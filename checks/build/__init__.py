@@ -9,7 +9,7 @@ base and after each patch, and reports the compiler diagnostics that are new
 
 from __future__ import annotations
 
-from checks.base import CheckContext, Finding
+from checks.base import CheckContext, CheckResult
 from checks.build.check import BuildRun
 from checks.build.toolchains import Arch
 
@@ -22,8 +22,9 @@ class BuildCheck:
     def __init__(self, arches: dict[str, Arch] | None = None):
         self.arches = arches
 
-    def run(self, ctx: CheckContext) -> list[Finding]:
-        """New compiler errors and warnings per patch, plus info notes (toolchains, refusals)."""
+    def run(self, ctx: CheckContext) -> CheckResult:
+        """New compiler errors and warnings per patch; notes (toolchains, refusals, dropped
+        variants) and the plan of variants built and dropped."""
         return BuildRun(ctx, self.arches).run()
 
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from checks.base import CheckContext, Finding
+from checks.base import CheckContext, CheckResult, Finding, Note, PlannedVariant
 from checks.build.diagnostics import Diagnostic, PathMap, excerpt, parse
-from checks.build.impact import Impact, analyze
+from checks.build.impact import Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain
 from checks.build.make import FIXED, Make, config_args
+from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree
 from checks.build.variants import (
@@ -29,10 +30,9 @@ from checks.build.variants import (
     VariantSpec,
     arch_objects,
     buildable,
-    flip_needed,
     fragment,
+    fragment_line,
     label,
-    plan,
     select_arches,
     symbols_diff,
 )
@@ -51,7 +51,14 @@ class Lane:
     defconfig: dict[str, str]
     compiler: str
     relevant: tuple[str, ...]  # symbols worth showing in `symbols`
+    why: str = ""  # why the planner chose it
     baseline: set[tuple[str, str, str, str]] = field(default_factory=set)
+    built: dict[str, None] = field(default_factory=dict)  # objects compiled, in order
+
+    @property
+    def flip(self) -> str | None:
+        f = self.variant.spec.flip
+        return f"{f.symbol}={f.value}" if f else None
 
     @property
     def odir(self) -> Path:
@@ -83,9 +90,8 @@ def _parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
         return list(pool.map(fn, items))
 
 
-def _info(kind: str, message: str, arch: str = "", detail: str = "") -> Finding:
-    return Finding(check="build", kind=kind, severity="info", patch=None, message=message,
-                   arch=arch, detail=detail)
+def _note(kind: str, message: str, arch: str = "", detail: str = "") -> Note:
+    return Note(check="build", kind=kind, message=message, arch=arch, detail=detail)
 
 
 class BuildRun:
@@ -97,7 +103,9 @@ class BuildRun:
         self.table = table or load_arches()
         self.start = time.monotonic()
         self.findings: dict[tuple[str, str, str, str], Finding] = {}
-        self.notes: list[Finding] = []
+        self.notes: list[Note] = []
+        self.lanes: list[Lane] = []
+        self.dropped: list[PlannedVariant] = []
         self.wt = ctx.worktree.resolve()
 
     def git(self, *args: str) -> str:
@@ -108,13 +116,14 @@ class BuildRun:
         """LLVM=1 when configured and known to work for the arch (else its gcc)."""
         return self.cfg.llvm and arch.llvm
 
-    def over_budget(self) -> bool:
-        return time.monotonic() - self.start > self.cfg.budget_seconds
+    def past_deadline(self) -> bool:
+        """The plan's budget is an estimate; this is the wall-clock stop behind it."""
+        return time.monotonic() - self.start > self.cfg.deadline_seconds
 
-    def run(self) -> list[Finding]:
+    def run(self) -> CheckResult:
         commits = self.ctx.commits
         if not commits:
-            return []
+            return CheckResult.of([])
         head_ref = self.git("rev-parse", "--abbrev-ref", "HEAD")
         head_sha = self.git("rev-parse", "HEAD")
         try:
@@ -122,7 +131,12 @@ class BuildRun:
         finally:
             target = head_ref if head_ref != "HEAD" else head_sha
             self.git("checkout", "-q", *([] if head_ref != "HEAD" else ["--detach"]), target)
-        return [*self.notes, *self.findings.values()]
+        built = tuple(PlannedVariant(arch=lane.arch.name, config=lane.config_label,
+                                     flip=lane.flip, objects=tuple(lane.built), reason=lane.why)
+                      for lane in self.lanes)
+        return CheckResult.of(self.findings.values(), self.notes, variants=built,
+                              dropped=tuple(self.dropped),
+                              seconds=round(time.monotonic() - self.start, 2))
 
     def _impacts(self, commits: list[tuple[int, str]]) -> dict[int, Impact]:
         out = {}
@@ -147,94 +161,118 @@ class BuildRun:
             if a.available(self.llvm(a)):
                 arches.append(a)
             else:
-                self.notes.append(_info(
+                self.notes.append(_note(
                     "toolchain-missing", f"{a.name}: {a.compiler(self.llvm(a))} not found; "
                     f"not built for {a.name} (apt-get install {a.package})", a.name))
         base = self.ctx.base
         self.git("checkout", "-q", "--detach", base)
-        lanes = self._lanes(arches, impacts, base)
+        lanes = self.lanes = self._lanes(arches, impacts, base)
         # W=1 when the series changes a source file. One make call per variant and step
         # with W=1 for all its objects measured faster than splitting W=1 objects into
         # a call of their own (3.2 s vs 7.5 s), and the flags stay the same at every step.
         w1 = self.cfg.w1 and any(i.w1_objects for i in impacts.values())
         steps = [(0, base), *commits]
         for n, (index, sha) in enumerate(steps):
-            if self.over_budget():
-                self.notes.append(_info("budget-exceeded", f"build budget of "
-                                        f"{self.cfg.budget_seconds} s used up; patches "
+            if self.past_deadline():
+                self.notes.append(_note("deadline-reached", f"build.deadline_seconds "
+                                        f"({self.cfg.deadline_seconds} s) reached; patches "
                                         f"{index} and later not built"))
                 break
             self.ctx.progress(f"build: {'baseline' if index == 0 else f'patch {index}'}",
                               n / len(steps))
             if index:
                 self.git("checkout", "-q", "--detach", sha)
-            chains = all_objects if index == 0 else list(impacts[index].objects)
-            self._step(index, lanes, chains, w1)
+            # every planned object at every step: make recompiles the ones whose sources
+            # or headers the patch changed (kbuild tracks dependencies), so a patch that
+            # changes a header breaks its users at that patch; the patch's own objects
+            # are forced, so that their diagnostics are printed again
+            forced = {o.object for o in (all_objects if index == 0 else impacts[index].objects)}
+            self._step(index, lanes, all_objects, forced, w1)
         self.ctx.progress("build: done", 1.0)
 
     def _lanes(self, arches: list[Arch], impacts: dict[int, Impact], base: str) -> list[Lane]:
-        """Verified variants, bases first, up to max_variants that really differ."""
+        """Verified variants in the planner's order, within the budget of work."""
         ctx = self.ctx
         root = ctx.cache_dir / "build" / f"{ctx.applied.tree or 'tree'}-{self.wt.name}"
+        arches = by_cost(arches, host_arch_name())
         makes = {a.name: Make(ctx.runner, self.wt, a,
                               root / (a.name + ("-llvm" if self.llvm(a) else "")),
                               ctx.cache_dir / "ccache",
                               self.llvm(a)) for a in arches}
-        specs = plan(arches, list(impacts.values()), self.cfg.presets)
+        targets = {a.name: self.cfg.presets.get(a.name, a.defconfig) for a in arches}
+        ctx.progress(f"build: configuring {len(arches)} arches", None)
         defconfigs = dict(zip(makes, _parallel(
-            lambda m: m.defconfig(self.cfg.presets.get(m.arch.name, m.arch.defconfig), base),
+            lambda m: m.defconfig(targets[m.arch.name], base),
             list(makes.values()), self.cfg.jobs), strict=True))
         for name, cfg in defconfigs.items():
             if cfg is None:
-                self.notes.append(_info("build-failed", f"{name}: make "
-                                        f"{makes[name].arch.defconfig} failed; not built for "
-                                        f"{name}", name, "\n".join(makes[name].log)))
+                self.notes.append(_note("build-failed", f"{name}: make {targets[name]} failed; "
+                                        f"not built for {name}", name,
+                                        "\n".join(makes[name].log)))
+        arches = [a for a in arches if defconfigs[a.name] is not None]
+        if not arches:
+            return []
         kconfig = GitTree(ctx.runner, self.wt, base, grep_worktree=True)  # checked out at base
-        relevant = tuple(dict.fromkeys(f.symbol for i in impacts.values() for f in i.flips))
-        lanes: list[Lane] = []
+        objects = list({o.object: o for i in impacts.values() for o in i.objects}.values())
+        specs = {a.name: VariantSpec(a.name, targets[a.name], tuple(dict.fromkeys(
+            s for o in arch_objects(objects, a) for s in o.symbols))) for a in arches}
+        configured = _parallel(lambda s: makes[s.arch].variant(s, base, kconfig),
+                               list(specs.values()), self.cfg.jobs)
+        bases = {v.spec.arch: v for v in configured}
+        flips = best_flips(f for i in impacts.values() for f in i.flips)
+        steps = [[o.object for o in impacts[i].objects] for i in sorted(impacts)]
+        srcarches = sorted({s for i in impacts.values() for s in i.srcarches})
+        cost = Cost(self.cfg.object_seconds, self.cfg.config_seconds, self.cfg.jobs)
+        plan = choose(candidates(arches, {n: v.config for n, v in bases.items()}, specs, flips,
+                                 objects, steps, srcarches, cost),
+                      self.cfg.budget_seconds, self.cfg.max_variants)
+        log.info("build plan: %d variants (~%.0f s of work), %d dropped", len(plan.chosen),
+                 plan.seconds, len(plan.dropped))
+        for d in plan.dropped:
+            self._drop(d.candidate, d.reason)
+        wanted = [c.spec for c in plan.chosen if c.spec.flip]
+        if wanted:
+            ctx.progress(f"build: configuring {len(wanted)} variants", None)
+        flipped = {v.spec: v for v in _parallel(
+            lambda s: makes[s.arch].variant(s, base, kconfig), wanted, self.cfg.jobs)}
+        relevant = tuple(dict.fromkeys(f.symbol for f in flips))
         compilers: dict[str, str] = {}
-        seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
-        bases: dict[str, dict[str, str]] = {}
-        pending = [s for s in specs if defconfigs.get(s.arch) is not None]
-        while pending and len(lanes) < self.cfg.max_variants:
-            wave: list[VariantSpec] = []
-            for s in list(pending):
-                if len(lanes) + len(wave) >= self.cfg.max_variants:
-                    break
-                if s.flip and s.arch not in bases:
-                    continue  # wait for this arch's base
-                pending.remove(s)
-                if s.flip and not flip_needed(bases[s.arch], s.flip):
-                    continue
-                wave.append(s)
-            if not wave:
-                break
-            ctx.progress(f"build: configuring {len(wave)} variants", None)
-            done = _parallel(lambda s: makes[s.arch].variant(s, base, kconfig), wave,
-                             self.cfg.jobs)
-            for v in done:
-                arch = v.spec.arch
-                if v.spec.flip is None:
-                    bases[arch] = v.config
-                if v.flip_refused:
-                    self.notes.append(_info(
-                        "config-refused", f"{arch}: {v.spec.target} with CONFIG_"
-                        f"{v.spec.flip.symbol if v.spec.flip else ''} refused by Kconfig: "
-                        f"{'; '.join(v.refused)}; variant not built", arch,
-                        f"helpers tried: {v.helpers}"))
-                    continue
-                key = (arch, frozenset(v.config.items()))
-                if key in seen:
-                    continue
-                seen.add(key)
-                if arch not in compilers:
-                    compilers[arch] = makes[arch].compiler_version()
-                lanes.append(Lane(makes[arch], v, defconfigs[arch] or {}, compilers[arch],
-                                  relevant))
+        seen: dict[tuple[str, frozenset[tuple[str, str]]], Lane] = {}
+        lanes: list[Lane] = []
+        for c in plan.chosen:
+            arch = c.spec.arch
+            v = flipped[c.spec] if c.spec.flip else bases[arch]
+            if v.flip_refused:
+                self.notes.append(_note(
+                    "config-refused", f"{arch}: {v.spec.target} with CONFIG_{c.flip_label} "
+                    f"refused by Kconfig: {'; '.join(v.refused)}; variant not built", arch,
+                    "helpers tried: " + (fragment_line(v.helpers) or "none")))
+                self._drop(c, f"refused by Kconfig: {'; '.join(v.refused)}")
+                continue
+            key = (arch, frozenset(v.config.items()))
+            if key in seen:
+                self._drop(c, f"same .config as {seen[key].config_label}")
+                continue
+            if arch not in compilers:
+                compilers[arch] = makes[arch].compiler_version()
+            lane = Lane(makes[arch], v, defconfigs[arch] or {}, compilers[arch], relevant,
+                        c.reason)
+            seen[key] = lane
+            lanes.append(lane)
         for obj in self._unbuilt(lanes, impacts):
-            self.notes.append(_info("not-built", f"{obj}: its Kconfig symbols are off in every "
+            self.notes.append(_note("not-built", f"{obj}: its Kconfig symbols are off in every "
                                     "variant built; not compiled"))
         return lanes
+
+    def _drop(self, c: Candidate, reason: str) -> None:
+        """A planned variant that is not built: in the plan's dropped list and a Note."""
+        config = " ".join([c.spec.target, *([c.flip_label] if c.flip_label else [])])
+        what = f"{c.spec.arch} {c.spec.target}" + (f" with {c.flip_label}" if c.flip_label
+                                                   else " (base)")
+        self.dropped.append(PlannedVariant(arch=c.spec.arch, config=config, flip=c.flip_label,
+                                           objects=c.objects, reason=reason))
+        self.notes.append(_note("variant-dropped", f"{what} not built: {reason}",
+                                c.spec.arch, f"planned for: {c.reason}"))
 
     def _unbuilt(self, lanes: list[Lane], impacts: dict[int, Impact]) -> list[str]:
         objs = {o.object: o for i in impacts.values() for o in i.objects}
@@ -242,7 +280,7 @@ class BuildRun:
                 if not any(o.object in lane.objects([o], self.wt) for lane in lanes)]
 
     def _step(self, index: int, lanes: list[Lane], chains: list[ObjectChain],
-              w1: bool) -> None:
+              forced: set[str], w1: bool) -> None:
         """Build the objects of one step in every lane; record baseline or new diagnostics."""
         parallel = max(1, min(self.cfg.jobs, len(lanes)))
         jobs = max(1, self.cfg.jobs // parallel)
@@ -251,7 +289,8 @@ class BuildRun:
             objects = lane.objects(chains, self.wt)
             diags: list[Diagnostic] = []
             if objects:
-                r = lane.make.build(lane.odir, objects, w1=w1, jobs=jobs)
+                lane.built.update(dict.fromkeys(objects))
+                r = lane.make.build(lane.odir, objects, forced, w1=w1, jobs=jobs)
                 diags = parse(r.output, PathMap(str(self.wt), str(lane.odir)))
                 if not r.ok and not any(d.severity == "error" for d in diags):
                     self._failed(lane, index, r.output)
@@ -277,8 +316,8 @@ class BuildRun:
                for n in self.notes):
             return
         tail = "\n".join(output.strip().splitlines()[-15:])
-        self.notes.append(Finding(
-            check="build", kind="build-failed", severity="info", patch=None, arch=lane.arch.name,
+        self.notes.append(Note(
+            check="build", kind="build-failed", arch=lane.arch.name,
             config=lane.config_label, message=f"make failed for {where} "
             f"({'baseline' if index == 0 else f'after patch {index}'}) with no compiler "
             "error; its results are incomplete", detail=tail))

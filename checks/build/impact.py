@@ -218,7 +218,8 @@ def line_flips(path: str, text: str, lines: Iterable[int], priority: int) -> lis
     return list(out)
 
 
-def _dedupe_flips(flips: Iterable[Flip]) -> tuple[Flip, ...]:
+def best_flips(flips: Iterable[Flip]) -> tuple[Flip, ...]:
+    """Each (symbol, value) once, with its best priority, best first."""
     best: dict[tuple[str, str], Flip] = {}
     for f in flips:
         k = (f.symbol, f.value)
@@ -267,7 +268,7 @@ def analyze(diff: str, tree: Tree, max_header_objects: int) -> Impact:
     if len(header_users) > max_header_objects:
         notes.append(f"{len(header_users)} files use changed header names; "
                      f"built {max_header_objects}")
-    return Impact(tuple(objects.values()), frozenset(w1), _dedupe_flips(flips),
+    return Impact(tuple(objects.values()), frozenset(w1), best_flips(flips),
                   tuple(sorted(srcarches)), tuple(notes))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,13 +132,15 @@ class Make:
                                      "fixed": FIXED}))
         return Variant(spec, cfg, helpers, tuple(refusals(cfg, requests)))
 
-    def build(self, odir: Path, objects: Sequence[str], *, w1: bool, jobs: int) -> CommandResult:
+    def build(self, odir: Path, objects: Sequence[str], forced: Collection[str], *, w1: bool,
+              jobs: int) -> CommandResult:
         """Compile the objects in one make call (-k: an error stops only its object).
 
-        The objects are removed first so that their diagnostics are printed
-        again (ccache replays them cheaply).
+        The `forced` ones are removed first so that their diagnostics are
+        printed again (ccache replays them cheaply); make rebuilds the others
+        only when their sources or headers changed.
         """
-        for o in objects:
+        for o in (o for o in objects if o in forced):
             with_suffix = odir / o
             if with_suffix.exists():
                 os.unlink(with_suffix)

@@ -2,11 +2,10 @@
 
 The base of an arch is its defconfig (or preset) with the Kconfig chain of
 every affected object switched on. Each relevant symbol (a `Flip` from
-impact analysis) then gives one more variant on top of that base. Variants
-are tried in a fixed order (bases of all arches first, then flips by
-priority, arch by arch) and the check stops at `max_variants` variants that
-really differ. Applying and verifying a variant is the shell's job
-(`make.py`); this module says what to ask for and what came out.
+impact analysis) then gives one more variant on top of a base; which ones
+are built, in which order, is `planning.py`'s choice. Applying and verifying
+a variant is the shell's job (`make.py`); this module says what to ask for
+and what came out.
 """
 
 from __future__ import annotations
@@ -112,28 +111,6 @@ def select_arches(impacts: Sequence[Impact], table: Mapping[str, Arch],
     return [table[n] for n in names if n in table]
 
 
-def plan(arches: Sequence[Arch], impacts: Sequence[Impact],
-         presets: Mapping[str, str]) -> list[VariantSpec]:
-    """Every candidate variant, in priority order: bases, then flips by priority × arch."""
-    objects = {o.object: o for i in impacts for o in i.objects}
-    flips: dict[tuple[str, str], Flip] = {}
-    for i in impacts:
-        for f in i.flips:
-            k = (f.symbol, f.value)
-            if k not in flips or f.priority < flips[k].priority:
-                flips[k] = f
-    ordered = sorted(flips.values(), key=lambda f: (f.priority, f.symbol, f.value))
-    bases = []
-    for a in arches:
-        chain = dict.fromkeys(s for o in arch_objects(objects.values(), a) for s in o.symbols)
-        bases.append(VariantSpec(a.name, presets.get(a.name, a.defconfig), tuple(chain)))
-    out = list(bases)
-    for f in ordered:
-        for b in bases:
-            out.append(VariantSpec(b.arch, b.target, b.enable, f))
-    return out
-
-
 def flip_needed(base_config: Mapping[str, str], flip: Flip) -> bool:
     """Whether the flip asks for something the base config does not already have."""
     return not satisfied(base_config, flip.symbol, flip.value)
@@ -163,6 +140,11 @@ def symbols_diff(defconfig: Mapping[str, str], config: Mapping[str, str],
     """Those of `symbols` whose value differs from the plain defconfig."""
     return {s: value(config, s) for s in dict.fromkeys(symbols)
             if value(config, s) != value(defconfig, s)}
+
+
+def fragment_line(symbols: Mapping[str, str]) -> str:
+    """"X=y Y=n": symbols on one line, for a note."""
+    return " ".join(f"{s}={v}" for s, v in symbols.items())
 
 
 def fragment(symbols: Mapping[str, str]) -> str:

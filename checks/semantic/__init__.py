@@ -9,7 +9,7 @@ parsed with tree-sitter, type-aware where a type decides (struct members).
 
 from __future__ import annotations
 
-from checks.base import CheckContext, Finding
+from checks.base import CheckContext, CheckResult, Finding
 from checks.semantic.collect import HeadTree, series_changes
 from checks.semantic.gitio import grep_files
 from checks.semantic.rules_members import check_members, type_words
@@ -22,7 +22,7 @@ class SemanticCheck:
 
     name = "semantic"
 
-    def run(self, ctx: CheckContext) -> list[Finding]:
+    def run(self, ctx: CheckContext) -> CheckResult:
         ctx.progress("semantic: reading the series", 0.0)
         changes = series_changes(ctx)
         head = HeadTree(ctx.worktree)
@@ -38,7 +38,7 @@ class SemanticCheck:
         findings += check_prototypes(ctx, head, changes.prototypes, hits)
         findings += check_stubs(ctx, head, changes.stubs)
         ctx.progress("semantic: done", 1.0)
-        return dedupe(findings)
+        return CheckResult.of(dedupe(findings))
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:

@@ -66,6 +66,14 @@ def test_check_json_shape_findings_and_send(
     warn = by_patch[3]
     assert warn["kind"] == "warning" and warn["file"] == "mm/mempool.c"
     assert 1 not in by_patch  # the clean patch has no build finding
+    # the plan: what was built (with its objects) and what was dropped, and why
+    built = {(v["arch"], v["flip"]): v for v in out["variants"]}
+    assert set(built) >= {("x86_64", None), ("x86_64", "MIGRATION=n")}
+    assert "mm/filemap.o" in built[("x86_64", "MIGRATION=n")]["objects"]
+    assert "MIGRATION=n" in built[("x86_64", "MIGRATION=n")]["config"]
+    assert all(v["reason"] for v in out["variants_dropped"])
+    assert all(n["kind"] != "error" for n in out["notes"])
+    assert out["check_results"]["build"] == "found"
     assert {r["in_reply_to"] for r in out["replies"]} == {
         mailed.msgids[0], mailed.msgids[2], mailed.msgids[3]}
     assert all(r["state"] == "draft" for r in out["replies"])

@@ -51,6 +51,14 @@ def populate(db: Database, settings: Settings) -> dict[str, Any]:
                 {"index": 1, "commit": "c" * 40}, {"index": 2, "commit": "d" * 40}],
             tried=[{"how": "base-commit", "tree": "mm", "branch": "", "sha": "a" * 40,
                     "ok": True, "reason": ""}],
+            notes=[{"check": "build", "kind": "variant-dropped", "arch": "arm64",
+                    "message": "arm64 defconfig (base) not built: estimated 90 s of work",
+                    "config": "", "detail": ""}],
+            plan={"variants": [{"arch": "x86_64", "config": "defconfig MIGRATION=n",
+                                "flip": "MIGRATION=n", "objects": ["mm/foo.o"],
+                                "reason": "foo() is declared only when CONFIG_MIGRATION is set"}],
+                  "dropped": [{"arch": "arm64", "config": "defconfig", "flip": None,
+                               "objects": ["mm/foo.o"], "reason": "over the <budget>"}]},
         )
         s.add(run)
         s.flush()
@@ -204,6 +212,19 @@ def test_series_page(client: TestClient, rows: dict[str, Any], path: str) -> Non
     assert f'/logs/{rows["run_id"]}/build/x86_64.log' in html
     assert "[PATCH v2 2/2] mm: use foo counter" in html
     assert "make W=1 mm/foo.o" in html
+
+
+def test_series_page_shows_the_build_plan_and_notes(client: TestClient) -> None:
+    """Variants built and dropped (with the reason), and notes apart from findings."""
+    html = client.get(f"/series/{quote(MSGID, safe='@')}").text
+    assert "1 built, 1 dropped" in html
+    assert 'class="variant-built"' in html and "defconfig MIGRATION=n" in html
+    assert 'class="variant-dropped"' in html and "over the &lt;budget&gt;" in html
+    assert "never mailed" in html and "arm64 defconfig (base) not built" in html
+    run = client.get(f"/api/series/{quote(MSGID, safe='@')}").json()["runs"][0]
+    assert run["variants"][0]["flip"] == "MIGRATION=n"
+    assert run["variants_dropped"][0]["reason"] == "over the <budget>"
+    assert run["notes"][0]["kind"] == "variant-dropped"
 
 
 def test_api_series_detail(client: TestClient) -> None:

@@ -92,7 +92,7 @@ def test_checkpatch_on_real_patch(kernel_git_dir: Path, settings: Settings,
             c, "\tunsigned long flags;\n", "\tunsigned long flags = 0;\n")]),
     ], settings, tmp_path)
     try:
-        findings = CheckpatchCheck().run(ctx)
+        findings = list(CheckpatchCheck().run(ctx).findings)
     finally:
         kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     code = [f for f in findings if f.file]

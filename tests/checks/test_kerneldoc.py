@@ -62,7 +62,7 @@ def test_new_kernel_doc_warnings_only(kernel_git_dir: Path, settings: Settings,
                      [replace_in(M, '#include "internal.h"\n', BAD)]),
     ], settings, tmp_path)
     try:
-        findings = KernelDocCheck().run(ctx)
+        findings = list(KernelDocCheck().run(ctx).findings)
     finally:
         kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     assert findings, "expected the new warnings of patch 2"

@@ -29,7 +29,7 @@ def result(kernel_git_dir: Path, tmp_path_factory: pytest.TempPathFactory
     wt = kernel.kernel_slot("semantic")
     ctx = kernel.series_context(wt, s.patches(), settings, tmp)
     start = time.monotonic()
-    findings = SemanticCheck().run(ctx)
+    findings = list(SemanticCheck().run(ctx).findings)
     yield findings, time.monotonic() - start
     kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import Finding
+from checks.base import CheckResult, Finding
 from checks.build import BuildCheck
 from config.settings import BuildSettings, Settings
 from tests import kernel
@@ -25,16 +25,22 @@ def _settings(settings: Settings, **build: object) -> Settings:
     return settings.model_copy(update={"build": BuildSettings(**build)})
 
 
-def _run(
+def _check(
     slot: str, patches: list[WrittenPatch], settings: Settings, tmp_path: Path
-) -> list[Finding]:
+) -> CheckResult:
     wt = kernel.kernel_slot(slot)
     ctx = kernel.series_context(wt, patches, settings, tmp_path,
                                 cache_dir=kernel.test_cache())
     head = kernel.git(wt, "rev-parse", "HEAD").strip()
-    findings = BuildCheck().run(ctx)
+    result = BuildCheck().run(ctx)
     assert kernel.git(wt, "rev-parse", "HEAD").strip() == head  # HEAD restored
-    return findings
+    return result
+
+
+def _run(
+    slot: str, patches: list[WrittenPatch], settings: Settings, tmp_path: Path
+) -> list[Finding]:
+    return list(_check(slot, patches, settings, tmp_path).findings)
 
 
 def _problems(findings: list[Finding]) -> list[Finding]:
@@ -135,7 +141,7 @@ def test_warning_at_base_is_not_reported_when_it_moves(
         " */\nvoid filemap_remove_folio(struct folio *folio)\n{")])
     ctx = kernel.series_context(wt, [patch], _settings(settings, arches=["x86_64"]), tmp_path,
                                 cache_dir=kernel.test_cache())
-    assert _problems(BuildCheck().run(ctx)) == []
+    assert _problems(list(BuildCheck().run(ctx).findings)) == []
     # the warning was there, at the base and after the patch, and was left out
     seen = [log.read_text() for log in (tmp_path / "logs").glob("*-build.log")]
     assert sum("removed" in t and "set but not used" in t for t in seen) >= 2
@@ -155,12 +161,13 @@ def test_clean_series_has_no_findings(
             "spinlock_t pages_lock;\t\t/* Protection to pages list */",
             "spinlock_t pages_lock;\t\t/* Protects the pages list */")]),
     ]
-    found = _run("build-x86", patches, _settings(settings, arches=["x86_64", "i386"]), tmp_path)
-    assert _problems(found) == []
+    result = _check("build-x86", patches, _settings(settings, arches=["x86_64", "i386"]),
+                    tmp_path)
+    assert _problems(list(result.findings)) == []
     builds = [log.read_text().splitlines()[0] for log in (tmp_path / "logs").glob("*-build.log")]
     for arch in ("x86_64", "i386"):
         assert any(f"ARCH={arch} " in b and "mm/filemap.o" in b for b in builds), builds
-    assert not [f for f in found if f.kind == "toolchain-missing"]
+    assert not [n for n in result.notes if n.kind == "toolchain-missing"]
 
 
 def test_removed_member_still_used_under_ifdef(
@@ -185,7 +192,7 @@ def test_removed_member_still_used_under_ifdef(
 def test_missing_toolchain_is_reported_once(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An arch without its compiler gives one info finding; the others still build."""
+    """An arch without its compiler gives one note (never a finding); the others build."""
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None
                         if name.startswith("aarch64-") else real_which(name, *a, **k))
@@ -195,8 +202,9 @@ def test_missing_toolchain_is_reported_once(
         "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
         "\tspin_lock(&mapping->host->i_lock);",
     )])
-    found = _run("build-x86", [patch], _settings(settings, arches=["x86_64", "arm64"]),
-                 tmp_path)
-    missing = [f for f in found if f.kind == "toolchain-missing"]
-    assert len(missing) == 1 and missing[0].arch == "arm64" and missing[0].severity == "info"
-    assert any(f.arch == "x86_64" and f.severity == "error" for f in found)
+    result = _check("build-x86", [patch], _settings(settings, arches=["x86_64", "arm64"]),
+                    tmp_path)
+    missing = [n for n in result.notes if n.kind == "toolchain-missing"]
+    assert len(missing) == 1 and missing[0].arch == "arm64"
+    assert not [f for f in result.findings if f.severity not in ("error", "warning")]
+    assert any(f.arch == "x86_64" and f.severity == "error" for f in result.findings)

@@ -26,7 +26,6 @@ from checks.build.variants import (
     fragment,
     helpers_for,
     label,
-    plan,
     read_config,
     refusals,
     select_arches,
@@ -362,21 +361,11 @@ def test_kconfig_helpers() -> None:
         "VIRTIO_BALLOON": "y"}
 
 
-def test_plan_orders_bases_then_flips() -> None:
+def test_select_arches_adds_touched_arch_dirs() -> None:
     ppc_obj = ObjectChain("arch/powerpc/cmm.c", "arch/powerpc/cmm.o", ("CMM",), True)
     mm_obj = ObjectChain("mm/b.c", "mm/b.o", ("MEMORY_BALLOON",), True)
-    imp = Impact(objects=(ppc_obj, mm_obj), flips=(Flip("X", "y", 1, ""),
-                                                  Flip("MIGRATION", "n", 0, "")),
-                 srcarches=("powerpc",))
+    imp = Impact(objects=(ppc_obj, mm_obj), srcarches=("powerpc",))
     arches = select_arches([imp], ARCHES, ["x86_64", "arm64"])
     assert [a.name for a in arches] == ["x86_64", "arm64", "powerpc"]
-    specs = plan(arches, [imp], {"powerpc": "ppc64le_defconfig"})
-    assert [(s.arch, s.flip.symbol if s.flip else None) for s in specs[:5]] == [
-        ("x86_64", None), ("arm64", None), ("powerpc", None), ("x86_64", "MIGRATION"),
-        ("arm64", "MIGRATION")]
-    assert specs[0].enable == ("MEMORY_BALLOON",)
-    assert specs[2].enable == ("CMM", "MEMORY_BALLOON") and specs[2].target == "ppc64le_defconfig"
-    assert specs[3].requests == {"MEMORY_BALLOON": "y", "MIGRATION": "n"}
-    assert "=" not in specs[3].key and specs[3].key == plan(arches, [imp], {})[3].key
     only_ppc = Impact(objects=(ppc_obj,), srcarches=("powerpc",))
     assert [a.name for a in select_arches([only_ppc], ARCHES, ["x86_64"])] == ["powerpc"]
