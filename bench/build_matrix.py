@@ -122,7 +122,7 @@ def main() -> int:
     ccache_dir = cache / "ccache"
     runner.run(["ccache", "--zero-stats"], env={"CCACHE_DIR": str(ccache_dir)})
     start = time.monotonic()
-    findings = BuildCheck().run(ctx)
+    findings = list(BuildCheck().run(ctx).findings)
     total = time.monotonic() - start
     stats = ccache_stats(runner, ccache_dir)
 
