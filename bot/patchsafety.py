@@ -9,7 +9,12 @@ from dataclasses import dataclass
 _DIFF_GIT = re.compile(r"^diff --git a/(.+?) b/(.+)$", re.M)
 _FILE_HDR = re.compile(r"^(?:---|\+\+\+) (?:[ab]/)?(\S+)", re.M)
 _RENAME = re.compile(r"^(?:rename|copy) (?:from|to) (.+)$", re.M)
-_MODE = re.compile(r"^(?:new file mode|new mode|old mode|deleted file mode) (\d+)$", re.M)
+# git reads a mode with strtoul(..., 8) and takes any whitespace after it, and an
+# `index a..b MODE` line carries the mode of an unchanged-mode file (a retargeted link)
+_MODE = re.compile(
+    r"^(?:(?:new file mode|new mode|old mode|deleted file mode)[ \t]+|"
+    r"index [0-9a-fA-F]+\.\.[0-9a-fA-F]+[ \t]+)([0-7]+)\s*$", re.M)
+_S_IFMT, _S_IFLNK, _S_IFGITLINK = 0o170000, 0o120000, 0o160000
 
 
 class UnsafePatch(Exception):
@@ -34,9 +39,10 @@ def unsafe_reason(diff: str, max_bytes: int) -> str:
     if "GIT binary patch" in diff or re.search(r"^Binary files .* differ$", diff, re.M):
         return "binary diffs are not applied"
     for mode in _MODE.findall(diff):
-        if mode == "120000":
+        kind = int(mode, 8) & _S_IFMT
+        if kind == _S_IFLNK:
             return "patch creates or changes a symlink"
-        if mode == "160000":
+        if kind == _S_IFGITLINK:
             return "patch changes a submodule"
     for path in patch_paths(diff):
         p = path.strip('"')

@@ -143,6 +143,15 @@ HOSTILE = {
     "@@ -0,0 +1 @@\n+touch /tmp/pwned\n",
     "symlink": "diff --git a/link b/link\nnew file mode 120000\n--- /dev/null\n+++ b/link\n"
     "@@ -0,0 +1 @@\n+/etc/passwd\n\\ No newline at end of file\n",
+    # the same link, spelled as git also reads it: leading zeros, a trailing space, and an
+    # existing link retargeted (the mode only on the index line)
+    "symlink-zeros": "diff --git a/link b/link\nnew file mode 0120000\n--- /dev/null\n"
+    "+++ b/link\n@@ -0,0 +1 @@\n+/etc/passwd\n\\ No newline at end of file\n",
+    "symlink-space": "diff --git a/link b/link\nnew file mode 120000 \n--- /dev/null\n"
+    "+++ b/link\n@@ -0,0 +1 @@\n+/etc/passwd\n\\ No newline at end of file\n",
+    "symlink-retarget": "diff --git a/tools/link b/tools/link\nindex 1234567..89abcde 120000\n"
+    "--- a/tools/link\n+++ b/tools/link\n@@ -1 +1 @@\n-../mm/alpha.c\n"
+    "\\ No newline at end of file\n+/etc/shadow\n\\ No newline at end of file\n",
     "binary": "diff --git a/blob.bin b/blob.bin\nnew file mode 100644\nindex 0000000..1111111\n"
     "GIT binary patch\nliteral 3\nKcmZ?wbYTDh\n\nliteral 0\nKcmV+b0RR6000031\n",
 }
