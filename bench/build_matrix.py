@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.runner import CommandResult, Runner
+from bot.core.runner import CommandResult, Runner
 from checks.build import BuildCheck
 from config.settings import BuildSettings, load_settings
 from tests import kernel

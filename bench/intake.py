@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, select
 
-from bot import intake, lore
+from bot.core.runner import Runner
 from bot.demo.inbox import IMPORT_MBOX
-from bot.runner import Runner
+from bot.intake import lore
+from bot.intake import poll as intake
 from state.db import Database
 from state.models import Message
 from tests.mailgen import MailGen

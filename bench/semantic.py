@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from checks.base import Finding
+from bot.core.results import Finding
 from checks.semantic import SemanticCheck
 from config.settings import load_settings
 from tests import kernel

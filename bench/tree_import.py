@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.apply import apply_series
+from bot.core.runner import Runner
 from bot.demo.series import DemoPatch, Edit, write_series
-from bot.runner import Runner
-from bot.trees import Repo, Slot, tree_ref
+from bot.trees.apply import apply_series
+from bot.trees.repo import Repo, Slot, tree_ref
 from config.settings import load_settings
 from tests.gitrepo import series_from_mails
 

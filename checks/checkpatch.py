@@ -13,7 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from checks.base import CheckContext, CheckResult, CheckStatus, Finding, Note
+from bot.core.results import CheckResult, CheckStatus, Finding, Note
+from checks.base import CheckContext
 
 _TERSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<sev>ERROR|WARNING|CHECK):"
                     r"(?:(?P<type>[A-Z0-9_]+):)? ?(?P<msg>.*)$")

@@ -15,7 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from checks.base import CheckContext, CheckResult, CheckStatus, Finding, Note, normalize_message
+from bot.core.results import CheckResult, CheckStatus, Finding, Note, normalize_message
+from checks.base import CheckContext
 from checks.semantic.diffparse import parse_diff
 from checks.semantic.gitio import read_blobs
 from checks.semantic.where import excerpt

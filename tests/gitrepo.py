@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from bot.core.models import PatchMail, Series
 from bot.demo.series import GIT_IDENTITY
-from bot.models import PatchMail, Series
 
 ENV_ARGS = GIT_IDENTITY
 

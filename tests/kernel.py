@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.models import AppliedPatch, ApplyResult, PatchMail, Series
-from bot.runner import Runner
-from bot.tarimport import import_tarball
+from bot.core.models import AppliedPatch, ApplyResult, PatchMail, Series
+from bot.core.runner import Runner
+from bot.trees.tarimport import import_tarball
 from checks.base import CheckContext
 from config.settings import Settings
 

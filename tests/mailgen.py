@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from bot.runner import Runner
+from bot.core.runner import Runner
 
 _ids = itertools.count(1)
 

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
-from bot.runner import Runner
+from bot.core.runner import Runner
 
 IMPORT_MBOX = (
     "use PublicInbox::Config; use PublicInbox::InboxWritable;"

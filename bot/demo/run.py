@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.core.runner import Runner
 from bot.demo.inbox import PublicInboxServer, free_port
 from bot.demo.series import DEMO_PATCHES, write_series
-from bot.runner import Runner
-from bot.trees import Repo, Slot, tree_ref
+from bot.trees.repo import Repo, Slot, tree_ref
 from config.settings import Settings, load_settings
 from state.db import Database
 
@@ -83,7 +83,7 @@ def run_demo(base: Settings, *, port: int = 0, arches: list[str] | None = None,
              timeout: float = 1800, keep_serving: Callable[[str], None] | None = None,
              say: Callable[[str], None] = print) -> DemoResult:
     """Run the demo; returns when the reply is in the outbox (or the series ended)."""
-    from bot.service import Service
+    from bot.run.scheduler import Service
 
     if not shutil.which("public-inbox-httpd"):
         raise DemoError("public-inbox is not installed: apt-get install public-inbox "

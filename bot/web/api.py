@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from bot import queue
+from bot.run import queue
 from bot.web import queries
 from bot.web.context import WebContext, request_token, token_ok
 

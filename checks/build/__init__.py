@@ -9,7 +9,8 @@ base and after each patch, and reports the compiler diagnostics that are new
 
 from __future__ import annotations
 
-from checks.base import CheckContext, CheckResult
+from bot.core.results import CheckResult
+from checks.base import CheckContext
 from checks.build.check import BuildRun
 from checks.build.toolchains import Arch
 

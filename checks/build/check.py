@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from checks.base import CheckContext, CheckResult, Finding, Note, PlannedVariant
+from bot.core.results import CheckResult, Finding, Note, PlannedVariant
+from checks.base import CheckContext
 from checks.build.diagnostics import Diagnostic, PathMap, excerpt, parse
 from checks.build.impact import Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.runner import CommandResult, Runner
+from bot.core.runner import CommandResult, Runner
 from checks.build.impact import Tree
 from checks.build.toolchains import Arch
 from checks.build.variants import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.runner import Runner
+from bot.core.runner import Runner
 
 
 class GitTree:

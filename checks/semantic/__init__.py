@@ -9,7 +9,8 @@ parsed with tree-sitter, type-aware where a type decides (struct members).
 
 from __future__ import annotations
 
-from checks.base import CheckContext, CheckResult, Finding
+from bot.core.results import CheckResult, Finding
+from checks.base import CheckContext
 from checks.semantic.collect import HeadTree, series_changes
 from checks.semantic.gitio import grep_files
 from checks.semantic.rules_members import check_members, type_words

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tree_sitter import Node, Tree
 
-from checks.base import CheckContext, Finding
+from bot.core.results import Finding
+from checks.base import CheckContext
 from checks.semantic import changes as ch
 from checks.semantic.cparse import FileDefs, file_defs, guards, parse, text
 from checks.semantic.diffparse import parse_diff

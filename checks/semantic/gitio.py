@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from bot.runner import Runner
+from bot.core.runner import Runner
 
 C_PATHSPEC = ("*.c", "*.h")
 

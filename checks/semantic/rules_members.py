@@ -6,7 +6,8 @@ import re
 
 from tree_sitter import Node
 
-from checks.base import CheckContext, Finding
+from bot.core.results import Finding
+from checks.base import CheckContext
 from checks.semantic.changes import RemovedMember
 from checks.semantic.collect import HeadTree, Parsed, enclosing_function, finding
 from checks.semantic.cparse import text

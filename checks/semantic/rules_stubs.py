@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from checks.base import CheckContext, Finding
+from bot.core.results import Finding
+from checks.base import CheckContext
 from checks.semantic.changes import BrokenStub
 from checks.semantic.collect import HeadTree, finding
 from checks.semantic.cparse import guard_text, walk

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.apply import apply_series
-from bot.models import ApplyResult, Series
-from bot.runner import Runner
-from bot.trees import Repo, Slot, acquire_slot
+from bot.core.models import ApplyResult, Series
+from bot.core.runner import Runner
+from bot.trees.apply import apply_series
+from bot.trees.repo import Repo, Slot, acquire_slot
 from config.settings import Settings, load_settings
 from tests.gitrepo import SmallRepo, git, series_from_mails
 
@@ -202,7 +202,7 @@ def test_slot_is_stable_and_cleaned_after_a_crash(tmp_path: Path, work: SmallRep
 
 
 def test_b4_blob_guess_finds_an_older_base(tmp_path: Path, work: SmallRepo) -> None:
-    from bot.b4adapter import guess_base
+    from bot.intake.b4adapter import guess_base
 
     base = work.head()
     git(work.path, "checkout", "-qb", "topic")

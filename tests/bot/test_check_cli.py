@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.demo.series import DEMO_PATCHES, write_series
 from tests import kernel
 from tests.pi import PublicInboxServer, running_server

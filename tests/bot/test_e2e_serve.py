@@ -75,7 +75,7 @@ base_url = "http://127.0.0.1:{port}"
 
 def start_serve(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "--config", str(cfg), "serve"],
+        [sys.executable, "-m", "bot.cli.main", "--config", str(cfg), "serve"],
         cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot import lore
-from bot.intake import poll_once
+from bot.intake import lore
+from bot.intake.poll import poll_once
 from state.db import Database
 from state.models import Cursor, Message, PatchRow, PollRow, SeriesRow
 from tests.mailgen import MailGen, msgid_of

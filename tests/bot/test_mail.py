@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.mail import Mailer, SmtpTransport
-from bot.models import ApplyResult, Series
-from bot.report import ReplyDraft, render_replies
+from bot.core.models import ApplyResult, Series
+from bot.mail.outbox import Mailer, SmtpTransport
+from bot.report.render import ReplyDraft, render_replies
 from state.db import Database
 from state.models import ReplyRow, SeriesRow
 from tests.bot.test_report import (

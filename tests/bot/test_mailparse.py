@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.mailparse import classify, find_diff, parse_message, parse_subject
+from bot.intake.mailparse import classify, find_diff, parse_message, parse_subject
 
 BOTS = ["lkp@intel.com", "noreply@", "syzbot"]
 

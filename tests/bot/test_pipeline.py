@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.pipeline import dedupe
-from checks.base import Finding
+from bot.core.results import Finding
+from bot.run.pipeline import dedupe
 
 
 def f(patch: int, line: int, arch: str = "", check: str = "semantic") -> Finding:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from bot.progress import ProgressPrinter
+from bot.cli.progress import ProgressPrinter
 
 
 class Tty(io.StringIO):

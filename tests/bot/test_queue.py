@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot import queue
+from bot.run import queue
 from config.settings import Settings
 from state.db import Database
 from state.models import RunRow, SeriesRow

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.intake import poll_once
+from bot.intake.poll import poll_once
 from state.db import Database
 from state.models import Message, PatchRow, SeriesRow
 from tests.pi import PublicInboxServer, intake_settings, running_server

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from bot.models import AppliedPatch, ApplyResult, BaseAttempt, PatchMail, Series
-from bot.report import (
+from bot.core.models import AppliedPatch, ApplyResult, BaseAttempt, PatchMail, Series
+from bot.core.results import Finding
+from bot.report.render import (
     clean_header,
     recipients,
     render_replies,
     reply_subject,
     split_addresses,
 )
-from bot.report_text import WIDTH, greeting
-from checks.base import Finding
+from bot.report.text import WIDTH, greeting
 from config.settings import Settings, load_settings
 
 SERIES_URL = "https://lorebot.example.org/series/42"

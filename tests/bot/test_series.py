@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli
-from bot.b4adapter import guess_base, preimage_blobs
-from bot.runner import Runner
-from bot.series import followup_body, load_series, series_key
-from bot.trees import Repo
+from bot.cli import main as cli
+from bot.core.runner import Runner
+from bot.intake.b4adapter import guess_base, preimage_blobs
+from bot.intake.series import followup_body, load_series, series_key
+from bot.trees.repo import Repo
 from tests.mailgen import MailGen, msgid_of
 from tests.pi import PublicInboxServer, intake_settings, running_server, write_config
 

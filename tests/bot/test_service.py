@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from bot.demo.inbox import free_port
-from bot.service import KeyValueFormatter, Service
+from bot.run.scheduler import KeyValueFormatter, Service
 from config.settings import ServiceSettings, Settings, WebSettings
 from state.db import Database
 from state.models import SeriesRow
@@ -255,8 +255,8 @@ def test_serve_once_command(settings: Settings, db: Database,
     """`lorebot serve --once` wires the default intake and pipeline through the Service."""
     import argparse
 
-    from bot import service
-    from bot.commands import serve
+    from bot.cli import serve
+    from bot.run import scheduler as service
 
     pipeline, intake = FakePipeline(), FakeIntake(n=2)
     monkeypatch.setattr(service, "_default_pipeline", lambda: pipeline)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.target import TargetError, resolve
+from bot.intake.target import TargetError, resolve
 from config.settings import load_settings
 
 

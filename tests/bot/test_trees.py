@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.tarimport import strip_debian_gitignore
+from bot.cli.main import main
+from bot.trees.tarimport import strip_debian_gitignore
 from tests.gitrepo import SmallRepo, git
 
 DEBIAN_TAIL = ("\n# Rust analyzer configuration\n/rust-project.json\n\n#\n"

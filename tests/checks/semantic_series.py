@@ -6,7 +6,7 @@ Each rule has a case that must be reported and a near miss that must not.
 
 from __future__ import annotations
 
-from checks.base import Finding
+from bot.core.results import Finding
 from tests.kernel import WrittenPatch, replace_in
 
 H = "include/linux/balloon_compaction.h"

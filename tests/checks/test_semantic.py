@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import Finding
+from bot.core.results import Finding
 from checks.semantic import SemanticCheck
 from config.settings import load_settings
 from tests import kernel

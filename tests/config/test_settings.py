@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from config.settings import DEFAULT_TOML, SettingsError, load_settings
 
 

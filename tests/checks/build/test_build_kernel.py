@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import CheckResult, Finding
+from bot.core.results import CheckResult, Finding
 from checks.build import BuildCheck
 from config.settings import BuildSettings, Settings
 from tests import kernel

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import CheckResult
+from bot.core.results import CheckResult
 from checks.build import BuildCheck
 from config.settings import BuildSettings, Settings
 from tests import kernel

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import select
 
-from bot.runner import Runner
+from bot.core.runner import Runner
 from config.settings import ListSettings, Settings
 from state.db import Database
 from state.models import Cursor

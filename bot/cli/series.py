@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 
-from bot.b4adapter import ThreadFetchError, ThreadNotFound
-from bot.models import Series
-from bot.series import SeriesError, load_series
-from bot.target import TargetError, add_target_arguments, resolve
+from bot.core.models import Series
+from bot.intake.b4adapter import ThreadFetchError, ThreadNotFound
+from bot.intake.series import SeriesError, load_series
+from bot.intake.target import TargetError, add_target_arguments, resolve
 from config.settings import Settings
 
 

@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 
-from bot.models import ApplyResult
-from bot.runner import Runner
-from bot.target import TargetError, add_target_arguments
-from bot.trees import Repo, acquire_slot
+from bot.core.models import ApplyResult
+from bot.core.runner import Runner
+from bot.intake.target import TargetError, add_target_arguments
+from bot.trees.repo import Repo, acquire_slot
 from config.settings import Settings
 
 
@@ -53,9 +53,9 @@ def print_apply(r: ApplyResult) -> None:
 
 
 def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.apply import apply_series
-    from bot.b4adapter import guess_base
-    from bot.series import load_target
+    from bot.intake.b4adapter import guess_base
+    from bot.intake.series import load_target
+    from bot.trees.apply import apply_series
 
     try:
         lst, series, parent = load_target(settings, args.target, args.list_name)

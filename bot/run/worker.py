@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.models import Series
-from bot.pipeline import CheckOutcome, Stopped, check_series
-from bot.report import ReplyDraft
+from bot.core.models import Series
+from bot.report.render import ReplyDraft
+from bot.run.pipeline import CheckOutcome, Stopped, check_series
 from config.settings import ListSettings, Settings
 from state.db import Database
 from state.models import FindingRow, RunRow, SeriesRow, utcnow
@@ -25,7 +25,7 @@ def series_url(settings: Settings, msgid: str) -> str:
 
 def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]:
     """The replies a run's outcome calls for (none when nothing new was found)."""
-    from bot.report import render_replies
+    from bot.report.render import render_replies
 
     return render_replies(outcome.series, outcome.applied, outcome.findings, settings,
                           series_url(settings, outcome.series.msgid))
@@ -40,7 +40,7 @@ def _list(settings: Settings, name: str) -> ListSettings | None:
 
 def load_for_run(settings: Settings, row: SeriesRow) -> tuple[Series, Series | None]:
     """The series (and a follow-up's parent) fetched fresh: trailers may have come in."""
-    from bot.series import load_with_parent
+    from bot.intake.series import load_with_parent
 
     lst = _list(settings, row.list_name)
     if lst is None:
@@ -189,7 +189,7 @@ def run_series(
 def _queue_replies(
     settings: Settings, db: Database, series_id: int, run_id: int, outcome: CheckOutcome
 ) -> None:
-    from bot.mail import Mailer
+    from bot.mail.outbox import Mailer
 
     drafts = draft_replies(settings, outcome)
     if drafts:

@@ -14,9 +14,15 @@ import weakref
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from bot import b4adapter
-from bot.mailparse import ParsedMessage, classify, normalize_title, parse_message, parse_subject
-from bot.models import PatchMail, Series
+from bot.core.models import PatchMail, Series
+from bot.intake import b4adapter
+from bot.intake.mailparse import (
+    ParsedMessage,
+    classify,
+    normalize_title,
+    parse_message,
+    parse_subject,
+)
 from config.settings import ListSettings, Settings
 
 log = logging.getLogger("lorebot.series")
@@ -82,7 +88,7 @@ def load_target(settings: Settings, target: str, list_name: str | None = None
 
     Raises TargetError or LookupError with a message for the user.
     """
-    from bot.target import resolve
+    from bot.intake.target import resolve
 
     lst, msgid = resolve(settings, target, list_name)
     series, parent = load_with_parent(settings, lst, msgid)

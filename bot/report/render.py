@@ -22,9 +22,9 @@ from importlib import metadata
 
 from pydantic import BaseModel, ConfigDict
 
-from bot import report_text as rt
-from bot.models import ApplyResult, PatchMail, Series
-from checks.base import Finding
+from bot.core.models import ApplyResult, PatchMail, Series
+from bot.core.results import Finding
+from bot.report import text as rt
 from config.settings import Settings
 
 _REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.runner import CommandError, Runner
-from bot.tarimport import import_tarball
+from bot.core.runner import CommandError, Runner
+from bot.trees.tarimport import import_tarball
 from config.settings import Settings, TreeSettings
 
 log = logging.getLogger("lorebot.trees")

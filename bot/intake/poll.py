@@ -18,12 +18,12 @@ from email.utils import parseaddr
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot import lore
-from bot.b4adapter import ThreadFetchError, ThreadNotFound
-from bot.mailparse import classify, parse_message
-from bot.models import Series
-from bot.runner import CommandError, Runner
-from bot.series import SeriesError, load_series, series_key
+from bot.core.models import Series
+from bot.core.runner import CommandError, Runner
+from bot.intake import lore
+from bot.intake.b4adapter import ThreadFetchError, ThreadNotFound
+from bot.intake.mailparse import classify, parse_message
+from bot.intake.series import SeriesError, load_series, series_key
 from config.settings import ListSettings, Settings
 from state.db import Database
 from state.models import Message, PatchRow, PollRow, SeriesRow, utcnow

@@ -29,8 +29,8 @@ from typing import Protocol
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from bot import mail_policy as policy
-from bot.report import ReplyDraft, bot_version
+from bot.mail import policy
+from bot.report.render import ReplyDraft, bot_version
 from config.settings import Settings
 from state.db import Database
 from state.models import ReplyRow, SeriesRow, utcnow

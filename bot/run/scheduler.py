@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
-from bot import queue
+from bot.run import queue
 from config.settings import Settings
 from state.db import Database
 from state.models import PollRow, SeriesRow, utcnow
@@ -96,13 +96,13 @@ class WorkerBoard:
 
 def _default_pipeline() -> Pipeline:
     # imported when first needed: the pipeline pulls in git, b4 and the checks
-    from bot.worker import run_series
+    from bot.run.worker import run_series
 
     return run_series
 
 
 def _default_intake() -> Intake:
-    from bot.intake import poll_once
+    from bot.intake.poll import poll_once
 
     return poll_once
 
@@ -260,7 +260,7 @@ class Service:
                 if self._deliver_fn is not None:
                     self._deliver_fn()
                     return
-                from bot.mail import Mailer
+                from bot.mail.outbox import Mailer
 
                 Mailer(self.settings, self.db).deliver_pending()
             except Exception:

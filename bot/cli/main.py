@@ -1,4 +1,4 @@
-"""`lorebot` command line: global options, then one sub-command per module in bot/commands."""
+"""`lorebot` command line: global options, then one sub-command per module of bot/cli."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         try:
-            module = importlib.import_module(f"bot.commands.{name}")
+            module = importlib.import_module(f"bot.cli.{name}")
         except ModuleNotFoundError as e:
-            if e.name == f"bot.commands.{name}":
+            if e.name == f"bot.cli.{name}":
                 continue
             raise
         module.register(sub)

@@ -7,9 +7,9 @@ import json
 import sys
 import time
 
-from bot import lore
-from bot.intake import PollReport, poll_once
-from bot.runner import CommandError, Runner
+from bot.core.runner import CommandError, Runner
+from bot.intake import lore
+from bot.intake.poll import PollReport, poll_once
 from config.settings import Settings
 from state.db import Database
 

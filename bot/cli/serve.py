@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
 
 def _structured_logs() -> None:
     """Print key=value pairs (worker, series, step) on every log line."""
-    from bot.service import KeyValueFormatter
+    from bot.run.scheduler import KeyValueFormatter
 
     for handler in logging.getLogger().handlers:
         handler.setFormatter(KeyValueFormatter())
@@ -34,7 +34,7 @@ def _structured_logs() -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Open the database and run the service (or one pass with --once)."""
-    from bot.service import Service
+    from bot.run.scheduler import Service
     from state.db import Database
 
     _structured_logs()

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.apply import BaseGuess, apply_series
-from bot.models import ApplyResult, Series
-from bot.runner import Runner
-from bot.trees import Repo, acquire_slot
-from checks.base import CheckContext, CheckResult, CheckStatus, Finding, Note, PlannedVariant
+from bot.core.models import ApplyResult, Series
+from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant
+from bot.core.runner import Runner
+from bot.trees.apply import BaseGuess, apply_series
+from bot.trees.repo import Repo, acquire_slot
+from checks.base import CheckContext
 from checks.registry import load_check
 from config.settings import ListSettings, Settings
 

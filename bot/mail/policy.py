@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses, parseaddr
 
-from bot.report import ReplyDraft
+from bot.report.render import ReplyDraft
 from config.settings import ListSettings, MailSettings
 from state.models import SeriesRow
 

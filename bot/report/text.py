@@ -11,8 +11,8 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.models import ApplyResult, BaseAttempt, PatchMail, Series
-from checks.base import Finding
+from bot.core.models import ApplyResult, BaseAttempt, PatchMail, Series
+from bot.core.results import Finding
 
 WIDTH = 72
 SHORT_SHA = 12

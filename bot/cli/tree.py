@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from bot.runner import Runner
-from bot.trees import Repo, TreeError
+from bot.core.runner import Runner
+from bot.trees.repo import Repo, TreeError
 from config.settings import Settings
 
 

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import b4
 import liblore
 
-from bot.models import Series
+from bot.core.models import Series
 from config.settings import ListSettings, Settings
 
 if TYPE_CHECKING:
-    from bot.trees import Repo
+    from bot.trees.repo import Repo
 
 log = logging.getLogger("lorebot.b4")
 _lock = threading.RLock()

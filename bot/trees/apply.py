@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.models import AppliedPatch, ApplyResult, BaseAttempt, PatchMail, Series
-from bot.patchsafety import diff_of_mail, parse_am_failure, unsafe_reason
-from bot.trees import Repo, Slot, tree_ref
+from bot.core.models import AppliedPatch, ApplyResult, BaseAttempt, PatchMail, Series
+from bot.trees.patchsafety import diff_of_mail, parse_am_failure, unsafe_reason
+from bot.trees.repo import Repo, Slot, tree_ref
 from config.settings import ListSettings, Settings
 
 log = logging.getLogger("lorebot.apply")

@@ -9,10 +9,10 @@ import time
 
 from sqlalchemy import select
 
-from bot.pipeline import CheckOutcome
-from bot.progress import ProgressPrinter
-from bot.report import ReplyDraft
-from bot.target import TargetError, add_target_arguments
+from bot.cli.progress import ProgressPrinter
+from bot.intake.target import TargetError, add_target_arguments
+from bot.report.render import ReplyDraft
+from bot.run.pipeline import CheckOutcome
 from config.settings import Settings
 from state.db import Database
 from state.models import ReplyRow
@@ -48,11 +48,11 @@ def reply_states(db: Database, series_id: int) -> dict[tuple[str, str], tuple[st
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.b4adapter import guess_base
-    from bot.mail import Mailer
-    from bot.pipeline import check_series, outcome_json
-    from bot.series import load_target
-    from bot.worker import draft_replies, finish_run, record_outcome, start_manual_run
+    from bot.intake.b4adapter import guess_base
+    from bot.intake.series import load_target
+    from bot.mail.outbox import Mailer
+    from bot.run.pipeline import check_series, outcome_json
+    from bot.run.worker import draft_replies, finish_run, record_outcome, start_manual_run
 
     try:
         lst, series, parent = load_target(settings, args.target, args.list_name)
@@ -101,7 +101,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_text(outcome: CheckOutcome, drafts: list[ReplyDraft]) -> None:
-    from bot.commands.apply import print_apply
+    from bot.cli.apply import print_apply
 
     print_apply(outcome.applied)
     for name, status in outcome.check_status.items():

@@ -1,0 +1,115 @@
+"""What checks produce: Finding (mailable), Note (never mailed), CheckResult.
+
+One definition used by every check, the pipeline, the page, the JSON and the
+mail. A `Finding` is a problem the series introduces, new against the base;
+a `Note` is a fact about the run; a `CheckResult` carries both with the
+check's status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+_NUMS = re.compile(r"\b\d+\b")
+_QUOTED_LINE = re.compile(r":\d+(:\d+)?")
+
+
+def normalize_message(message: str) -> str:
+    """Message text without line/column numbers, so moved code compares equal."""
+    return _NUMS.sub("N", _QUOTED_LINE.sub("", message)).strip()
+
+
+class Finding(BaseModel):
+    """One problem a check found, attributed to the first patch that causes it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    check: str  # "build", "semantic", "kernel-doc", "checkpatch"
+    kind: str  # rule or diagnostic kind: "error", "warning", "removed-member", ...
+    severity: str  # "error", "warning", "check"/"info"
+    patch: int | None  # 1-based index in series.patches; None = the series as a whole
+    file: str = ""
+    line: int | None = None
+    column: int | None = None
+    message: str = ""
+    option: str = ""  # e.g. "-Wunused-but-set-variable"
+    excerpt: str = ""  # source lines around `line`, numbered, offending line marked
+    source_line: str = ""
+    arch: str = ""
+    config: str = ""  # "defconfig MIGRATION=n"
+    symbols: dict[str, str] = {}  # symbols that differ from the base config
+    compiler: str = ""
+    reproduce: tuple[str, ...] = ()  # commands that reproduce it
+    config_fragment: str = ""
+    detail: str = ""  # free text: why and where it breaks (e.g. which configs build the file)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def fingerprint(self) -> str:
+        key = "\0".join((self.check, self.kind, self.file, normalize_message(self.message)))
+        return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+class Note(BaseModel):
+    """A fact about the run, not a problem of the series: page and JSON only, never mailed.
+
+    Examples: an object compiled in no variant, a variant Kconfig refused, a
+    toolchain missing, a variant dropped for the budget.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    check: str
+    kind: str  # "not-built", "config-refused", "toolchain-missing", "variant-dropped", ...
+    message: str
+    arch: str = ""
+    config: str = ""
+    detail: str = ""
+
+
+class PlannedVariant(BaseModel):
+    """A build variant the build check planned: built (with its objects) or dropped (why)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    arch: str
+    config: str  # "defconfig MIGRATION=n"
+    flip: str | None = None  # "MIGRATION=n"; None for an arch's base variant
+    objects: tuple[str, ...] = ()
+    reason: str = ""  # why it was planned (built) or dropped
+
+
+class CheckStatus(StrEnum):
+    """How a check ended (KCIDB's split: FOUND is the code's fault, ERRORED is ours)."""
+
+    PASSED = "passed"  # ran to the end, nothing new
+    FOUND = "found"  # ran to the end, findings
+    ERRORED = "errored"  # did not complete (crash, timeout, missing tool)
+    SKIPPED = "skipped"  # not run (nothing for it in the series, disabled)
+
+
+class CheckResult(BaseModel):
+    """What one check returns: findings (mailable), notes (never mailed), its build plan."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: CheckStatus
+    findings: tuple[Finding, ...] = ()
+    notes: tuple[Note, ...] = ()
+    seconds: float = 0.0
+    variants: tuple[PlannedVariant, ...] = ()  # build: the variants built
+    dropped: tuple[PlannedVariant, ...] = ()  # build: variants planned but not built
+
+    @classmethod
+    def of(cls, findings: Iterable[Finding], notes: Iterable[Note] = (),
+           **extra: object) -> CheckResult:
+        """A completed check's result: FOUND when it has findings, else PASSED."""
+        found = tuple(findings)
+        status = CheckStatus.FOUND if found else CheckStatus.PASSED
+        return cls.model_validate({"status": status, "findings": found,
+                                   "notes": tuple(notes), **extra})
