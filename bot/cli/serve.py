@@ -35,12 +35,14 @@ def _structured_logs() -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Open the database and run the service (or one pass with --once)."""
     from bot.run.scheduler import Service
+    from bot.web.server import page_factory
     from state.db import Database
 
     _structured_logs()
     db = Database(settings.database_url)
     try:
-        service = Service(settings, db, web=not (args.once or args.no_web))
+        page = None if args.once or args.no_web else page_factory(settings, db)
+        service = Service(settings, db, web=page)
         return service.run_once() if args.once else service.run_forever()
     finally:
         db.dispose()

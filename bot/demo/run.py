@@ -84,6 +84,7 @@ def run_demo(base: Settings, *, port: int = 0, arches: list[str] | None = None,
              say: Callable[[str], None] = print) -> DemoResult:
     """Run the demo; returns when the reply is in the outbox (or the series ended)."""
     from bot.run.scheduler import Service
+    from bot.web.server import page_factory
 
     if not shutil.which("public-inbox-httpd"):
         raise DemoError("public-inbox is not installed: apt-get install public-inbox "
@@ -98,7 +99,8 @@ def run_demo(base: Settings, *, port: int = 0, arches: list[str] | None = None,
     ensure_tree(settings, say)
     server.start()
     db = Database(settings.database_url)
-    service = Service(settings, db, poll_interval=2, idle_wait=2)
+    service = Service(settings, db, poll_interval=2, idle_wait=2,
+                      web=page_factory(settings, db))
     try:
         service.start()
         url = settings.web.base_url

@@ -39,6 +39,15 @@ class Pipeline(Protocol):
 
 Intake = Callable[[Settings, Database], Any]
 
+
+class Page(Protocol):
+    """The status page the caller started beside the service (bot.web sits above us)."""
+
+    def stop(self) -> None: ...
+
+
+PageFactory = Callable[["WorkerBoard"], Page]
+
 #: Extra record fields printed by KeyValueFormatter, in this order.
 LOG_FIELDS = ("worker", "series_id", "msgid", "step", "list", "seconds")
 
@@ -119,7 +128,7 @@ class Service:
         *,
         deliver: Callable[[], None] | None = None,
         poll_interval: float | None = None,
-        web: bool = True,
+        web: PageFactory | None = None,
         idle_wait: float = 30.0,
     ) -> None:
         self.settings = settings
@@ -128,7 +137,7 @@ class Service:
         self._intake = intake
         self._deliver_fn = deliver
         self.poll_interval = poll_interval or float(settings.intake.poll_interval)
-        self.web_enabled = web
+        self._page_factory = web
         self.idle_wait = idle_wait
         self.n_workers = max(1, min(settings.service.workers, os.cpu_count() or 1))
         self.board = WorkerBoard()
@@ -140,8 +149,7 @@ class Service:
         self._mail_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._scheduler: BackgroundScheduler | None = None
-        self._web_server: Any = None
-        self._web_thread: threading.Thread | None = None
+        self._page: Page | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -167,8 +175,8 @@ class Service:
             max_instances=1, coalesce=True, next_run_time=datetime.now().astimezone(),
         )
         self._scheduler.start()
-        if self.web_enabled:
-            self._start_web()
+        if self._page_factory is not None:
+            self._page = self._page_factory(self.board)
         log.info("started: %d workers, poll every %ss", self.n_workers, self.poll_interval)
 
     def stop(self, timeout: float | None = None) -> None:
@@ -183,7 +191,8 @@ class Service:
         for t in self._threads:
             t.join(timeout)
         self.deliver()
-        self._stop_web()
+        if self._page is not None:
+            self._page.stop()
         self._stopped.set()
         log.info("stopped")
 
@@ -329,34 +338,3 @@ class Service:
             queue.release(self.db, sid, "queued", f"drained during step {step or '?'}; resumes")
         else:
             queue.release(self.db, sid, "failed", "the pipeline ended without a result")
-
-    # -- web ---------------------------------------------------------------
-
-    def _start_web(self) -> None:
-        import uvicorn
-
-        from bot.web import create_app
-
-        app = create_app(self.settings, self.db, service_state=self.board)
-        config = uvicorn.Config(app, host=self.settings.web.listen, port=self.settings.web.port,
-                                log_level="warning", access_log=False)
-        self._web_server = uvicorn.Server(config)
-        self._web_thread = threading.Thread(target=self._web_server.run, name="web", daemon=True)
-        self._web_thread.start()
-        deadline = time.monotonic() + 10
-        while not self._web_server.started and self._web_thread.is_alive():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        if self._web_server.started:
-            log.info("web on http://%s:%s", self.settings.web.listen, self.settings.web.port)
-        else:
-            # the bot's main job goes on; the page is missing, say so loudly
-            log.error("the status page did not start on %s:%s (port in use?)",
-                      self.settings.web.listen, self.settings.web.port)
-
-    def _stop_web(self) -> None:
-        if self._web_server is not None:
-            self._web_server.should_exit = True
-        if self._web_thread is not None:
-            self._web_thread.join(10)

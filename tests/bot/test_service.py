@@ -17,6 +17,7 @@ import pytest
 
 from bot.demo.inbox import free_port
 from bot.run.scheduler import KeyValueFormatter, Service
+from bot.web.server import page_factory
 from config.settings import ServiceSettings, Settings, WebSettings
 from state.db import Database
 from state.models import SeriesRow
@@ -115,7 +116,7 @@ class FakeIntake:
 def test_poll_then_workers_run_everything(settings: Settings, db: Database) -> None:
     pipeline, intake, mails = FakePipeline(), FakeIntake(n=6), []
     svc = Service(two_workers(settings), db, pipeline, intake, deliver=lambda: mails.append(1),
-                  web=False, idle_wait=5)
+                  idle_wait=5)
     svc.start()
     try:
         wait_for(lambda: len(states(db)) == 6 and set(states(db).values()) == {"done"})
@@ -131,7 +132,7 @@ def test_poll_then_workers_run_everything(settings: Settings, db: Database) -> N
 def test_polls_never_overlap(settings: Settings, db: Database) -> None:
     intake = FakeIntake(seconds=0.25)
     svc = Service(settings, db, FakePipeline(), intake, deliver=lambda: None,
-                  poll_interval=0.05, web=False)
+                  poll_interval=0.05)
     svc.start()
     try:
         time.sleep(0.3)
@@ -150,7 +151,7 @@ def test_poll_error_is_recorded_not_fatal(settings: Settings, db: Database) -> N
     def broken(settings: Settings, db: Database) -> None:
         raise OSError("lore is down")
 
-    svc = Service(settings, db, FakePipeline(), broken, deliver=lambda: None, web=False)
+    svc = Service(settings, db, FakePipeline(), broken, deliver=lambda: None)
     svc.poll()
     with db.session() as s:
         from state.models import PollRow
@@ -162,7 +163,7 @@ def test_poll_error_is_recorded_not_fatal(settings: Settings, db: Database) -> N
 def test_sigterm_drains_after_the_current_step(settings: Settings, db: Database) -> None:
     first, second = add_queued(db, 2)
     pipeline = FakePipeline(steps=("apply", "build", "semantic"), step_seconds=0.4)
-    svc = Service(settings, db, pipeline, FakeIntake(), deliver=lambda: None, web=False)
+    svc = Service(settings, db, pipeline, FakeIntake(), deliver=lambda: None)
 
     def killer() -> None:
         pipeline.started.wait(20)
@@ -187,7 +188,7 @@ def test_crashed_run_is_resumed_on_start(settings: Settings, db: Database) -> No
     (sid,) = add_queued(db, 1, state="running", step="build", attempts=1,
                         claimed_by=f"{socket.gethostname()}/{gone.pid}/w0")
     pipeline = FakePipeline()
-    svc = Service(settings, db, pipeline, FakeIntake(), deliver=lambda: None, web=False)
+    svc = Service(settings, db, pipeline, FakeIntake(), deliver=lambda: None)
     svc.start()
     try:
         wait_for(lambda: states(db)[sid] == "done")
@@ -205,7 +206,7 @@ def test_pipeline_crash_fails_the_series(settings: Settings, db: Database) -> No
               should_stop: Callable[[], bool]) -> None:
         raise RuntimeError("boom")
 
-    svc = Service(settings, db, crash, FakeIntake(), deliver=lambda: None, web=False)
+    svc = Service(settings, db, crash, FakeIntake(), deliver=lambda: None)
     assert svc.run_once() == 0
     with db.session() as s:
         row = s.get(SeriesRow, sid)
@@ -214,8 +215,7 @@ def test_pipeline_crash_fails_the_series(settings: Settings, db: Database) -> No
 
 def test_run_once_drains_the_queue(settings: Settings, db: Database) -> None:
     pipeline, intake, mails = FakePipeline(), FakeIntake(n=3), []
-    svc = Service(two_workers(settings), db, pipeline, intake, deliver=lambda: mails.append(1),
-                  web=False)
+    svc = Service(two_workers(settings), db, pipeline, intake, deliver=lambda: mails.append(1))
     assert svc.run_once(timeout=60) == 0
     assert intake.calls == 1
     assert set(states(db).values()) == {"done"} and len(pipeline.calls) == 3
@@ -225,8 +225,9 @@ def test_run_once_drains_the_queue(settings: Settings, db: Database) -> None:
 def test_service_serves_the_status_page(settings: Settings, db: Database) -> None:
     port = free_port()
     web = WebSettings(listen="127.0.0.1", port=port)
-    svc = Service(settings.model_copy(update={"web": web}), db, FakePipeline(), FakeIntake(),
-                  deliver=lambda: None)
+    with_page = settings.model_copy(update={"web": web})
+    svc = Service(with_page, db, FakePipeline(), FakeIntake(), deliver=lambda: None,
+                  web=page_factory(with_page, db))
     svc.start()
     try:
         def up() -> bool:
