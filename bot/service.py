@@ -2,7 +2,11 @@
 
 One process: an APScheduler job polls the lists (never two polls at once)
 and wakes the workers; each worker thread claims a queued series and runs
-the pipeline on it; after each poll and each run, pending replies are sent.
+the pipeline on it. Replies are sent by their own job (every
+`mail.deliver_interval`, and soon after a poll or a run ends), never on a
+worker thread, so a slow relay cannot hold a worker. A third job keeps the
+claims: it refreshes the heartbeat of what this process holds and takes
+back what dead holders left (bot.claims), while running, not only at start.
 SIGTERM/SIGINT drain: no new claims, the current step finishes, exit 0.
 """
 
@@ -15,14 +19,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
-from bot import queue
+from bot import claims, queue
 from config.settings import Settings
 from state.db import Database
 from state.models import PollRow, SeriesRow, utcnow
@@ -138,6 +142,7 @@ class Service:
         self._generation = 0
         self._poll_lock = threading.Lock()
         self._mail_lock = threading.Lock()
+        self._mail_wanted = threading.Event()
         self._threads: list[threading.Thread] = []
         self._scheduler: BackgroundScheduler | None = None
         self._web_server: Any = None
@@ -149,11 +154,13 @@ class Service:
         """True once a drain was asked for: the pipeline ends after its current step."""
         return self._stopping.is_set()
 
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self.settings.service.stale_claim_seconds)
+
     def start(self) -> None:
-        """Recover interrupted series, then start workers, the poll job and the web server."""
-        recovered = queue.recover_interrupted(self.db)
-        if recovered:
-            log.info("resuming %d interrupted series", len(recovered))
+        """Recover interrupted work, then start workers, the jobs and the web server."""
+        self.keep_claims()
         for i in range(self.n_workers):
             name = queue.worker_name(i)
             self.board.set(WorkerInfo(name=name))
@@ -165,6 +172,14 @@ class Service:
         self._scheduler.add_job(
             self.poll, "interval", seconds=self.poll_interval, id="poll",
             max_instances=1, coalesce=True, next_run_time=datetime.now().astimezone(),
+        )
+        self._scheduler.add_job(
+            self._deliver_job, "interval", seconds=self.settings.mail.deliver_interval,
+            id="deliver", max_instances=1, coalesce=True,
+        )
+        self._scheduler.add_job(
+            self.keep_claims, "interval", seconds=self.settings.service.heartbeat_seconds,
+            id="claims", max_instances=1, coalesce=True,
         )
         self._scheduler.start()
         if self.web_enabled:
@@ -210,7 +225,7 @@ class Service:
 
     def run_once(self, timeout: float | None = None) -> int:
         """One poll, then run every queued series, deliver replies; the exit status (0)."""
-        queue.recover_interrupted(self.db)
+        self.keep_claims()
         self.poll()
         for i in range(self.n_workers):
             name = queue.worker_name(i)
@@ -251,9 +266,43 @@ class Service:
             self._poll_lock.release()
         log.info("poll done", extra={"seconds": round(time.monotonic() - started, 3)})
         self.wake()
-        self.deliver()
+        self.wake_delivery()
 
-    def deliver(self) -> None:
+    def keep_claims(self) -> None:
+        """The claims job: heartbeat what this process holds, take back what dead holders left."""
+        from bot.mail import recover_sending
+
+        try:
+            claims.beat(self.db)
+            recovered = queue.recover_interrupted(self.db, stale_after=self.stale_after)
+            if recovered:
+                log.info("resuming %d interrupted series", len(recovered))
+                self.wake()
+            if recover_sending(self.db, self.stale_after):
+                self.wake_delivery()
+        except Exception:
+            log.exception("keeping the claims failed")
+
+    def wake_delivery(self) -> None:
+        """Ask the delivery job to run soon (now, unless it is running: then once more)."""
+        self._mail_wanted.set()
+        scheduler = self._scheduler
+        if scheduler is None or not scheduler.running or self._mail_lock.locked():
+            return
+        try:
+            scheduler.modify_job("deliver", next_run_time=datetime.now().astimezone())
+        except Exception:  # the job is gone: the scheduler is shutting down
+            log.debug("delivery job not rescheduled", exc_info=True)
+
+    def _deliver_job(self) -> None:
+        # runs again while wake_delivery() was called during a pass
+        while not self._stopping.is_set():
+            self._mail_wanted.clear()
+            self.deliver(should_stop=self.should_stop)
+            if not self._mail_wanted.is_set():
+                return
+
+    def deliver(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Send the replies recorded by runs; mail trouble is logged, never fatal."""
         with self._mail_lock:
             try:
@@ -262,7 +311,7 @@ class Service:
                     return
                 from bot.mail import Mailer
 
-                Mailer(self.settings, self.db).deliver_pending()
+                Mailer(self.settings, self.db).deliver_pending(should_stop)
             except Exception:
                 log.exception("mail delivery failed")
 
@@ -284,6 +333,11 @@ class Service:
 
     def _run_one(self, name: str) -> bool:
         """Claim one series and run the pipeline on it; False if the queue was empty."""
+        # held from before the claim: the claims job never takes a live worker's series
+        with claims.held(name):
+            return self._claim_and_run(name)
+
+    def _claim_and_run(self, name: str) -> bool:
         try:
             sid = queue.claim_next(self.db, name)
         except Exception:
@@ -314,7 +368,7 @@ class Service:
             final = row.state if row else "?"
         log.info("run end: %s", final,
                  extra={**extra, "seconds": round(time.monotonic() - started, 3)})
-        self.deliver()
+        self.wake_delivery()
         return True
 
     def _settle(self, sid: int, name: str) -> None:

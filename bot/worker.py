@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bot import claims
 from bot.models import Series
 from bot.pipeline import CheckOutcome, Stopped, check_series
 from bot.report import ReplyDraft
@@ -116,7 +117,10 @@ def start_manual_run(
         run.log_dir = str(log_dir)
         row = s.get(SeriesRow, series_id)
         if row:
+            # claimed by this process, so that a service on the same database sees a live
+            # holder (by pid) and leaves the series alone
             row.state, row.step = "running", "apply"
+            row.claimed_by, row.claimed_at = claims.holder_name("cli"), utcnow()
         return series_id, run.id, log_dir
 
 
