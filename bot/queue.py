@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot import claims
 from state.db import Database
@@ -90,7 +91,41 @@ def release(db: Database, series_id: int, state: str, reason: str = "") -> None:
             .values(state=state, reason=reason, claimed_by="", heartbeat_at=None)
             .execution_options(synchronize_session=False)
         )
+        _close_runs(s, series_id, "interrupted" if state == "queued" else "failed", reason)
     log.info("released to %s", state, extra={"series_id": series_id})
+
+
+def _close_runs(s: Session, series_id: int, state: str, reason: str) -> None:
+    """No run of a series that is not running can be running: close what was left open."""
+    for run in s.scalars(
+        select(RunRow).where(RunRow.series_id == series_id, RunRow.state == "running")
+    ):
+        run.state = state
+        run.error = run.error or reason
+        run.finished_at = utcnow()
+
+
+def give_back(db: Database, series_id: int, worker: str, error: Exception, *,
+              ours: bool, max_attempts: int = MAX_ATTEMPTS) -> str:
+    """Leave a series whose run raised `error`; the state it was left in.
+
+    A fault of ours (`ours`: the database was out) requeues it with the
+    reason, up to `max_attempts` claims; anything else fails it. Only while
+    `worker` still holds it: a claim taken back meanwhile is left alone.
+    """
+    what = "database unavailable" if ours else "internal error"
+    reason = f"{what}: {type(error).__name__}: {error}".splitlines()[0]
+    with db.session() as s:
+        row = s.get(SeriesRow, series_id)
+        if row is None or row.state != "running" or row.claimed_by != worker:
+            return row.state if row else ""
+        state = "queued" if ours and row.attempts < max_attempts else "failed"
+        if state == "failed" and ours:
+            reason = f"{reason} ({row.attempts} attempts; given up)"
+        row.state, row.reason, row.claimed_by, row.heartbeat_at = state, reason, "", None
+        _close_runs(s, series_id, "interrupted" if state == "queued" else "failed", reason)
+    log.info("given back as %s: %s", state, reason, extra={"series_id": series_id})
+    return state
 
 
 def requeue(db: Database, series_id: int) -> bool:

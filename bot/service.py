@@ -2,11 +2,14 @@
 
 One process: an APScheduler job polls the lists (never two polls at once)
 and wakes the workers; each worker thread claims a queued series and runs
-the pipeline on it. Replies are sent by their own job (every
-`mail.deliver_interval`, and soon after a poll or a run ends), never on a
-worker thread, so a slow relay cannot hold a worker. A third job keeps the
-claims: it refreshes the heartbeat of what this process holds and takes
-back what dead holders left (bot.claims), while running, not only at start.
+the pipeline on it. Replies are sent by their own job, never on a worker
+thread, so a slow relay cannot hold a worker. The upkeep job probes the
+database, refreshes the heartbeat of this process's claims, takes back what
+dead holders left (bot.claims) and restarts dead worker threads.
+
+Every unit of work (a poll, a run, a delivery pass, the upkeep) is guarded:
+a failure gives back what it held with the reason and the loop goes on; a
+database that cannot be written makes `/healthz` answer 503 until it can.
 SIGTERM/SIGINT drain: no new claims, the current step finishes, exit 0.
 """
 
@@ -18,18 +21,21 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
 from bot import claims, queue
+from bot.health import Health, WorkerBoard, WorkerInfo, is_db_outage, probe_database
 from config.settings import Settings
 from state.db import Database
 from state.models import PollRow, SeriesRow, utcnow
+
+if TYPE_CHECKING:
+    from bot.web.server import WebServer
 
 log = logging.getLogger("lorebot.service")
 
@@ -42,60 +48,6 @@ class Pipeline(Protocol):
 
 
 Intake = Callable[[Settings, Database], Any]
-
-#: Extra record fields printed by KeyValueFormatter, in this order.
-LOG_FIELDS = ("worker", "series_id", "msgid", "step", "list", "seconds")
-
-
-class KeyValueFormatter(logging.Formatter):
-    """`time level logger: message key=value ...` lines, with the series and step when given."""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        pairs = []
-        for key in LOG_FIELDS:
-            value = getattr(record, key, None)
-            if value is None or value == "":
-                continue
-            text = str(value)
-            if not text or any(c in text for c in ' "='):
-                text = '"' + text.replace('"', '\\"') + '"'
-            pairs.append(f"{key}={text}")
-        if not pairs:
-            return line
-        head, sep, tail = line.partition("\n")  # keep tracebacks after the pairs
-        return f"{head} {' '.join(pairs)}{sep}{tail}"
-
-
-@dataclass
-class WorkerInfo:
-    """What one worker is doing, for the status page."""
-
-    name: str
-    series_id: int | None = None
-    msgid: str = ""
-    subject: str = ""
-    started: datetime | None = None
-
-
-class WorkerBoard:
-    """Thread-safe, in-memory view of the workers of this process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._workers: dict[str, WorkerInfo] = {}
-
-    def set(self, info: WorkerInfo) -> None:
-        with self._lock:
-            self._workers[info.name] = info
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        """One dict per worker: name, series_id, msgid, subject, started (naive UTC)."""
-        with self._lock:
-            return [dict(vars(w)) for w in sorted(self._workers.values(), key=lambda w: w.name)]
 
 
 def _default_pipeline() -> Pipeline:
@@ -125,6 +77,7 @@ class Service:
         poll_interval: float | None = None,
         web: bool = True,
         idle_wait: float = 30.0,
+        retry_wait: float = 1.0,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -134,8 +87,10 @@ class Service:
         self.poll_interval = poll_interval or float(settings.intake.poll_interval)
         self.web_enabled = web
         self.idle_wait = idle_wait
+        self.retry_wait = retry_wait  # first pause after a failed unit of work, doubling
         self.n_workers = max(1, min(settings.service.workers, os.cpu_count() or 1))
         self.board = WorkerBoard()
+        self.health = Health()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._cond = threading.Condition()
@@ -143,31 +98,22 @@ class Service:
         self._poll_lock = threading.Lock()
         self._mail_lock = threading.Lock()
         self._mail_wanted = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[int, threading.Thread] = {}
+        self._supervised = False
         self._scheduler: BackgroundScheduler | None = None
-        self._web_server: Any = None
-        self._web_thread: threading.Thread | None = None
+        self._web: WebServer | None = None
 
-    # -- lifecycle ---------------------------------------------------------
 
     def should_stop(self) -> bool:
         """True once a drain was asked for: the pipeline ends after its current step."""
         return self._stopping.is_set()
 
-    @property
-    def stale_after(self) -> timedelta:
-        return timedelta(seconds=self.settings.service.stale_claim_seconds)
-
     def start(self) -> None:
         """Recover interrupted work, then start workers, the jobs and the web server."""
-        self.keep_claims()
+        self.upkeep()
+        self._supervised = True
         for i in range(self.n_workers):
-            name = queue.worker_name(i)
-            self.board.set(WorkerInfo(name=name))
-            t = threading.Thread(target=self._worker_loop, args=(name,), name=f"worker-{i}",
-                                 daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._start_worker(i, self._worker_loop)
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._scheduler.add_job(
             self.poll, "interval", seconds=self.poll_interval, id="poll",
@@ -178,12 +124,15 @@ class Service:
             id="deliver", max_instances=1, coalesce=True,
         )
         self._scheduler.add_job(
-            self.keep_claims, "interval", seconds=self.settings.service.heartbeat_seconds,
-            id="claims", max_instances=1, coalesce=True,
+            self.upkeep, "interval", seconds=self.settings.service.heartbeat_seconds,
+            id="upkeep", max_instances=1, coalesce=True,
         )
         self._scheduler.start()
         if self.web_enabled:
-            self._start_web()
+            from bot.web.server import WebServer  # FastAPI only when the page is served
+
+            self._web = WebServer(self.settings, self.db, self.board, self.health)
+            self._web.start()
         log.info("started: %d workers, poll every %ss", self.n_workers, self.poll_interval)
 
     def stop(self, timeout: float | None = None) -> None:
@@ -195,10 +144,11 @@ class Service:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)  # a running poll finishes first
         self.wake()
-        for t in self._threads:
+        for t in list(self._threads.values()):
             t.join(timeout)
         self.deliver()
-        self._stop_web()
+        if self._web is not None:
+            self._web.stop()
         self._stopped.set()
         log.info("stopped")
 
@@ -225,29 +175,31 @@ class Service:
 
     def run_once(self, timeout: float | None = None) -> int:
         """One poll, then run every queued series, deliver replies; the exit status (0)."""
-        self.keep_claims()
+        self.upkeep()
         self.poll()
         for i in range(self.n_workers):
-            name = queue.worker_name(i)
-            self.board.set(WorkerInfo(name=name))
-            t = threading.Thread(target=self._drain_loop, args=(name,), name=f"worker-{i}",
-                                 daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._start_worker(i, self._drain_loop)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
+        for t in list(self._threads.values()):
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         self.deliver()
         self._stopped.set()
         return 0
 
-    # -- jobs --------------------------------------------------------------
 
     def wake(self) -> None:
         """Tell idle workers there may be queued series."""
         with self._cond:
             self._generation += 1
             self._cond.notify_all()
+
+    def _failed(self, what: str, e: BaseException, **extra: Any) -> None:
+        """Log a failed unit of work; a database outage also makes the service unhealthy."""
+        if is_db_outage(e):
+            self.health.db_failed(e)
+            log.error("%s: database unavailable: %s", what, e, extra=extra)
+        else:
+            log.exception("%s failed", what, extra=extra)
 
     def poll(self) -> None:
         """The intake job: poll every list once (never twice at a time), wake workers, mail."""
@@ -258,30 +210,44 @@ class Service:
             intake = self._intake or _default_intake()
             intake(self.settings, self.db)
         except Exception as e:
-            log.exception("poll failed")
-            with self.db.session() as s:
-                s.add(PollRow(list_name="*", seconds=time.monotonic() - started,
-                              error=f"{type(e).__name__}: {e}"))
+            self._failed("poll", e)
+            try:
+                with self.db.session() as s:
+                    s.add(PollRow(list_name="*", seconds=time.monotonic() - started,
+                                  error=f"{type(e).__name__}: {e}"))
+            except Exception as again:
+                self._failed("recording the poll's error", again)
         finally:
             self._poll_lock.release()
         log.info("poll done", extra={"seconds": round(time.monotonic() - started, 3)})
         self.wake()
         self.wake_delivery()
 
-    def keep_claims(self) -> None:
-        """The claims job: heartbeat what this process holds, take back what dead holders left."""
+    def upkeep(self) -> None:
+        """The upkeep job: probe the database, heartbeat and take back claims, restart threads.
+
+        Each part is guarded on its own: a locked database must not stop the
+        restart of a dead worker.
+        """
         from bot.mail import recover_sending
 
         try:
+            probe_database(self.db)
+            self.health.db_ok()
+        except Exception as e:
+            self._failed("database probe", e)
+        stale_after = timedelta(seconds=self.settings.service.stale_claim_seconds)
+        try:
             claims.beat(self.db)
-            recovered = queue.recover_interrupted(self.db, stale_after=self.stale_after)
+            recovered = queue.recover_interrupted(self.db, stale_after=stale_after)
             if recovered:
                 log.info("resuming %d interrupted series", len(recovered))
                 self.wake()
-            if recover_sending(self.db, self.stale_after):
+            if recover_sending(self.db, stale_after):
                 self.wake_delivery()
-        except Exception:
-            log.exception("keeping the claims failed")
+        except Exception as e:
+            self._failed("keeping the claims", e)
+        self._supervise()
 
     def wake_delivery(self) -> None:
         """Ask the delivery job to run soon (now, unless it is running: then once more)."""
@@ -312,64 +278,110 @@ class Service:
                 from bot.mail import Mailer
 
                 Mailer(self.settings, self.db).deliver_pending(should_stop)
-            except Exception:
-                log.exception("mail delivery failed")
+            except Exception as e:
+                self._failed("mail delivery", e)
 
-    # -- workers -----------------------------------------------------------
+
+    def _start_worker(self, index: int, loop: Callable[[str], None]) -> None:
+        name = queue.worker_name(index)
+        self.board.set(WorkerInfo(name=name))
+        t = threading.Thread(target=self._thread_main, args=(index, name, loop),
+                             name=f"worker-{index}", daemon=True)
+        self._threads[index] = t
+        t.start()
+
+    def _thread_main(self, index: int, name: str, loop: Callable[[str], None]) -> None:
+        try:
+            loop(name)
+        except BaseException as e:
+            # the loop guards each unit of work; this is a bug or an exit from a library
+            self.health.thread_died(f"worker-{index}", f"{type(e).__name__}: {e}")
+            log.critical("worker-%d died; the upkeep job restarts it", index, exc_info=True,
+                         extra={"worker": name})
+
+    def _supervise(self) -> None:
+        """Restart worker threads that died (only in `start()`'s long-running mode)."""
+        if not self._supervised or self._stopping.is_set():
+            return
+        for index, t in list(self._threads.items()):
+            if not t.is_alive():
+                log.error("restarting worker-%d", index)
+                self._start_worker(index, self._worker_loop)
+                self.health.thread_restarted(f"worker-{index}")
 
     def _worker_loop(self, name: str) -> None:
+        pause = self.retry_wait
         while not self._stopping.is_set():
             with self._cond:
                 seen = self._generation
-            if self._run_one(name):
+            try:
+                ran = self._run_one(name)
+            except Exception as e:
+                # a unit of work failed beyond what it could clean up (the database is
+                # gone): wait a little longer each time, then go on
+                self._failed("worker", e, worker=name)
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 60.0)
+                continue
+            pause = self.retry_wait
+            if ran:
                 continue
             with self._cond:
                 if self._generation == seen and not self._stopping.is_set():
                     self._cond.wait(self.idle_wait)
 
     def _drain_loop(self, name: str) -> None:
-        while not self._stopping.is_set() and self._run_one(name):
-            pass
+        try:
+            while not self._stopping.is_set() and self._run_one(name):
+                pass
+        except Exception as e:
+            self._failed("worker", e, worker=name)
 
     def _run_one(self, name: str) -> bool:
         """Claim one series and run the pipeline on it; False if the queue was empty."""
-        # held from before the claim: the claims job never takes a live worker's series
+        # held from before the claim: the upkeep job never takes a live worker's series
         with claims.held(name):
             return self._claim_and_run(name)
 
     def _claim_and_run(self, name: str) -> bool:
-        try:
-            sid = queue.claim_next(self.db, name)
-        except Exception:
-            log.exception("claim failed", extra={"worker": name})
-            time.sleep(1.0)
-            return False
+        sid = queue.claim_next(self.db, name)
         if sid is None:
             return False
-        with self.db.session() as s:
-            row = s.get(SeriesRow, sid)
-            msgid, subject = (row.msgid, row.subject) if row else ("", "")
-        extra = {"worker": name, "series_id": sid, "msgid": msgid}
-        self.board.set(WorkerInfo(name, sid, msgid, subject, utcnow()))
-        started = time.monotonic()
-        log.info("run start", extra=extra)
+        self.health.db_ok()  # the claim was a write
+        extra: dict[str, Any] = {"worker": name, "series_id": sid}
         try:
+            with self.db.session() as s:
+                row = s.get(SeriesRow, sid)
+                msgid, subject = (row.msgid, row.subject) if row else ("", "")
+            extra["msgid"] = msgid
+            self.board.set(WorkerInfo(name, sid, msgid, subject, utcnow()))
+            started = time.monotonic()
+            log.info("run start", extra=extra)
             pipeline = self._pipeline or _default_pipeline()
             pipeline(self.settings, self.db, sid, name, self.should_stop)
-        except Exception as e:
-            log.exception("run crashed", extra=extra)
-            queue.release(self.db, sid, "failed", f"internal error: {type(e).__name__}: {e}")
-        else:
             self._settle(sid, name)
+            log.info("run end", extra={**extra, "seconds": round(time.monotonic() - started, 3)})
+        except Exception as e:
+            self._failed("run", e, **extra)
+            self._give_back(sid, name, e)
         finally:
             self.board.set(WorkerInfo(name))
-        with self.db.session() as s:
-            row = s.get(SeriesRow, sid)
-            final = row.state if row else "?"
-        log.info("run end: %s", final,
-                 extra={**extra, "seconds": round(time.monotonic() - started, 3)})
         self.wake_delivery()
         return True
+
+    def _give_back(self, sid: int, name: str, e: Exception) -> None:
+        # retried while the database is out; if it stays out past the stop, the claim dies
+        # with this thread's hold and the upkeep job takes it back when the database returns
+        pause = self.retry_wait
+        while True:
+            try:
+                queue.give_back(self.db, sid, name, e, ours=is_db_outage(e))
+                return
+            except Exception as again:
+                self._failed("giving the series back", again, series_id=sid)
+                if self._stopping.wait(pause):
+                    return
+                pause = min(pause * 2, 60.0)
 
     def _settle(self, sid: int, name: str) -> None:
         """A pipeline that returned while the series is still ours: resume later or fail."""
@@ -383,34 +395,3 @@ class Service:
             queue.release(self.db, sid, "queued", f"drained during step {step or '?'}; resumes")
         else:
             queue.release(self.db, sid, "failed", "the pipeline ended without a result")
-
-    # -- web ---------------------------------------------------------------
-
-    def _start_web(self) -> None:
-        import uvicorn
-
-        from bot.web import create_app
-
-        app = create_app(self.settings, self.db, service_state=self.board)
-        config = uvicorn.Config(app, host=self.settings.web.listen, port=self.settings.web.port,
-                                log_level="warning", access_log=False)
-        self._web_server = uvicorn.Server(config)
-        self._web_thread = threading.Thread(target=self._web_server.run, name="web", daemon=True)
-        self._web_thread.start()
-        deadline = time.monotonic() + 10
-        while not self._web_server.started and self._web_thread.is_alive():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        if self._web_server.started:
-            log.info("web on http://%s:%s", self.settings.web.listen, self.settings.web.port)
-        else:
-            # the bot's main job goes on; the page is missing, say so loudly
-            log.error("the status page did not start on %s:%s (port in use?)",
-                      self.settings.web.listen, self.settings.web.port)
-
-    def _stop_web(self) -> None:
-        if self._web_server is not None:
-            self._web_server.should_exit = True
-        if self._web_thread is not None:
-            self._web_thread.join(10)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot import claims
+from bot.health import is_db_outage
 from bot.models import Series
 from bot.pipeline import CheckOutcome, Stopped, check_series
 from bot.report import ReplyDraft
@@ -182,6 +183,8 @@ def run_series(
             run_state="interrupted",
         )
     except Exception as e:
+        if is_db_outage(e):
+            raise  # our fault, not the series': the service requeues it (bot.queue.give_back)
         log.exception("series=%s run=%s failed", series_id, run_id)
         finish_run(
             db, series_id, run_id, "failed", f"{type(e).__name__}: {e}", time.monotonic() - start

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from bot.demo.inbox import free_port
-from bot.service import KeyValueFormatter, Service
+from bot.logfmt import KeyValueFormatter
+from bot.service import Service
 from config.settings import ServiceSettings, Settings, WebSettings
 from state.db import Database
 from state.models import SeriesRow
