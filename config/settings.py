@@ -12,7 +12,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
@@ -109,6 +116,14 @@ class MailSettings(_Strict):
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_security: Literal["none", "starttls", "ssl"] = "none"
+    # seconds for the connect, the greeting and each command: a relay that accepts and
+    # never greets must not hold delivery for long
+    smtp_timeout: float = Field(default=20.0, gt=0, le=600)
+    deliver_interval: int = Field(default=30, ge=1)  # seconds between delivery passes
+    # a reply not taken for a temporary reason (4xx, timeout) waits this long before
+    # its first retry, doubled each time, at most retry_max_seconds
+    retry_seconds: int = Field(default=60, ge=1)
+    retry_max_seconds: int = Field(default=3600, ge=1)
     # credentials come from LOREBOT_SMTP_USER / LOREBOT_SMTP_PASSWORD, never from the file
     cc_lists: bool = True
     success_summary: bool = False
@@ -128,6 +143,18 @@ class WebSettings(_Strict):
 
 class ServiceSettings(_Strict):
     workers: int = Field(default=1, ge=1)
+    # every heartbeat_seconds a service refreshes the claims it holds and takes back the
+    # claims of holders that died; a claim from another host is dead once its heartbeat
+    # is stale_claim_seconds old
+    heartbeat_seconds: int = Field(default=10, ge=1, le=3600)
+    stale_claim_seconds: int = Field(default=120, ge=3, le=86400)
+
+    @model_validator(mode="after")
+    def _stale_after_beats(self) -> ServiceSettings:
+        if self.stale_claim_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError("stale_claim_seconds must be at least 3 x heartbeat_seconds, "
+                             "or live claims on other hosts are taken for dead")
+        return self
 
 
 class Settings(BaseSettings):

@@ -18,13 +18,16 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 class Database:
     """One database: migrated to the newest schema when opened."""
 
-    def __init__(self, url: str, migrate: bool = True):
+    def __init__(self, url: str, migrate: bool = True, busy_timeout: float = 30.0):
+        """`busy_timeout`: seconds a SQLite writer waits for another's lock before failing."""
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(url, future=True)
         if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            millis = max(0, int(busy_timeout * 1000))
+            event.listen(self.engine, "connect",
+                         lambda conn, record: _sqlite_pragmas(conn, record, millis))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             self.migrate()
@@ -54,11 +57,11 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, busy_millis: int) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the web page read while a worker writes; busy_timeout makes
     # concurrent writers (several processes) wait instead of failing.
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={busy_millis}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()

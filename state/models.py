@@ -1,4 +1,4 @@
-"""Tables: messages, cursors, series, patches, runs, findings, replies, polls.
+"""Tables: messages, cursors, series, patches, runs, findings, replies, polls, faults.
 
 The schema is versioned by Alembic (state/migrations); change it only with a
 new migration.
@@ -7,6 +7,7 @@ new migration.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -90,6 +91,8 @@ class SeriesRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     claimed_by: Mapped[str] = mapped_column(String(200), default="")
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # refreshed by the holder while it works: how other hosts tell a live claim from a dead one
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -169,8 +172,18 @@ class FindingRow(Base):
     run: Mapped[RunRow] = relationship(back_populates="findings")
 
 
+class ReplyState(StrEnum):
+    """Where a reply mail is; compared with the plain strings stored in `replies.state`."""
+
+    PENDING = "pending"  # due now, or after `not_before` when a retry backs off
+    HELD = "held"  # embargo: due after `not_before`
+    SENDING = "sending"  # claimed by one deliverer (`claimed_by`) for one attempt
+    SENT = "sent"
+    DROPPED = "dropped"  # never sent: superseded, muted, refused for good; `reason` says
+
+
 class ReplyRow(Base):
-    """A reply mail: recorded (pending) before it is sent, marked sent after."""
+    """A reply mail: recorded (pending) before it is sent, claimed, marked sent after."""
 
     __tablename__ = "replies"
 
@@ -187,10 +200,14 @@ class ReplyRow(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[str] = mapped_column(Text, default="")  # the whole message as sent
     digest: Mapped[str] = mapped_column(String(64), default="", index=True)  # content key
-    # pending -> sent; held (embargo), dropped (superseded, muted, rate-limited)
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    # a ReplyState: pending|held -> sending -> sent; or dropped
+    state: Mapped[str] = mapped_column(String(20), default=ReplyState.PENDING, index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     not_before: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    claimed_by: Mapped[str] = mapped_column(String(200), default="")
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # sends tried and not taken
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
@@ -206,3 +223,18 @@ class PollRow(Base):
     seconds: Mapped[float] = mapped_column(default=0.0)
     new_messages: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(Text, default="")
+
+
+class FaultRow(Base):
+    """A fault of the service that needs an operator (e.g. the SMTP relay refuses us).
+
+    One row per kind while it lasts, deleted when it clears; the page and
+    /metrics show it, whichever process found it.
+    """
+
+    __tablename__ = "faults"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    since: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

@@ -9,6 +9,7 @@ or, in a test module, `smtp_server = pytest.fixture(smtp_server_fixture)`.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,19 +33,47 @@ class Received:
 
 
 class _Handler:
-    def __init__(self, refuse: set[str]) -> None:
+    def __init__(self, refuse: set[str], answers: dict[str, list[str]],
+                 data_delay: float) -> None:
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.refuse = {a.lower() for a in refuse}
+        self.answers = {verb: list(replies) for verb, replies in answers.items()}
+        self.data_delay = data_delay
+        self.commands: list[str] = []
+
+    def _scripted(self, verb: str) -> str | None:
+        """The next scripted answer to `verb`, if any is left (each is used once)."""
+        with self.lock:
+            self.commands.append(verb)
+            replies = self.answers.get(verb)
+            return replies.pop(0) if replies else None
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        scripted = self._scripted("MAIL")
+        if scripted:
+            return scripted
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
+        scripted = self._scripted("RCPT")
+        if scripted:
+            return scripted
         if address.lower() in self.refuse:
             return "550 5.1.1 mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        scripted = self._scripted("DATA")
+        if scripted:
+            return scripted
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)  # a slow relay, as seen by the client
         content = envelope.original_content or b""
         with self.lock:
             self.received.append(Received(
@@ -56,20 +85,22 @@ class _Handler:
         return "250 OK"
 
 
-
-
 class SmtpServer:
     """aiosmtpd on 127.0.0.1 and a free port; started by `start()` or `with`.
 
-    `refuse` lists recipient addresses the server answers 550; other keyword
-    arguments go to aiosmtpd's SMTP class (e.g. authenticator, auth_required).
+    `refuse` lists recipient addresses the server answers 550; `answers` maps
+    MAIL, RCPT or DATA to answers given, one each, to the first such commands
+    (e.g. {"RCPT": ["451 4.3.0 try later"]}); `data_delay` makes each DATA
+    take that long; other keyword arguments go to aiosmtpd's SMTP class (e.g.
+    authenticator, auth_required).
     """
 
     host = "127.0.0.1"
 
     def __init__(self, refuse: set[str] | frozenset[str] = frozenset(),
+                 answers: dict[str, list[str]] | None = None, data_delay: float = 0.0,
                  **smtp_kwargs: Any) -> None:
-        self._handler = _Handler(set(refuse))
+        self._handler = _Handler(set(refuse), answers or {}, data_delay)
         self._smtp_kwargs = smtp_kwargs
         self._controller: Controller | None = None
         self.port = 0
@@ -78,6 +109,12 @@ class SmtpServer:
     def received(self) -> list[Received]:
         with self._handler.lock:
             return list(self._handler.received)
+
+    @property
+    def commands(self) -> list[str]:
+        """The MAIL, RCPT and DATA commands seen so far, in order."""
+        with self._handler.lock:
+            return list(self._handler.commands)
 
     def start(self) -> SmtpServer:
         last: Exception | None = None

@@ -50,7 +50,7 @@ def reply_states(db: Database, series_id: int) -> dict[tuple[str, str], tuple[st
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.intake.b4adapter import guess_base
     from bot.intake.series import load_target
-    from bot.mail.outbox import Mailer
+    from bot.run.delivery import Mailer
     from bot.run.pipeline import check_series, outcome_json
     from bot.run.worker import draft_replies, finish_run, record_outcome, start_manual_run
 

@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
 
 def _structured_logs() -> None:
     """Print key=value pairs (worker, series, step) on every log line."""
-    from bot.run.scheduler import KeyValueFormatter
+    from bot.run.logfmt import KeyValueFormatter
 
     for handler in logging.getLogger().handlers:
         handler.setFormatter(KeyValueFormatter())

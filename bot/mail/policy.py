@@ -14,7 +14,6 @@ from email.utils import format_datetime, getaddresses, parseaddr
 
 from bot.report.render import ReplyDraft
 from config.settings import ListSettings, MailSettings
-from state.models import SeriesRow
 
 MAX_LINE = 990  # RFC 5321 allows 998 octets per line; keep a margin
 
@@ -138,12 +137,10 @@ def rate_reason(author: str, sent_total: int, sent_author: int, mail: MailSettin
     return ""
 
 
-def superseded_reason(series: SeriesRow | None) -> str:
+def superseded_reason(series_id: int, state: str, superseded_by: int | None) -> str:
     """Why a held reply is moot because a new revision of its series came, or ''."""
-    if series is None:
-        return ""
-    if series.superseded_by is not None:
-        return f"superseded: series {series.id} was replaced by series {series.superseded_by}"
-    if series.state == "superseded":
-        return f"superseded: series {series.id} was replaced by a new revision"
+    if superseded_by is not None:
+        return f"superseded: series {series_id} was replaced by series {superseded_by}"
+    if state == "superseded":
+        return f"superseded: series {series_id} was replaced by a new revision"
     return ""

@@ -9,13 +9,13 @@ claimer sees rowcount 1 for a given series; the others try the next one.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from bot.run import claims
 from state.db import Database
 from state.models import RunRow, SeriesRow, utcnow
 
@@ -27,8 +27,8 @@ MAX_ATTEMPTS = 3
 RELEASE_STATES = frozenset(
     {"queued", "done", "failed", "incomplete", "skipped", "superseded", "waiting"}
 )
-#: A claim older than this is stale even if its pid exists (the pid was reused).
-STALE_CLAIM = timedelta(hours=12)
+#: A claim from another host whose heartbeat is older than this is dead.
+STALE_CLAIM = timedelta(seconds=120)
 _CLAIM_TRIES = 100
 
 
@@ -38,7 +38,7 @@ class QueueError(Exception):
 
 def worker_name(index: int = 0) -> str:
     """A worker id unique across hosts and processes: host/pid/wN."""
-    return f"{socket.gethostname()}/{os.getpid()}/w{index}"
+    return claims.holder_name(f"w{index}")
 
 
 def claim_next(db: Database, worker: str) -> int | None:
@@ -65,6 +65,7 @@ def claim_next(db: Database, worker: str) -> int | None:
                     state="running",
                     claimed_by=worker,
                     claimed_at=utcnow(),
+                    heartbeat_at=utcnow(),
                     attempts=SeriesRow.attempts + 1,
                     step="",
                     reason="",
@@ -87,10 +88,44 @@ def release(db: Database, series_id: int, state: str, reason: str = "") -> None:
         s.execute(
             update(SeriesRow)
             .where(SeriesRow.id == series_id)
-            .values(state=state, reason=reason, claimed_by="")
+            .values(state=state, reason=reason, claimed_by="", heartbeat_at=None)
             .execution_options(synchronize_session=False)
         )
+        _close_runs(s, series_id, "interrupted" if state == "queued" else "failed", reason)
     log.info("released to %s", state, extra={"series_id": series_id})
+
+
+def _close_runs(s: Session, series_id: int, state: str, reason: str) -> None:
+    """No run of a series that is not running can be running: close what was left open."""
+    for run in s.scalars(
+        select(RunRow).where(RunRow.series_id == series_id, RunRow.state == "running")
+    ):
+        run.state = state
+        run.error = run.error or reason
+        run.finished_at = utcnow()
+
+
+def give_back(db: Database, series_id: int, worker: str, error: Exception, *,
+              ours: bool, max_attempts: int = MAX_ATTEMPTS) -> str:
+    """Leave a series whose run raised `error`; the state it was left in.
+
+    A fault of ours (`ours`: the database was out) requeues it with the
+    reason, up to `max_attempts` claims; anything else fails it. Only while
+    `worker` still holds it: a claim taken back meanwhile is left alone.
+    """
+    what = "database unavailable" if ours else "internal error"
+    reason = f"{what}: {type(error).__name__}: {error}".splitlines()[0]
+    with db.session() as s:
+        row = s.get(SeriesRow, series_id)
+        if row is None or row.state != "running" or row.claimed_by != worker:
+            return row.state if row else ""
+        state = "queued" if ours and row.attempts < max_attempts else "failed"
+        if state == "failed" and ours:
+            reason = f"{reason} ({row.attempts} attempts; given up)"
+        row.state, row.reason, row.claimed_by, row.heartbeat_at = state, reason, "", None
+        _close_runs(s, series_id, "interrupted" if state == "queued" else "failed", reason)
+    log.info("given back as %s: %s", state, reason, extra={"series_id": series_id})
+    return state
 
 
 def requeue(db: Database, series_id: int) -> bool:
@@ -111,66 +146,56 @@ def requeue(db: Database, series_id: int) -> bool:
 def recover_interrupted(
     db: Database,
     max_attempts: int = MAX_ATTEMPTS,
-    alive: Callable[[str], bool] | None = None,
+    alive: Callable[[SeriesRow], bool] | None = None,
     stale_after: timedelta = STALE_CLAIM,
 ) -> list[int]:
     """Put series left "running" by a dead worker back in the queue; their ids.
 
     Attempts are kept, so a series that keeps killing its worker fails after
-    `max_attempts` claims instead of looping. A claim whose worker still
-    lives (another process on this host) is left alone; `alive` decides, and
-    a claim older than `stale_after` is dead whatever it says (a reused pid).
+    `max_attempts` claims instead of looping. A claim whose holder still
+    lives is left alone: `alive` decides, by default bot.claims' rules (the
+    holder's pid on this host, its heartbeat within `stale_after` elsewhere).
     Runs left "running" by the dead worker are closed as failed/interrupted.
+    Safe while other workers run: each row is given back with a compare-and-set
+    on the claim that was judged dead.
     """
-    is_alive = alive or claim_alive
-    recovered: list[int] = []
-    oldest = utcnow() - stale_after
+    now = utcnow()
+
+    def default_alive(row: SeriesRow) -> bool:
+        return claims.claim_alive(row.claimed_by, row.claimed_at, row.heartbeat_at, now,
+                                  stale_after)
+
+    is_alive = alive or default_alive
     with db.session() as s:
-        rows = s.scalars(select(SeriesRow).where(SeriesRow.state == "running")).all()
-        for row in rows:
-            fresh = row.claimed_at is None or row.claimed_at > oldest
-            if row.claimed_by and fresh and is_alive(row.claimed_by):
-                continue
+        dead = [(row.id, row.claimed_by, row.attempts, row.step, row.msgid)
+                for row in s.scalars(select(SeriesRow).where(SeriesRow.state == "running"))
+                if not is_alive(row)]
+    recovered: list[int] = []
+    for sid, claimed_by, attempts, step, msgid in dead:
+        if attempts >= max_attempts:
+            state, reason = "failed", f"interrupted {attempts} times; given up"
+        else:
+            state, reason = "queued", f"resumed after interruption during step {step or '?'}"
+        with db.session() as s:
+            result = s.execute(
+                update(SeriesRow)
+                .where(SeriesRow.id == sid, SeriesRow.state == "running",
+                       SeriesRow.claimed_by == claimed_by)
+                .values(state=state, reason=reason, claimed_by="", heartbeat_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 0) != 1:
+                continue  # finished or reclaimed meanwhile: not ours to touch
             for run in s.scalars(
-                select(RunRow).where(RunRow.series_id == row.id, RunRow.state == "running")
+                select(RunRow).where(RunRow.series_id == sid, RunRow.state == "running")
             ):
                 run.state = "failed"
                 run.error = run.error or "interrupted: the worker stopped during this run"
                 run.finished_at = utcnow()
-            if row.attempts >= max_attempts:
-                row.state = "failed"
-                row.reason = f"interrupted {row.attempts} times; given up"
-                log.warning("given up after %d attempts", row.attempts,
-                            extra={"msgid": row.msgid, "step": row.step})
-            else:
-                row.state = "queued"
-                row.reason = f"resumed after interruption during step {row.step or '?'}"
-                recovered.append(row.id)
-                log.info("resumed", extra={"msgid": row.msgid, "step": row.step})
-            row.claimed_by = ""
+        if state == "failed":
+            log.warning("given up after %d attempts", attempts,
+                        extra={"msgid": msgid, "step": step})
+        else:
+            recovered.append(sid)
+            log.info("resumed", extra={"msgid": msgid, "step": step})
     return recovered
-
-
-def claim_alive(claimed_by: str) -> bool:
-    """Whether the worker named `claimed_by` (host/pid/wN) still runs.
-
-    Only this process's own claims and live processes on this host count as
-    alive-elsewhere; a claim by this very process at start-up is stale, and
-    claims from other hosts cannot be checked, so they are treated as dead.
-    """
-    parts = claimed_by.split("/")
-    if len(parts) < 2 or parts[0] != socket.gethostname():
-        return False
-    try:
-        pid = int(parts[1])
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

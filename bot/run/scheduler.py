@@ -2,7 +2,14 @@
 
 One process: an APScheduler job polls the lists (never two polls at once)
 and wakes the workers; each worker thread claims a queued series and runs
-the pipeline on it; after each poll and each run, pending replies are sent.
+the pipeline on it. Replies are sent by their own job, never on a worker
+thread, so a slow relay cannot hold a worker. The upkeep job probes the
+database, refreshes the heartbeat of this process's claims, takes back what
+dead holders left (bot.claims) and restarts dead worker threads.
+
+Every unit of work (a poll, a run, a delivery pass, the upkeep) is guarded:
+a failure gives back what it held with the reason and the loop goes on; a
+database that cannot be written makes `/healthz` answer 503 until it can.
 SIGTERM/SIGINT drain: no new claims, the current step finishes, exit 0.
 """
 
@@ -14,20 +21,29 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
-from bot.run import queue
+from bot.run import claims, queue
+from bot.run.health import Health, WorkerBoard, WorkerInfo, is_db_outage, probe_database
 from config.settings import Settings
 from state.db import Database
 from state.models import PollRow, SeriesRow, utcnow
 
 log = logging.getLogger("lorebot.service")
+
+
+class Page(Protocol):
+    """The status page started beside the service."""
+
+    def stop(self) -> None: ...
+
+
+PageFactory = Callable[[WorkerBoard, Health], Page]
 
 
 class Pipeline(Protocol):
@@ -38,69 +54,6 @@ class Pipeline(Protocol):
 
 
 Intake = Callable[[Settings, Database], Any]
-
-
-class Page(Protocol):
-    """The status page the caller started beside the service (bot.web sits above us)."""
-
-    def stop(self) -> None: ...
-
-
-PageFactory = Callable[["WorkerBoard"], Page]
-
-#: Extra record fields printed by KeyValueFormatter, in this order.
-LOG_FIELDS = ("worker", "series_id", "msgid", "step", "list", "seconds")
-
-
-class KeyValueFormatter(logging.Formatter):
-    """`time level logger: message key=value ...` lines, with the series and step when given."""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        pairs = []
-        for key in LOG_FIELDS:
-            value = getattr(record, key, None)
-            if value is None or value == "":
-                continue
-            text = str(value)
-            if not text or any(c in text for c in ' "='):
-                text = '"' + text.replace('"', '\\"') + '"'
-            pairs.append(f"{key}={text}")
-        if not pairs:
-            return line
-        head, sep, tail = line.partition("\n")  # keep tracebacks after the pairs
-        return f"{head} {' '.join(pairs)}{sep}{tail}"
-
-
-@dataclass
-class WorkerInfo:
-    """What one worker is doing, for the status page."""
-
-    name: str
-    series_id: int | None = None
-    msgid: str = ""
-    subject: str = ""
-    started: datetime | None = None
-
-
-class WorkerBoard:
-    """Thread-safe, in-memory view of the workers of this process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._workers: dict[str, WorkerInfo] = {}
-
-    def set(self, info: WorkerInfo) -> None:
-        with self._lock:
-            self._workers[info.name] = info
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        """One dict per worker: name, series_id, msgid, subject, started (naive UTC)."""
-        with self._lock:
-            return [dict(vars(w)) for w in sorted(self._workers.values(), key=lambda w: w.name)]
 
 
 def _default_pipeline() -> Pipeline:
@@ -130,6 +83,7 @@ class Service:
         poll_interval: float | None = None,
         web: PageFactory | None = None,
         idle_wait: float = 30.0,
+        retry_wait: float = 1.0,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -139,44 +93,50 @@ class Service:
         self.poll_interval = poll_interval or float(settings.intake.poll_interval)
         self._page_factory = web
         self.idle_wait = idle_wait
+        self.retry_wait = retry_wait  # first pause after a failed unit of work, doubling
         self.n_workers = max(1, min(settings.service.workers, os.cpu_count() or 1))
         self.board = WorkerBoard()
+        self.health = Health()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._cond = threading.Condition()
         self._generation = 0
         self._poll_lock = threading.Lock()
         self._mail_lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
+        self._mail_wanted = threading.Event()
+        self._threads: dict[int, threading.Thread] = {}
+        self._supervised = False
         self._scheduler: BackgroundScheduler | None = None
-        self._page: Page | None = None
+        self._web: Page | None = None
 
-    # -- lifecycle ---------------------------------------------------------
 
     def should_stop(self) -> bool:
         """True once a drain was asked for: the pipeline ends after its current step."""
         return self._stopping.is_set()
 
     def start(self) -> None:
-        """Recover interrupted series, then start workers, the poll job and the web server."""
-        recovered = queue.recover_interrupted(self.db)
-        if recovered:
-            log.info("resuming %d interrupted series", len(recovered))
+        """Recover interrupted work, then start workers, the jobs and the web server."""
+        self.upkeep()
+        self._supervised = True
         for i in range(self.n_workers):
-            name = queue.worker_name(i)
-            self.board.set(WorkerInfo(name=name))
-            t = threading.Thread(target=self._worker_loop, args=(name,), name=f"worker-{i}",
-                                 daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._start_worker(i, self._worker_loop)
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._scheduler.add_job(
             self.poll, "interval", seconds=self.poll_interval, id="poll",
             max_instances=1, coalesce=True, next_run_time=datetime.now().astimezone(),
         )
+        self._scheduler.add_job(
+            self._deliver_job, "interval", seconds=self.settings.mail.deliver_interval,
+            id="deliver", max_instances=1, coalesce=True,
+        )
+        self._scheduler.add_job(
+            self.upkeep, "interval", seconds=self.settings.service.heartbeat_seconds,
+            id="upkeep", max_instances=1, coalesce=True,
+        )
         self._scheduler.start()
-        if self._page_factory is not None:
-            self._page = self._page_factory(self.board)
+        if self._page_factory:
+            # the page is bot.web's, above this layer: whoever starts the service passes it
+            self._web = self._page_factory(self.board, self.health)
         log.info("started: %d workers, poll every %ss", self.n_workers, self.poll_interval)
 
     def stop(self, timeout: float | None = None) -> None:
@@ -188,11 +148,11 @@ class Service:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)  # a running poll finishes first
         self.wake()
-        for t in self._threads:
+        for t in list(self._threads.values()):
             t.join(timeout)
         self.deliver()
-        if self._page is not None:
-            self._page.stop()
+        if self._web is not None:
+            self._web.stop()
         self._stopped.set()
         log.info("stopped")
 
@@ -219,29 +179,31 @@ class Service:
 
     def run_once(self, timeout: float | None = None) -> int:
         """One poll, then run every queued series, deliver replies; the exit status (0)."""
-        queue.recover_interrupted(self.db)
+        self.upkeep()
         self.poll()
         for i in range(self.n_workers):
-            name = queue.worker_name(i)
-            self.board.set(WorkerInfo(name=name))
-            t = threading.Thread(target=self._drain_loop, args=(name,), name=f"worker-{i}",
-                                 daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._start_worker(i, self._drain_loop)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
+        for t in list(self._threads.values()):
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         self.deliver()
         self._stopped.set()
         return 0
 
-    # -- jobs --------------------------------------------------------------
 
     def wake(self) -> None:
         """Tell idle workers there may be queued series."""
         with self._cond:
             self._generation += 1
             self._cond.notify_all()
+
+    def _failed(self, what: str, e: BaseException, **extra: Any) -> None:
+        """Log a failed unit of work; a database outage also makes the service unhealthy."""
+        if is_db_outage(e):
+            self.health.db_failed(e)
+            log.error("%s: database unavailable: %s", what, e, extra=extra)
+        else:
+            log.exception("%s failed", what, extra=extra)
 
     def poll(self) -> None:
         """The intake job: poll every list once (never twice at a time), wake workers, mail."""
@@ -252,79 +214,178 @@ class Service:
             intake = self._intake or _default_intake()
             intake(self.settings, self.db)
         except Exception as e:
-            log.exception("poll failed")
-            with self.db.session() as s:
-                s.add(PollRow(list_name="*", seconds=time.monotonic() - started,
-                              error=f"{type(e).__name__}: {e}"))
+            self._failed("poll", e)
+            try:
+                with self.db.session() as s:
+                    s.add(PollRow(list_name="*", seconds=time.monotonic() - started,
+                                  error=f"{type(e).__name__}: {e}"))
+            except Exception as again:
+                self._failed("recording the poll's error", again)
         finally:
             self._poll_lock.release()
         log.info("poll done", extra={"seconds": round(time.monotonic() - started, 3)})
         self.wake()
-        self.deliver()
+        self.wake_delivery()
 
-    def deliver(self) -> None:
+    def upkeep(self) -> None:
+        """The upkeep job: probe the database, heartbeat and take back claims, restart threads.
+
+        Each part is guarded on its own: a locked database must not stop the
+        restart of a dead worker.
+        """
+        from bot.run.delivery import recover_sending
+
+        try:
+            probe_database(self.db)
+            self.health.db_ok()
+        except Exception as e:
+            self._failed("database probe", e)
+        stale_after = timedelta(seconds=self.settings.service.stale_claim_seconds)
+        try:
+            claims.beat(self.db)
+            recovered = queue.recover_interrupted(self.db, stale_after=stale_after)
+            if recovered:
+                log.info("resuming %d interrupted series", len(recovered))
+                self.wake()
+            if recover_sending(self.db, stale_after):
+                self.wake_delivery()
+        except Exception as e:
+            self._failed("keeping the claims", e)
+        self._supervise()
+
+    def wake_delivery(self) -> None:
+        """Ask the delivery job to run soon (now, unless it is running: then once more)."""
+        self._mail_wanted.set()
+        scheduler = self._scheduler
+        if scheduler is None or not scheduler.running or self._mail_lock.locked():
+            return
+        try:
+            scheduler.modify_job("deliver", next_run_time=datetime.now().astimezone())
+        except Exception:  # the job is gone: the scheduler is shutting down
+            log.debug("delivery job not rescheduled", exc_info=True)
+
+    def _deliver_job(self) -> None:
+        # runs again while wake_delivery() was called during a pass
+        while not self._stopping.is_set():
+            self._mail_wanted.clear()
+            self.deliver(should_stop=self.should_stop)
+            if not self._mail_wanted.is_set():
+                return
+
+    def deliver(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Send the replies recorded by runs; mail trouble is logged, never fatal."""
         with self._mail_lock:
             try:
                 if self._deliver_fn is not None:
                     self._deliver_fn()
                     return
-                from bot.mail.outbox import Mailer
+                from bot.run.delivery import Mailer
 
-                Mailer(self.settings, self.db).deliver_pending()
-            except Exception:
-                log.exception("mail delivery failed")
+                Mailer(self.settings, self.db).deliver_pending(should_stop)
+            except Exception as e:
+                self._failed("mail delivery", e)
 
-    # -- workers -----------------------------------------------------------
+
+    def _start_worker(self, index: int, loop: Callable[[str], None]) -> None:
+        name = queue.worker_name(index)
+        self.board.set(WorkerInfo(name=name))
+        t = threading.Thread(target=self._thread_main, args=(index, name, loop),
+                             name=f"worker-{index}", daemon=True)
+        self._threads[index] = t
+        t.start()
+
+    def _thread_main(self, index: int, name: str, loop: Callable[[str], None]) -> None:
+        try:
+            loop(name)
+        except BaseException as e:
+            # the loop guards each unit of work; this is a bug or an exit from a library
+            self.health.thread_died(f"worker-{index}", f"{type(e).__name__}: {e}")
+            log.critical("worker-%d died; the upkeep job restarts it", index, exc_info=True,
+                         extra={"worker": name})
+
+    def _supervise(self) -> None:
+        """Restart worker threads that died (only in `start()`'s long-running mode)."""
+        if not self._supervised or self._stopping.is_set():
+            return
+        for index, t in list(self._threads.items()):
+            if not t.is_alive():
+                log.error("restarting worker-%d", index)
+                self._start_worker(index, self._worker_loop)
+                self.health.thread_restarted(f"worker-{index}")
 
     def _worker_loop(self, name: str) -> None:
+        pause = self.retry_wait
         while not self._stopping.is_set():
             with self._cond:
                 seen = self._generation
-            if self._run_one(name):
+            try:
+                ran = self._run_one(name)
+            except Exception as e:
+                # a unit of work failed beyond what it could clean up (the database is
+                # gone): wait a little longer each time, then go on
+                self._failed("worker", e, worker=name)
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 60.0)
+                continue
+            pause = self.retry_wait
+            if ran:
                 continue
             with self._cond:
                 if self._generation == seen and not self._stopping.is_set():
                     self._cond.wait(self.idle_wait)
 
     def _drain_loop(self, name: str) -> None:
-        while not self._stopping.is_set() and self._run_one(name):
-            pass
+        try:
+            while not self._stopping.is_set() and self._run_one(name):
+                pass
+        except Exception as e:
+            self._failed("worker", e, worker=name)
 
     def _run_one(self, name: str) -> bool:
         """Claim one series and run the pipeline on it; False if the queue was empty."""
-        try:
-            sid = queue.claim_next(self.db, name)
-        except Exception:
-            log.exception("claim failed", extra={"worker": name})
-            time.sleep(1.0)
-            return False
+        # held from before the claim: the upkeep job never takes a live worker's series
+        with claims.held(name):
+            return self._claim_and_run(name)
+
+    def _claim_and_run(self, name: str) -> bool:
+        sid = queue.claim_next(self.db, name)
         if sid is None:
             return False
-        with self.db.session() as s:
-            row = s.get(SeriesRow, sid)
-            msgid, subject = (row.msgid, row.subject) if row else ("", "")
-        extra = {"worker": name, "series_id": sid, "msgid": msgid}
-        self.board.set(WorkerInfo(name, sid, msgid, subject, utcnow()))
-        started = time.monotonic()
-        log.info("run start", extra=extra)
+        self.health.db_ok()  # the claim was a write
+        extra: dict[str, Any] = {"worker": name, "series_id": sid}
         try:
+            with self.db.session() as s:
+                row = s.get(SeriesRow, sid)
+                msgid, subject = (row.msgid, row.subject) if row else ("", "")
+            extra["msgid"] = msgid
+            self.board.set(WorkerInfo(name, sid, msgid, subject, utcnow()))
+            started = time.monotonic()
+            log.info("run start", extra=extra)
             pipeline = self._pipeline or _default_pipeline()
             pipeline(self.settings, self.db, sid, name, self.should_stop)
-        except Exception as e:
-            log.exception("run crashed", extra=extra)
-            queue.release(self.db, sid, "failed", f"internal error: {type(e).__name__}: {e}")
-        else:
             self._settle(sid, name)
+            log.info("run end", extra={**extra, "seconds": round(time.monotonic() - started, 3)})
+        except Exception as e:
+            self._failed("run", e, **extra)
+            self._give_back(sid, name, e)
         finally:
             self.board.set(WorkerInfo(name))
-        with self.db.session() as s:
-            row = s.get(SeriesRow, sid)
-            final = row.state if row else "?"
-        log.info("run end: %s", final,
-                 extra={**extra, "seconds": round(time.monotonic() - started, 3)})
-        self.deliver()
+        self.wake_delivery()
         return True
+
+    def _give_back(self, sid: int, name: str, e: Exception) -> None:
+        # retried while the database is out; if it stays out past the stop, the claim dies
+        # with this thread's hold and the upkeep job takes it back when the database returns
+        pause = self.retry_wait
+        while True:
+            try:
+                queue.give_back(self.db, sid, name, e, ours=is_db_outage(e))
+                return
+            except Exception as again:
+                self._failed("giving the series back", again, series_id=sid)
+                if self._stopping.wait(pause):
+                    return
+                pause = min(pause * 2, 60.0)
 
     def _settle(self, sid: int, name: str) -> None:
         """A pipeline that returned while the series is still ours: resume later or fail."""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from bot.core.models import Series
 from bot.report.render import ReplyDraft
+from bot.run import claims
+from bot.run.health import is_db_outage
 from bot.run.pipeline import CheckOutcome, Stopped, check_series
 from config.settings import ListSettings, Settings
 from state.db import Database
@@ -57,8 +59,6 @@ def record_outcome(db: Database, run_id: int, outcome: CheckOutcome) -> None:
         run.tried = [t.model_dump() for t in a.tried]
         run.patch_commits = [p.model_dump() for p in a.patches]
         run.checks = dict(outcome.check_status)
-        run.notes = [n.model_dump(mode="json") for n in outcome.notes]
-        run.plan = outcome.plan_json()
         run.timings = dict(outcome.timings)
         for f in outcome.findings:
             run.findings.append(
@@ -118,7 +118,10 @@ def start_manual_run(
         run.log_dir = str(log_dir)
         row = s.get(SeriesRow, series_id)
         if row:
+            # claimed by this process, so that a service on the same database sees a live
+            # holder (by pid) and leaves the series alone
             row.state, row.step = "running", "apply"
+            row.claimed_by, row.claimed_at = claims.holder_name("cli"), utcnow()
         return series_id, run.id, log_dir
 
 
@@ -180,6 +183,8 @@ def run_series(
             run_state="interrupted",
         )
     except Exception as e:
+        if is_db_outage(e):
+            raise  # our fault, not the series': the service requeues it (bot.queue.give_back)
         log.exception("series=%s run=%s failed", series_id, run_id)
         finish_run(
             db, series_id, run_id, "failed", f"{type(e).__name__}: {e}", time.monotonic() - start
@@ -189,7 +194,7 @@ def run_series(
 def _queue_replies(
     settings: Settings, db: Database, series_id: int, run_id: int, outcome: CheckOutcome
 ) -> None:
-    from bot.mail.outbox import Mailer
+    from bot.run.delivery import Mailer
 
     drafts = draft_replies(settings, outcome)
     if drafts:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import select
 
 from bot.run import queue
 from bot.web import queries
@@ -40,9 +41,19 @@ def make_router(ctx: WebContext) -> APIRouter:
     """Routes under /api, plus /metrics and /healthz."""
     r = APIRouter()
 
-    @r.get("/healthz", response_class=PlainTextResponse)
-    def healthz() -> str:
-        return "ok"
+    @r.get("/healthz", response_class=PlainTextResponse,
+           responses={503: {"description": "unhealthy: one line per fault"}})
+    def healthz() -> PlainTextResponse:
+        problems = ctx.health.problems() if ctx.health is not None else []
+        if not problems:
+            try:  # a page that cannot read the database is no status page either
+                with ctx.db.session() as s:
+                    s.execute(select(1))
+            except Exception as e:
+                problems = [f"database unreadable: {type(e).__name__}: {e}".splitlines()[0]]
+        if problems:
+            return PlainTextResponse("unhealthy: " + "; ".join(problems) + "\n", 503)
+        return PlainTextResponse("ok")
 
     @r.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:

@@ -75,9 +75,11 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     return templates
 
 
-def create_app(settings: Settings, db: Database, service_state: Any = None) -> FastAPI:
-    """The web app over `db`; `service_state` (a WorkerBoard) adds idle workers of this process."""
-    ctx = WebContext(settings, db, service_state)
+def create_app(settings: Settings, db: Database, service_state: Any = None,
+               health: Any = None) -> FastAPI:
+    """The web app over `db`; `service_state` (a WorkerBoard) adds idle workers of this process,
+    `health` (a bot.health.Health) the service's faults to /healthz."""
+    ctx = WebContext(settings, db, service_state, health)
     templates = make_templates(settings)
     app = FastAPI(title="lorebot", docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import parse_qs
 
 from fastapi import Request
@@ -15,11 +16,18 @@ from state.db import Database
 MAX_FORM_BYTES = 64 * 1024
 
 
+class HealthSource(Protocol):
+    """The service's own faults (bot.health.Health): empty when healthy."""
+
+    def problems(self) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class WebContext:
     settings: Settings
     db: Database
     service_state: WorkerSource | None = None
+    health: HealthSource | None = None
 
 
 def token_ok(configured: str, given: str | None) -> bool:

@@ -8,7 +8,17 @@ from typing import Any, Protocol
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from state.models import FindingRow, PatchRow, PollRow, ReplyRow, RunRow, SeriesRow, utcnow
+from bot.run import faults
+from state.models import (
+    FindingRow,
+    PatchRow,
+    PollRow,
+    ReplyRow,
+    ReplyState,
+    RunRow,
+    SeriesRow,
+    utcnow,
+)
 
 #: Every series state, in pipeline order, for the counts and the filter menu.
 STATES = ("waiting", "queued", "running", "done", "failed", "incomplete", "skipped", "superseded")
@@ -262,6 +272,8 @@ def overview(s: Session, service_state: WorkerSource | None = None) -> dict[str,
         "today": today,
         "total": counts_by_state(s),
         "replies": reply_counts(s),
+        "faults": [{"name": f.name, "message": f.message, "since": iso(f.since)}
+                   for f in faults.active(s)],
     }
 
 
@@ -279,7 +291,7 @@ def metrics(s: Session) -> str:
               "# TYPE lorebot_findings_total counter", f"lorebot_findings_total {findings}"]
     lines += ["# HELP lorebot_replies Reply mails by state.", "# TYPE lorebot_replies gauge"]
     replies = reply_counts(s)
-    for state in sorted({"pending", "sent", "held", "dropped"} | set(replies)):
+    for state in sorted(set(ReplyState) | set(replies)):
         lines.append(f'lorebot_replies{{state="{_label(state)}"}} {replies.get(state, 0)}')
     lines += ["# HELP lorebot_last_poll_timestamp_seconds Start of the last good poll per list.",
               "# TYPE lorebot_last_poll_timestamp_seconds gauge"]
@@ -291,6 +303,11 @@ def metrics(s: Session) -> str:
     errors = s.scalar(select(func.count(PollRow.id)).where(PollRow.error != "")) or 0
     lines += ["# HELP lorebot_poll_errors_total Polls that failed.",
               "# TYPE lorebot_poll_errors_total counter", f"lorebot_poll_errors_total {errors}"]
+    active = {f.name: f for f in faults.active(s)}
+    lines += ["# HELP lorebot_fault A fault an operator must fix (1 while it lasts).",
+              "# TYPE lorebot_fault gauge"]
+    for name in sorted(set(faults.Fault) | set(active)):
+        lines.append(f'lorebot_fault{{name="{_label(name)}"}} {int(name in active)}')
     queued = s.scalar(select(func.count(SeriesRow.id)).where(SeriesRow.state == "queued")) or 0
     lines += ["# HELP lorebot_queue_length Series waiting for a worker.",
               "# TYPE lorebot_queue_length gauge", f"lorebot_queue_length {queued}"]
