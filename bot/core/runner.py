@@ -6,9 +6,11 @@ Python log and, when given, to a per-run log directory.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -17,7 +19,6 @@ from functools import cached_property
 from pathlib import Path
 
 log = logging.getLogger("lorebot.runner")
-_counter = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Runner:
     def __init__(self, log_dir: Path | None = None, env: Mapping[str, str] | None = None):
         self.log_dir = log_dir
         self.env = dict(env or {})
+        self._counter = itertools.count(1)  # log files numbered per run, in order
         if log_dir:
             log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -80,24 +82,32 @@ class Runner:
         timed_out = False
         data = input.encode() if isinstance(input, str) else input
         try:
-            proc = subprocess.run(
-                args,
-                cwd=cwd,
-                env=full_env,
-                input=data,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-                start_new_session=True,
-            )
-            rc, out, err = proc.returncode, proc.stdout, proc.stderr
-        except subprocess.TimeoutExpired as e:
-            timed_out = True
-            rc = -9
-            out = e.stdout or b""
-            err = (e.stderr or b"") + f"\n[lorebot: timed out after {timeout} s]".encode()
+            # a session of its own: on a timeout the whole group goes (make's compilers
+            # too), not only the direct child
+            proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
         except FileNotFoundError as e:
             rc, out, err = 127, b"", f"command not found: {e.filename}".encode()
+        else:
+            try:
+                out, err = proc.communicate(data, timeout=timeout)
+                rc = proc.returncode
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                kill_group(proc.pid)
+                try:
+                    out, err = proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:  # a descendant left the group, kept a pipe
+                    proc.kill()
+                    proc.wait()
+                    out, err = b"", b""
+                rc = -9
+                err += f"\n[lorebot: timed out after {timeout} s]".encode()
+            except BaseException:
+                kill_group(proc.pid)
+                proc.wait()
+                raise
         result = CommandResult(
             argv=args,
             cwd=str(cwd or os.getcwd()),
@@ -116,7 +126,7 @@ class Runner:
         log.debug("%s (cwd %s) -> %s in %.2fs", " ".join(r.argv), r.cwd, r.returncode, r.seconds)
         if not self.log_dir:
             return
-        n = next(_counter)
+        n = next(self._counter)
         label = name or Path(r.argv[0]).name
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:40]
         path = self.log_dir / f"{n:04d}-{safe}.log"
@@ -125,3 +135,9 @@ class Runner:
             f.write(f"# exit: {r.returncode}  time: {r.seconds:.2f}s")
             f.write("  (timed out)\n" if r.timed_out else "\n")
             f.write("# stdout:\n" + r.stdout[-200_000:] + "\n# stderr:\n" + r.stderr[-200_000:])
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a process group (a command and everything it started); gone is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)

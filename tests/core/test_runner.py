@@ -1,0 +1,35 @@
+"""The one runner: a timeout ends the whole process group; logs are numbered per run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.core.runner import Runner
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie waiting for its reaper."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    """make's compilers must not outlive a timed-out make: here a shell's background child."""
+    pidfile = tmp_path / "child.pid"
+    r = Runner().run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout=1)
+    assert r.timed_out and not r.ok
+    child = int(pidfile.read_text())
+    assert not _alive(child)
+
+
+def test_log_numbering_is_per_run(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        runner = Runner(tmp_path / name)
+        runner.run(["true"], name="first")
+        runner.run(["true"], name="second")
+    for name in ("a", "b"):
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == [
+            "0001-first.log", "0002-second.log"]
