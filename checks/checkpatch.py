@@ -13,12 +13,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.core.diff import HUNK
 from bot.core.results import CheckResult, CheckStatus, Finding, Note
 from checks.base import CheckContext
 
 _TERSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<sev>ERROR|WARNING|CHECK):"
                     r"(?:(?P<type>[A-Z0-9_]+):)? ?(?P<msg>.*)$")
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def map_patch(text: str) -> list[PatchLine]:
     in_diff = False
     new_no = old_left = new_left = 0
     for raw in text.splitlines():
-        h = _HUNK.match(raw)
+        h = HUNK.match(raw)
         if raw.startswith("diff --git "):
             old_left, new_left = 0, 0
             file = raw.split(" b/", 1)[1] if " b/" in raw else ""

@@ -15,11 +15,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.core.diff import excerpt, parse_diff
 from bot.core.results import CheckResult, CheckStatus, Finding, Note, normalize_message
 from checks.base import CheckContext
-from checks.semantic.diffparse import parse_diff
 from checks.semantic.gitio import read_blobs
-from checks.semantic.where import excerpt
 
 _WARNING = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+): (?P<sev>warning|error): (?P<msg>.*)$")
 

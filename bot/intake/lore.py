@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import select
 
+from bot.core.git import Git, blob_id
 from bot.core.runner import Runner
 from config.settings import ListSettings, Settings
 from state.db import Database
@@ -112,30 +113,29 @@ def discover_epochs(settings: Settings, lst: ListSettings, runner: Runner) -> li
 
 
 def _ls_remote(runner: Runner, url: str, settings: Settings) -> bool:
-    r = runner.run(["git", "ls-remote", "--heads", url], timeout=settings.intake.http_timeout,
-                   name="ls-remote")
+    r = Git(runner).run("ls-remote", "--heads", url, timeout=settings.intake.http_timeout,
+                        name="ls-remote")
     return r.ok and "refs/heads/" in r.stdout
 
 
 def fetch_epoch(settings: Settings, lst: ListSettings, epoch: Epoch, runner: Runner) -> Path:
     """Create or update the bare mirror of one epoch; refs are forced (history may change)."""
     gitdir = mirror_dir(settings, lst, epoch.number)
+    git = Git(runner, git_dir=gitdir)
     if not (gitdir / "HEAD").exists():
         gitdir.parent.mkdir(parents=True, exist_ok=True)
-        runner.run(["git", "init", "-q", "--bare", gitdir], check=True, name="init-mirror")
-    known = runner.run(["git", "--git-dir", gitdir, "config", "lorebot.url"]).stdout.strip()
+        git.run("init", "-q", "--bare", check=True, name="init-mirror")
+    known = git.run("config", "lorebot.url").stdout.strip()
     urls = [known] if known else []
     urls += [u for u in epoch.urls if u != known]
     errors = []
     for url in urls:
-        r = runner.run(
-            ["git", "--git-dir", gitdir, "fetch", "--quiet", "--no-tags", "--prune", "--force",
-             url, "+refs/heads/*:refs/heads/*"],
-            timeout=max(3600.0, settings.intake.http_timeout), name="fetch-epoch",
-        )
+        r = git.run("fetch", "--quiet", "--no-tags", "--prune", "--force", url,
+                    "+refs/heads/*:refs/heads/*",
+                    timeout=max(3600.0, settings.intake.http_timeout), name="fetch-epoch")
         if r.ok:
             if url != known:
-                runner.run(["git", "--git-dir", gitdir, "config", "lorebot.url", url], check=True)
+                git.run("config", "lorebot.url", url, check=True)
             return gitdir
         errors.append(f"{url}: {r.stderr.strip()[-300:]}")
     raise InboxError(f"{lst.name}: cannot fetch epoch {epoch.number}: " + "; ".join(errors))
@@ -143,7 +143,7 @@ def fetch_epoch(settings: Settings, lst: ListSettings, epoch: Epoch, runner: Run
 
 def tip(runner: Runner, gitdir: Path) -> str:
     """The epoch's master commit, "" when it has none."""
-    r = runner.run(["git", "--git-dir", gitdir, "rev-parse", "-q", "--verify", "refs/heads/master"])
+    r = Git(runner, git_dir=gitdir).run("rev-parse", "-q", "--verify", "refs/heads/master")
     return r.stdout.strip() if r.ok else ""
 
 
@@ -154,41 +154,31 @@ def new_commits(runner: Runner, gitdir: Path, cursor: str, head: str) -> list[st
     point (the merge base), or everything when there is none; the Message-ID
     dedupe drops what was already taken in.
     """
-    git = ["git", "--git-dir", str(gitdir)]
+    git = Git(runner, git_dir=gitdir)
     start = cursor
     if cursor:
-        anc = runner.run([*git, "merge-base", "--is-ancestor", cursor, head])
+        anc = git.run("merge-base", "--is-ancestor", cursor, head)
         if not anc.ok:
-            base = runner.run([*git, "merge-base", cursor, head])
+            base = git.run("merge-base", cursor, head)
             start = base.stdout.strip() if base.ok else ""
             log.warning("%s: history rewritten (cursor %s not in master); re-walking from %s",
                         gitdir, cursor[:12], start[:12] or "the start")
     span = f"{start}..{head}" if start else head
-    r = runner.run([*git, "rev-list", "--reverse", span], check=True, timeout=3600,
-                   name="rev-list")
+    r = git.run("rev-list", "--reverse", span, check=True, timeout=3600, name="rev-list")
     return r.stdout.split()
 
 
 def read_blobs(runner: Runner, gitdir: Path, commits: list[str], epoch: int
                ) -> list[InboxMail]:
     """The raw `m` blob of each commit, read in one `git cat-file --batch`."""
-    if not commits:
-        return []
-    request = "".join(f"{c}:m\n" for c in commits)
-    data = runner.run(["git", "--git-dir", gitdir, "cat-file", "--batch"], input=request,
-                      check=True, timeout=3600, name="cat-file").stdout_bytes
+    blobs = Git(runner, git_dir=gitdir).read_blobs([f"{c}:m" for c in commits], timeout=3600)
     mails: list[InboxMail] = []
-    pos = 0
     for commit in commits:
-        end = data.index(b"\n", pos)
-        header = data[pos:end].decode().split()
-        pos = end + 1
-        if len(header) < 3 or header[1] != "blob":
-            log.warning("%s: commit %s has no message blob (%s)", gitdir, commit, header)
+        data = blobs.get(f"{commit}:m")
+        if data is None:
+            log.warning("%s: commit %s has no message blob", gitdir, commit)
             continue
-        size = int(header[2])
-        mails.append(InboxMail(epoch, commit, header[0], data[pos:pos + size]))
-        pos += size + 1
+        mails.append(InboxMail(epoch, commit, blob_id(data), data))
     return mails
 
 

@@ -17,6 +17,8 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
+from bot.core.diff import HUNK
+
 KINDS = ("patch", "cover", "reply", "followup", "pull", "robot", "other", "malformed")
 
 _MSGID_RE = re.compile(r"<([^<>\s]+)>")
@@ -25,7 +27,6 @@ _REPLY_RE = re.compile(r"^\s*(re|aw|sv|antw|fwd?)\s*:", re.IGNORECASE)
 _COUNTER_RE = re.compile(r"^(\d+)/(\d+)$")
 _VERSION_RE = re.compile(r"^v(\d+)$", re.IGNORECASE)
 _DIFF_START_RE = re.compile(r"^(diff --git |Index: |--- (a/|/dev/null|\S+\s))", re.MULTILINE)
-_HUNK_RE = re.compile(r"^@@ -\d+(,\d+)? \+\d+(,\d+)? @@", re.MULTILINE)
 _PULL_BODY_RE = re.compile(
     r"are available in the Git repository at:|for you to fetch changes up to", re.IGNORECASE
 )
@@ -139,7 +140,7 @@ def normalize_title(title: str) -> str:
 
 def find_diff(body: str) -> bool:
     """True when the body carries an unquoted diff with at least one hunk."""
-    return bool(_DIFF_START_RE.search(body) and _HUNK_RE.search(body))
+    return bool(_DIFF_START_RE.search(body) and any(HUNK.match(line) for line in body.splitlines()))
 
 
 def parse_message(raw: bytes, max_bytes: int = 20 * 1024 * 1024) -> ParsedMessage:

@@ -6,6 +6,8 @@ import email
 import re
 from dataclasses import dataclass
 
+from bot.core.diff import find_hunk
+
 _DIFF_GIT = re.compile(r"^diff --git a/(.+?) b/(.+)$", re.M)
 _FILE_HDR = re.compile(r"^(?:---|\+\+\+) (?:[ab]/)?(\S+)", re.M)
 _RENAME = re.compile(r"^(?:rename|copy) (?:from|to) (.+)$", re.M)
@@ -100,23 +102,6 @@ def parse_am_failure(output: str, diff: str) -> AmFailure:
         )
     ).strip()
     return AmFailure(file=file, line=line, hunk=find_hunk(diff, file, line), words=words[-3000:])
-
-
-def find_hunk(diff: str, file: str, line: int | None) -> str:
-    """The hunk of `file` in `diff` starting at old line `line` (else its first hunk)."""
-    if not file:
-        return ""
-    sections = re.split(r"^(?=diff --git )", diff, flags=re.M)
-    for sec in sections:
-        if not sec.startswith("diff --git") or f" b/{file}" not in sec.splitlines()[0]:
-            continue
-        hunks = re.split(r"^(?=@@ )", sec, flags=re.M)[1:]
-        for h in hunks:
-            m = re.match(r"@@ -(\d+)", h)
-            if line is None or (m and int(m.group(1)) == line):
-                return h.rstrip("\n")[:4000]
-        return hunks[0].rstrip("\n")[:4000] if hunks else ""
-    return ""
 
 
 def diff_of_mail(mail: bytes) -> str:

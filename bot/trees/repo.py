@@ -17,22 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.core.git import Git
 from bot.core.runner import CommandError, Runner
 from bot.trees.tarimport import import_tarball
 from config.settings import Settings, TreeSettings
 
 log = logging.getLogger("lorebot.trees")
 
-# git must never run repository hooks or pick up the user's config for our trees
-GIT_ENV = {
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_AUTHOR_NAME": "lorebot",
-    "GIT_AUTHOR_EMAIL": "lorebot@localhost",
-    "GIT_COMMITTER_NAME": "lorebot",
-    "GIT_COMMITTER_EMAIL": "lorebot@localhost",
-}
-GIT_SAFE = ("-c", "core.hooksPath=/dev/null")
 
 
 class TreeError(Exception):
@@ -50,6 +41,10 @@ class Repo:
     git_dir: Path
     runner: Runner
 
+    @property
+    def g(self) -> Git:
+        return Git(self.runner, git_dir=self.git_dir)
+
     @classmethod
     def open(cls, settings: Settings, runner: Runner | None = None) -> Repo:
         repo = cls(settings.paths.cache / "git" / "kernel.git", runner or Runner())
@@ -61,11 +56,9 @@ class Repo:
         *args: str,
         check: bool = True,
         timeout: float | None = 600,
-        cwd: Path | None = None,
         name: str = "git",
     ) -> str:
-        argv = ["git", *GIT_SAFE, "--git-dir", str(self.git_dir), *args]
-        r = self.runner.run(argv, cwd=cwd, env=GIT_ENV, timeout=timeout, name=name)
+        r = self.g.run(*args, timeout=timeout, name=name)
         if check and not r.ok:
             raise TreeError(f"git {' '.join(args[:3])} failed: {r.output.strip()[-1500:]}")
         return r.stdout
@@ -74,27 +67,15 @@ class Repo:
         if (self.git_dir / "HEAD").exists():
             return
         self.git_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.runner.run(["git", "init", "-q", "--bare", str(self.git_dir)], check=True, env=GIT_ENV)
+        self.g.run("init", "-q", "--bare", check=True, name="init")
         # one big import is repacked once by hand; automatic gc of ~90k loose
         # objects would stall a run
         self.git("config", "gc.auto", "0")
 
     def resolve(self, rev: str) -> str | None:
         """The commit sha of `rev`, or None if the repository does not have it."""
-        r = self.runner.run(
-            [
-                "git",
-                "--git-dir",
-                str(self.git_dir),
-                "rev-parse",
-                "--verify",
-                "-q",
-                f"{rev}^{{commit}}",
-            ],
-            env=GIT_ENV,
-            timeout=60,
-            name="rev-parse",
-        )
+        r = self.g.run("rev-parse", "--verify", "-q", f"{rev}^{{commit}}", timeout=60,
+                       name="rev-parse")
         return r.stdout.strip() if r.ok and r.stdout.strip() else None
 
     def branch_sha(self, tree: str, branch: str) -> str | None:
@@ -153,12 +134,12 @@ class Slot:
     def __init__(self, repo: Repo, path: Path):
         self.repo = repo
         self.path = path
+        self.g = Git(repo.runner, worktree=path)
 
     def _wt(
         self, *args: str, check: bool = True, timeout: float | None = 600, name: str = "git"
     ) -> str:
-        argv = ["git", *GIT_SAFE, "-C", str(self.path), *args]
-        r = self.repo.runner.run(argv, env=GIT_ENV, timeout=timeout, name=name)
+        r = self.g.run(*args, timeout=timeout, name=name)
         if check and not r.ok:
             raise TreeError(
                 f"git {' '.join(args[:3])} in {self.path.name}: {r.output.strip()[-1500:]}"
@@ -199,8 +180,7 @@ class Slot:
         name: str = "git",
         input: bytes | None = None,
     ) -> tuple[bool, str]:
-        argv = ["git", *GIT_SAFE, "-C", str(self.path), *args]
-        r = self.repo.runner.run(argv, env=GIT_ENV, timeout=timeout, name=name, input=input)
+        r = self.g.run(*args, timeout=timeout, name=name, input=input)
         if check and not r.ok:
             raise CommandError(r, name)
         return r.ok, r.output

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from bot.core.diff import excerpt
 from bot.core.results import CheckResult, Finding, Note, PlannedVariant
 from checks.base import CheckContext
-from checks.build.diagnostics import Diagnostic, PathMap, excerpt, parse
+from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.impact import Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain
 from checks.build.make import FIXED, Make, config_args
@@ -361,7 +362,7 @@ class BuildRun:
         return Finding(
             check="build", kind=d.severity, severity=d.severity, patch=index, file=d.file,
             line=d.line, column=d.column, message=d.message, option=d.option,
-            excerpt=excerpt(text, d.line) if text else "",
+            excerpt=excerpt(lines, d.line) if text else "",
             source_line=lines[d.line - 1] if 0 < d.line <= len(lines) else "",
             arch=lane.arch.name, config=lane.config_label, symbols=symbols,
             compiler=lane.compiler, reproduce=tuple(repro),

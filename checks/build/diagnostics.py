@@ -121,13 +121,3 @@ class PathMap:
             if full == root or full.startswith(root + os.sep):
                 return os.path.relpath(full, root)
         return path
-
-
-def excerpt(text: str, line: int, context: int = 2) -> str:
-    """Numbered source lines around `line`, the offending one marked with '>'."""
-    lines = text.splitlines()
-    lo, hi = max(1, line - context), min(len(lines), line + context)
-    width = len(str(hi))
-    return "\n".join(
-        f"{'>' if n == line else ' '}{n:>{width}} | {lines[n - 1]}" for n in range(lo, hi + 1)
-    )

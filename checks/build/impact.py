@@ -13,10 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.core.diff import FileDiff, parse_diff
 from checks.build.cond import Cond, conditions
 from checks.build.kbuild import ObjectChain, object_chain
 
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _C_WORDS = frozenset(
@@ -50,18 +50,6 @@ class Tree(Protocol):
 
 
 @dataclass(frozen=True)
-class FileChange:
-    """One file of a patch: the new path and the added/removed lines with their numbers."""
-
-    path: str
-    old_path: str
-    added: tuple[tuple[int, str], ...] = ()  # (new line, text)
-    removed: tuple[tuple[int, str], ...] = ()  # (old line, text)
-    hunks: tuple[tuple[int, int], ...] = ()  # new-side (start, end) line ranges
-    deleted: bool = False
-
-
-@dataclass(frozen=True)
 class Flip:
     """A symbol value worth building, and why. Lower `priority` is built first."""
 
@@ -80,48 +68,6 @@ class Impact:
     flips: tuple[Flip, ...] = ()
     srcarches: tuple[str, ...] = ()  # arch/<a>/ dirs touched; empty = no arch restriction
     notes: tuple[str, ...] = field(default=(), compare=False)
-
-
-def parse_diff(diff: str) -> list[FileChange]:
-    """Files of a unified diff (git format) with added/removed lines and hunk ranges."""
-    files: list[FileChange] = []
-    path = old = ""
-    added: list[tuple[int, str]] = []
-    removed: list[tuple[int, str]] = []
-    hunks: list[tuple[int, int]] = []
-    deleted = False
-    new_no = old_no = 0
-
-    def flush() -> None:
-        if path or old:
-            files.append(FileChange(path or old, old or path, tuple(added), tuple(removed),
-                                    tuple(hunks), deleted))
-
-    for line in diff.splitlines():
-        if line.startswith("diff --git "):
-            flush()
-            path = old = ""
-            added, removed, hunks, deleted = [], [], [], False
-        elif line.startswith("--- "):
-            old = "" if line[4:] == "/dev/null" else line[4:].removeprefix("a/")
-        elif line.startswith("+++ "):
-            deleted = line[4:] == "/dev/null"
-            path = "" if deleted else line[4:].removeprefix("b/")
-        elif m := _HUNK.match(line):
-            old_no, new_no = int(m[1]), int(m[3])
-            count = int(m[4]) if m[4] is not None else 1
-            hunks.append((new_no, new_no + max(count, 1) - 1))
-        elif line.startswith("+") and hunks:
-            added.append((new_no, line[1:]))
-            new_no += 1
-        elif line.startswith("-") and hunks:
-            removed.append((old_no, line[1:]))
-            old_no += 1
-        elif line.startswith(" ") and hunks:
-            new_no += 1
-            old_no += 1
-    flush()
-    return files
 
 
 def _code(text: str) -> str:
@@ -143,7 +89,7 @@ def called_identifiers(lines: Iterable[str]) -> list[str]:
     return list(out)
 
 
-def changed_identifiers(change: FileChange, new_text: str) -> list[str]:
+def changed_identifiers(change: FileDiff, new_text: str) -> list[str]:
     """Names a header change removes or redefines: removed ones gone from the new text,
     plus names on both added and removed lines."""
     old_code = {" ".join(_code(t).split()) for _, t in change.removed}
@@ -243,7 +189,7 @@ def analyze(diff: str, tree: Tree, max_header_objects: int) -> Impact:
         if ch.deleted or not ch.path.endswith((".c", ".h", ".S")):
             continue
         text = tree.read(ch.path) or ""
-        hunk_lines = [n for lo, hi in ch.hunks for n in range(lo, hi + 1)]
+        hunk_lines = [n for h in ch.hunks for n in h.new_lines]
         flips += line_flips(ch.path, text, hunk_lines, 1)
         if ch.path.endswith(SOURCE_SUFFIXES):
             chain = object_chain(ch.path, tree.read)
@@ -273,7 +219,7 @@ def analyze(diff: str, tree: Tree, max_header_objects: int) -> Impact:
 
 
 def _header_users(
-    tree: Tree, ch: FileChange, text: str, changes: Sequence[FileChange], limit: int
+    tree: Tree, ch: FileDiff, text: str, changes: Sequence[FileDiff], limit: int
 ) -> tuple[list[str], list[Flip]]:
     """Source files that include a changed header and use the names it changes (ranked),
     and the values that compile those uses (for the first `limit` files)."""

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from tree_sitter import Node, Tree
 
+from bot.core.diff import excerpt, parse_diff
 from bot.core.results import Finding
 from checks.base import CheckContext
 from checks.semantic import changes as ch
 from checks.semantic.cparse import FileDefs, file_defs, guards, parse, text
-from checks.semantic.diffparse import parse_diff
 from checks.semantic.gitio import read_blobs
-from checks.semantic.where import build_note, excerpt, guard_note
+from checks.semantic.where import build_note, guard_note
 
 
 @dataclass

@@ -9,16 +9,6 @@ _ASSIGN = re.compile(r"^\s*([\w-]+?)-(\$\((CONFIG_\w+)\)|y|m|objs)\s*[:+]?=(.*)$
 _INCLUDE_GUARD = re.compile(r"^!_*[A-Z0-9_]*_H_*$")
 
 
-def excerpt(lines: list[str], line: int, context: int = 2) -> str:
-    """Numbered source lines around `line` (1-based), the line itself marked with '>'."""
-    lo, hi = max(1, line - context), min(len(lines), line + context)
-    width = len(str(hi))
-    return "\n".join(
-        f"{'>' if n == line else ' '} {n:>{width}} | {lines[n - 1].rstrip()}"
-        for n in range(lo, hi + 1)
-    )
-
-
 def _assignments(makefile: str) -> list[tuple[str, str, list[str]]]:
     """(target prefix, condition, objects) of each `x-$(CONFIG_Y) += a.o b/` line."""
     joined = re.sub(r"\\\n", " ", makefile)

@@ -9,10 +9,9 @@ from checks.semantic.changes import (
     removed_symbols,
 )
 from checks.semantic.cparse import FileDefs, file_defs, parse
-from checks.semantic.diffparse import parse_diff
 from checks.semantic.types import FileTypes, TypeDb, split_args, type_arg
 from checks.semantic.uses import member_uses, symbol_uses
-from checks.semantic.where import excerpt, guard_note, obj_rule
+from checks.semantic.where import guard_note, obj_rule
 
 HEADER = b"""
 #ifndef _LINUX_FOO_H
@@ -123,19 +122,6 @@ def test_symbol_uses_skip_comments_and_declarations() -> None:
     assert sorted((u.line, u.how) for u in uses) == [(3, "macro body"), (5, "reference")]
 
 
-def test_diff_parse() -> None:
-    diff = ("diff --git a/mm/x.c b/mm/x.c\nindex 1..2 100644\n--- a/mm/x.c\n+++ b/mm/x.c\n"
-            "@@ -3,3 +3,3 @@ ctx\n a\n-b\n+c\n d\n"
-            "diff --git a/Documentation/x.rst b/Documentation/x.rst\n--- /dev/null\n"
-            "+++ b/Documentation/x.rst\n@@ -0,0 +1 @@\n+new\n")
-    files = parse_diff(diff)
-    assert [(f.path, f.is_c, f.removed, f.added) for f in files] == [
-        ("mm/x.c", True, {4: "b"}, {4: "c"}),
-        ("Documentation/x.rst", False, {}, {1: "new"}),
-    ]
-    assert files[1].old_path is None
-
-
 def test_kbuild_and_words() -> None:
     mk = ("obj-$(CONFIG_ZSMALLOC)\t+= zsmalloc.o\nzram-y := zcomp.o \\\n\tzram_drv.o\n"
           "obj-$(CONFIG_ZRAM) += zram.o\nobj-y += core.o\n")
@@ -144,7 +130,6 @@ def test_kbuild_and_words() -> None:
     assert obj_rule(mk, "core.o") == "obj-y"
     assert obj_rule(mk, "nope.o") == ""
     assert guard_note(("!_LINUX_FOO_H", "CONFIG_A")) == "under #if CONFIG_A"
-    assert excerpt(["a", "b", "c", "d"], 2, 1) == "  1 | a\n> 2 | b\n  3 | c"
     assert split_args("(p, struct foo, f(a, b))") == ["p", "struct foo", "f(a, b)"]
     assert type_arg("const struct foo *") == "struct foo"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.core.diff import parse_diff
 from checks.build.cond import Cond, conditions, conditions_at, parse_condition
-from checks.build.diagnostics import PathMap, excerpt, parse
+from checks.build.diagnostics import PathMap, parse
 from checks.build.impact import (
     Flip,
     Impact,
@@ -14,7 +15,6 @@ from checks.build.impact import (
     changed_identifiers,
     declaration_flips,
     include_name,
-    parse_diff,
 )
 from checks.build.kbuild import ObjectChain, object_chain, parse_rules
 from checks.build.toolchains import load_arches, parse_arches
@@ -185,13 +185,6 @@ def test_path_map(tmp_path: object) -> None:
     assert pm("/usr/include/stdio.h") == "/usr/include/stdio.h"
 
 
-def test_excerpt_marks_the_line() -> None:
-    text = "\n".join(f"line {i}" for i in range(1, 21))
-    out = excerpt(text, 10)
-    assert out.splitlines() == ["  8 | line 8", "  9 | line 9", ">10 | line 10",
-                                " 11 | line 11", " 12 | line 12"]
-
-
 # --- impact -------------------------------------------------------------------
 
 DIFF = """\
@@ -253,14 +246,6 @@ class FakeTree:
                     if files_only:
                         break
         return hits
-
-
-def test_parse_diff() -> None:
-    files = parse_diff(DIFF)
-    assert [f.path for f in files] == ["mm/filemap.c", "include/linux/b.h"]
-    assert files[0].added == ((5, "\tfolio_migrate_flags(folio, folio);"),)
-    assert files[0].hunks == ((3, 6),)
-    assert files[1].removed == ((2, "\tint (*migratepage)(struct b *, int mode);"),)
 
 
 def test_called_identifiers_skip_keywords_and_macros() -> None:
