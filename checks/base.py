@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from bot.core.git import Git
 from bot.core.models import ApplyResult, Series
 from bot.core.results import CheckResult
 from bot.core.runner import Runner
@@ -28,14 +30,13 @@ class CheckContext:
     progress: Callable[[str, float | None], None] = lambda step, frac: None
 
     @property
+    def git(self) -> Git:
+        """git in the worktree, with the safe options."""
+        return Git(self.runner, worktree=self.worktree)
+
+    @property
     def base(self) -> str:
         return self.applied.base
-
-    def commit_of(self, index: int) -> str:
-        for p in self.applied.patches:
-            if p.index == index and p.commit:
-                return p.commit
-        raise KeyError(index)
 
     @property
     def commits(self) -> list[tuple[int, str]]:
@@ -47,9 +48,25 @@ class CheckContext:
         return c[-1][1] if c else self.applied.base
 
 
+class Scope(StrEnum):
+    """What a check looks at."""
+
+    PER_PATCH = "per-patch"  # each patch against the one before (attributes to a patch)
+    PER_SERIES = "per-series"  # the tree after the whole series
+
+
 class Check(Protocol):
-    """A check: a name and one entry point."""
+    """A check: a name, what it needs, the titles of its kinds, and one entry point.
+
+    `moves_head`: the check checks out other commits in the worktree (the
+    pipeline puts the series' head back after it). `tools`: the programs it
+    runs. `titles`: kind -> what broke, as the reply's heading says it.
+    """
 
     name: str
+    scope: Scope
+    tools: tuple[str, ...]
+    moves_head: bool
+    titles: Mapping[str, str]
 
     def run(self, ctx: CheckContext) -> CheckResult: ...

@@ -15,10 +15,14 @@ from pathlib import Path
 
 from bot.core.diff import HUNK
 from bot.core.results import CheckResult, CheckStatus, Finding, Note
-from checks.base import CheckContext
+from checks.base import CheckContext, Scope
 
 _TERSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<sev>ERROR|WARNING|CHECK):"
                     r"(?:(?P<type>[A-Z0-9_]+):)? ?(?P<msg>.*)$")
+
+
+TITLES = {"error": "checkpatch error", "warning": "checkpatch warning",
+          "check": "checkpatch check"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,10 @@ class CheckpatchCheck:
     """scripts/checkpatch.pl on each patch as mailed."""
 
     name = "checkpatch"
+    scope = Scope.PER_PATCH
+    tools = ("perl",)
+    moves_head = False
+    titles = TITLES
 
     def run(self, ctx: CheckContext) -> CheckResult:
         script = ctx.worktree / "scripts" / "checkpatch.pl"
@@ -154,7 +162,7 @@ class CheckpatchCheck:
             out.append(Finding(
                 check="checkpatch", kind=issue.type, severity=issue.severity, patch=index,
                 file=pl.file if pl else "", line=pl.new_line if pl else None,
-                message=issue.message,
+                message=issue.message, title=TITLES.get(issue.severity, "checkpatch"),
                 source_line=pl.text[1:].strip() if pl else "",
                 excerpt=_excerpt(lines, issue.line - 1) if pl else "",
             ))

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from bot.core.diff import excerpt, parse_diff
 from bot.core.results import CheckResult, CheckStatus, Finding, Note, normalize_message
-from checks.base import CheckContext
-from checks.semantic.gitio import read_blobs
+from checks.base import CheckContext, Scope
 
 _WARNING = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+): (?P<sev>warning|error): (?P<msg>.*)$")
+
+TITLES = {"kernel-doc": "kernel-doc warning"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class KernelDocCheck:
     """scripts/kernel-doc on changed .c/.h files, before and after each patch."""
 
     name = "kernel-doc"
+    scope = Scope.PER_PATCH
+    tools = ("perl",)
+    moves_head = False  # it reads blobs; the worktree stays at the head
+    titles = TITLES
 
     def run(self, ctx: CheckContext) -> CheckResult:
         script = ctx.worktree / "scripts" / "kernel-doc"
@@ -117,6 +122,7 @@ class KernelDocCheck:
                 lines = head_lines[path]
                 findings.append(Finding(
                     check="kernel-doc", kind="kernel-doc", severity="warning", patch=index,
+                    title=TITLES["kernel-doc"],
                     file=path, line=w.line, message=w.message,
                     excerpt=excerpt(lines, w.line) if 0 < w.line <= len(lines) else "",
                     source_line=lines[w.line - 1].strip() if 0 < w.line <= len(lines) else "",
@@ -127,7 +133,7 @@ class KernelDocCheck:
     def _run_version(ctx: CheckContext, script: Path, root: Path, commit: str,
                      paths: dict[str, str]) -> list[DocWarning]:
         """Warnings for `paths` (name to report -> name at `commit`) as of `commit`."""
-        blobs = read_blobs(ctx.runner, ctx.worktree, [f"{commit}:{p}" for p in paths.values()])
+        blobs = ctx.git.read_blobs(f"{commit}:{p}" for p in paths.values())
         present = []
         for p, at in paths.items():
             data = blobs.get(f"{commit}:{at}")

@@ -47,6 +47,7 @@ class Finding(BaseModel):
     reproduce: tuple[str, ...] = ()  # commands that reproduce it
     config_fragment: str = ""
     detail: str = ""  # free text: why and where it breaks (e.g. which configs build the file)
+    title: str = ""  # what broke, in the check's own words ("use of a removed struct member")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

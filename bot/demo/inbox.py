@@ -177,6 +177,3 @@ class PublicInboxServer:
             self._proc.wait()
         self._proc = None
 
-    def hup(self) -> None:
-        if self._proc:
-            self._proc.send_signal(signal.SIGHUP)

@@ -185,13 +185,6 @@ def am_ready(settings: Settings, lst: ListSettings, lser: b4.LoreSeries) -> list
         return list(lser.get_am_ready(addlink=False, allowbadchars=True))
 
 
-def message_am(settings: Settings, lst: ListSettings, msg: EmailMessage) -> EmailMessage:
-    """One message (e.g. a follow-up patch in a reply) in `git am` form."""
-    with b4_session(settings, lst):
-        lmsg = b4.LoreMessage(msg)
-        return lmsg.get_am_message(add_trailers=True, allowbadchars=True)
-
-
 def as_mbox(msg: EmailMessage) -> bytes:
     """One message as an mbox file `git am` reads."""
     buf = io.BytesIO()

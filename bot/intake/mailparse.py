@@ -19,8 +19,6 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 from bot.core.diff import HUNK
 
-KINDS = ("patch", "cover", "reply", "followup", "pull", "robot", "other", "malformed")
-
 _MSGID_RE = re.compile(r"<([^<>\s]+)>")
 _PREFIX_RE = re.compile(r"^\s*\[([^\]]*)\]\s*")
 _REPLY_RE = re.compile(r"^\s*(re|aw|sv|antw|fwd?)\s*:", re.IGNORECASE)
@@ -59,12 +57,6 @@ class ParsedMessage:
         if self.author_name and self.author_email:
             return f"{self.author_name} <{self.author_email}>"
         return self.author_email or self.author_name
-
-    @property
-    def thread_root(self) -> str:
-        """The oldest Message-ID this mail refers to (itself when it starts a thread)."""
-        return self.references[0] if self.references else (self.in_reply_to or self.msgid)
-
 
 @dataclass(frozen=True)
 class SubjectInfo:

@@ -25,16 +25,6 @@ _HOW = {
 }
 
 
-_SEMANTIC = {
-    "removed-member": "use of a removed struct member",
-    "removed-callback": "initializer of a removed callback",
-    "removed-function": "use of a removed function",
-    "removed-macro": "use of a removed macro",
-    "changed-prototype": "caller of a changed prototype",
-    "stub-mismatch": "#else stub that no longer matches",
-}
-
-
 @dataclass(frozen=True)
 class Problem:
     """One finding as reported: the same diagnostic seen in one or more configs."""
@@ -82,9 +72,8 @@ def title(f: Finding) -> str:
     """What broke, as a heading: 'Build error', 'Use of a removed struct member', ..."""
     if f.check == "build":
         return f"Build {f.severity}"
-    if f.check == "semantic":
-        text = _SEMANTIC.get(f.kind) or f.kind.replace("-", " ").replace("_", " ").strip()
-        return text[:1].upper() + text[1:] if text else "Problem"
+    if f.title:
+        return f.title[:1].upper() + f.title[1:]
     return f"{f.check} {f.severity}".strip()
 
 

@@ -17,7 +17,7 @@ from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVar
 from bot.core.runner import Runner
 from bot.trees.apply import BaseGuess, apply_series
 from bot.trees.repo import Repo, acquire_slot
-from checks.base import CheckContext
+from checks.base import Check, CheckContext
 from checks.registry import load_check
 from config.settings import ListSettings, Settings
 
@@ -126,8 +126,10 @@ def check_series(
             on_step(name)
             progress(name, None)
             t0 = time.monotonic()
+            check: Check | None = None
             try:
-                outcome.add(name, load_check(name).run(ctx))
+                check = load_check(name)
+                outcome.add(name, check.run(ctx))
             except Exception as e:  # a broken check is recorded; the others go on
                 log.exception("check %s failed on %s", name, series.msgid)
                 outcome.check_status[name] = f"error: {type(e).__name__}: {e}"
@@ -136,8 +138,11 @@ def check_series(
                                           message=f"{name} did not complete: {type(e).__name__}"))
             finally:
                 timings[name] = round(time.monotonic() - t0, 2)
-                # checks may move HEAD (per-patch builds); the next one expects the series head
-                slot.run_git("checkout", "-q", "--detach", "-f", ctx.head, name="restore-head")
+                if check is None or check.moves_head:
+                    # it checked out other commits (its interface says so); the next check
+                    # expects the series' head
+                    slot.run_git("checkout", "-q", "--detach", "-f", ctx.head,
+                                 name="restore-head")
     outcome.findings = dedupe(outcome.findings)
     return outcome
 

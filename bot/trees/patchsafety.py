@@ -19,10 +19,6 @@ _MODE = re.compile(
 _S_IFMT, _S_IFLNK, _S_IFGITLINK = 0o170000, 0o120000, 0o160000
 
 
-class UnsafePatch(Exception):
-    """A patch was refused before applying; the message says why."""
-
-
 def patch_paths(diff: str) -> list[str]:
     """Every path a diff names (diff --git, ---/+++, rename/copy lines)."""
     paths: list[str] = []

@@ -10,8 +10,8 @@ base and after each patch, and reports the compiler diagnostics that are new
 from __future__ import annotations
 
 from bot.core.results import CheckResult
-from checks.base import CheckContext
-from checks.build.check import BuildRun
+from checks.base import CheckContext, Scope
+from checks.build.check import TITLES, BuildRun
 from checks.build.toolchains import Arch
 
 
@@ -19,6 +19,10 @@ class BuildCheck:
     """The "build" check."""
 
     name = "build"
+    scope = Scope.PER_PATCH
+    tools = ("make", "gcc", "ccache")
+    moves_head = True  # it checks out the base and each patch in turn
+    titles = TITLES
 
     def __init__(self, arches: dict[str, Arch] | None = None):
         self.arches = arches

@@ -40,6 +40,7 @@ from checks.build.variants import (
 )
 
 log = logging.getLogger("lorebot.checks.build")
+TITLES = {"error": "build error", "warning": "build warning"}
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -111,8 +112,7 @@ class BuildRun:
         self.wt = ctx.worktree.resolve()
 
     def git(self, *args: str) -> str:
-        return self.ctx.runner.run(["git", *args], cwd=self.wt, timeout=300, check=True,
-                                   name="git").stdout.strip()
+        return self.ctx.git.out(*args, timeout=300)
 
     def llvm(self, arch: Arch) -> bool:
         """LLVM=1 when configured and known to work for the arch (else its gcc)."""
@@ -367,4 +367,5 @@ class BuildRun:
             arch=lane.arch.name, config=lane.config_label, symbols=symbols,
             compiler=lane.compiler, reproduce=tuple(repro),
             config_fragment=fragment({**changed, **symbols}), detail="\n".join(detail),
+            title=TITLES.get(d.severity, f"build {d.severity}"),
         )

@@ -61,6 +61,3 @@ def load_arches(path: Path = ARCHES_TOML) -> dict[str, Arch]:
     return parse_arches(path.read_text())
 
 
-def arches_for_srcarch(table: dict[str, Arch], srcarch: str) -> list[Arch]:
-    """Arches whose sources live in arch/<srcarch>/ (x86 → x86_64 and i386)."""
-    return [a for a in table.values() if a.srcarch == srcarch]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.core.git import Git
 from bot.core.runner import Runner
 
 
@@ -16,7 +17,7 @@ class GitTree:
     """
 
     def __init__(self, runner: Runner, worktree: Path, rev: str, grep_worktree: bool = False):
-        self.runner = runner
+        self.git = Git(runner, worktree=worktree)
         self.worktree = worktree
         self.rev = rev
         self.grep_worktree = grep_worktree
@@ -24,8 +25,7 @@ class GitTree:
 
     def read(self, path: str) -> str | None:
         if path not in self._files:
-            r = self.runner.run(["git", "show", f"{self.rev}:{path}"], cwd=self.worktree,
-                                timeout=60, name="git-show")
+            r = self.git.run("show", f"{self.rev}:{path}", timeout=60, name="git-show")
             self._files[path] = r.stdout if r.ok else None
         return self._files[path]
 
@@ -33,13 +33,13 @@ class GitTree:
         self, patterns: Sequence[str], paths: Sequence[str], *, word: bool = False,
         fixed: bool = False, files_only: bool = False,
     ) -> list[tuple[str, int, str]]:
-        argv = ["git", "grep", "-I", "--no-color", "-F" if fixed else "-E"]
+        argv = ["grep", "-I", "--no-color", "-F" if fixed else "-E"]
         argv += ["-w"] if word else []
         argv += ["-l"] if files_only else ["-n"]
         for p in patterns:
             argv += ["-e", p]
         argv += [*([] if self.grep_worktree else [self.rev]), "--", *paths]
-        r = self.runner.run(argv, cwd=self.worktree, timeout=120, name="git-grep")
+        r = self.git.run(*argv, timeout=120, name="git-grep")
         hits: list[tuple[str, int, str]] = []
         prefix = "" if self.grep_worktree else f"{self.rev}:"
         for line in r.stdout.splitlines():

@@ -10,8 +10,8 @@ parsed with tree-sitter, type-aware where a type decides (struct members).
 from __future__ import annotations
 
 from bot.core.results import CheckResult, Finding
-from checks.base import CheckContext
-from checks.semantic.collect import HeadTree, series_changes
+from checks.base import CheckContext, Scope
+from checks.semantic.collect import TITLES, HeadTree, series_changes
 from checks.semantic.gitio import grep_files
 from checks.semantic.rules_members import check_members, type_words
 from checks.semantic.rules_stubs import check_stubs
@@ -22,6 +22,10 @@ class SemanticCheck:
     """Config-independent checks of a series against the whole tree."""
 
     name = "semantic"
+    scope = Scope.PER_SERIES
+    tools = ("git",)
+    moves_head = False
+    titles = TITLES
 
     def run(self, ctx: CheckContext) -> CheckResult:
         ctx.progress("semantic: reading the series", 0.0)

@@ -57,13 +57,6 @@ class PatchChanges:
     prototypes: list[ChangedPrototype] = field(default_factory=list)
     stubs: list[BrokenStub] = field(default_factory=list)
 
-    def extend(self, other: PatchChanges) -> None:
-        self.members += other.members
-        self.symbols += other.symbols
-        self.prototypes += other.prototypes
-        self.stubs += other.stubs
-
-
 def removed_members(patch: int, old: dict[str, FileDefs], new: dict[str, FileDefs]
                     ) -> list[RemovedMember]:
     """Members of structs still defined after the patch that the patch removed."""

@@ -12,8 +12,15 @@ from bot.core.results import Finding
 from checks.base import CheckContext
 from checks.semantic import changes as ch
 from checks.semantic.cparse import FileDefs, file_defs, guards, parse, text
-from checks.semantic.gitio import read_blobs
 from checks.semantic.where import build_note, guard_note
+
+TITLES = {
+    "removed-member": "use of a removed struct member",
+    "ops-initializer": "initializer of a removed callback",
+    "removed-symbol": "use of a removed function or macro",
+    "prototype-change": "caller of a changed prototype",
+    "stub-mismatch": "#else stub that no longer matches",
+}
 
 
 @dataclass
@@ -58,7 +65,7 @@ def series_changes(ctx: CheckContext) -> ch.PatchChanges:
         files = [f for f in parse_diff(diff) if f.is_c]
         specs = [f"{parent}:{f.old_path}" for f in files if f.old_path]
         specs += [f"{commit}:{f.new_path}" for f in files if f.new_path]
-        blobs = read_blobs(ctx.runner, ctx.worktree, specs)
+        blobs = ctx.git.read_blobs(specs)
         old: dict[str, FileDefs] = {}
         new: dict[str, FileDefs] = {}
         for f in files:
@@ -103,5 +110,5 @@ def finding(ctx: CheckContext, kind: str, patch: int, parsed: Parsed, node: Node
     return Finding(
         check="semantic", kind=kind, severity="error", patch=patch, file=parsed.path,
         line=line, message=message, excerpt=excerpt(lines, line), source_line=source_line,
-        detail=detail.strip(),
+        detail=detail.strip(), title=TITLES[kind],
     )

@@ -1,4 +1,4 @@
-"""Git reads the semantic check needs, all through the run's command runner."""
+"""The tree-wide `git grep`s the semantic check needs, through the run's command runner."""
 
 from __future__ import annotations
 
@@ -8,15 +8,6 @@ from pathlib import Path
 from bot.core.runner import Runner
 
 C_PATHSPEC = ("*.c", "*.h")
-
-
-def read_blobs(runner: Runner, worktree: Path, specs: Iterable[str]) -> dict[str, bytes | None]:
-    """Contents of 'commit:path' specs; None where the file does not exist there."""
-    out: dict[str, bytes | None] = {}
-    for spec in dict.fromkeys(specs):
-        r = runner.run(["git", "cat-file", "blob", spec], cwd=worktree, name="git-cat-file")
-        out[spec] = r.stdout.encode() if r.ok else None
-    return out
 
 
 def _grep(runner: Runner, worktree: Path, flags: list[str], words: list[str],

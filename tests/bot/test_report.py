@@ -153,6 +153,7 @@ def removed_member(patch: int = 3) -> Finding:
     """A member removed by the series, still set in a file no tested config builds."""
     return Finding(
         check="semantic", kind="removed-member", severity="error", patch=patch,
+        title="use of a removed struct member",
         file="arch/powerpc/platforms/pseries/cmm.c", line=551,
         message="'struct balloon_dev_info' has no member named 'migratepage'",
         excerpt=(
