@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 from sqlalchemy import select
 
@@ -48,11 +47,11 @@ def reply_states(db: Database, series_id: int) -> dict[tuple[str, str], tuple[st
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.intake.b4adapter import guess_base
     from bot.intake.series import load_target
+    from bot.run import claims, queue
     from bot.run.delivery import Mailer
-    from bot.run.pipeline import check_series, outcome_json
-    from bot.run.worker import draft_replies, finish_run, record_outcome, start_manual_run
+    from bot.run.pipeline import outcome_json
+    from bot.run.worker import ensure_series_row, run_series, series_url
 
     try:
         lst, series, parent = load_target(settings, args.target, args.list_name)
@@ -60,43 +59,41 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"lorebot: {e}", file=sys.stderr)
         return 2
     db = Database(settings.database_url)
-    series_id, run_id, log_dir = start_manual_run(settings, db, lst.name, series)
+    series_id = ensure_series_row(db, lst.name, series)
+    worker = claims.holder_name("cli")
+    queue.recover_interrupted(db)  # a claim left by a dead process is not a reason to wait
+    if not queue.claim(db, series_id, worker):
+        print(f"lorebot: {series.msgid} is being checked right now by "
+              f"{queue.holder(db, series_id)}; its result will be on "
+              f"{series_url(settings, series.msgid)}", file=sys.stderr)
+        return 3
     progress = ProgressPrinter()
-    start = time.monotonic()
     try:
-        outcome = check_series(
-            settings,
-            series,
-            lst,
-            parent=parent,
-            log_dir=log_dir,
-            progress=progress,
-            guess=guess_base,
-        )
-    except BaseException as e:
-        finish_run(
-            db, series_id, run_id, "failed", f"{type(e).__name__}: {e}", time.monotonic() - start
-        )
-        raise
+        with claims.held(worker), claims.heartbeat(db, settings.service.heartbeat_seconds):
+            result = run_series(settings, db, series_id, worker, fetched=(series, parent),
+                                progress=progress, queue_mail=args.send)
+    except Exception as e:  # the database gave out under us: give the series back
+        queue.release(db, series_id, "queued", f"manual check stopped: {type(e).__name__}")
+        print(f"lorebot: the check stopped: {e}", file=sys.stderr)
+        return 1
     finally:
         progress.close()
-    record_outcome(db, run_id, outcome)
-    drafts = draft_replies(settings, outcome)
-    replies = [reply_json(d) for d in drafts]
-    if args.send and drafts:
-        mailer = Mailer(settings, db)
-        mailer.queue(series_id, run_id, drafts)
-        mailer.deliver_pending()
+    if result is None:
+        print(f"lorebot: the check did not complete: {queue.reason(db, series_id)}",
+              file=sys.stderr)
+        return 1
+    replies = [reply_json(d) for d in result.drafts]
+    if args.send and result.drafts:
+        Mailer(settings, db).deliver_pending()
         recorded = reply_states(db, series_id)
-        for reply, d in zip(replies, drafts, strict=True):
+        for reply, d in zip(replies, result.drafts, strict=True):
             reply["msgid"], reply["state"] = recorded.get(
                 (d.in_reply_to, d.digest), (None, "not queued")
             )
-    finish_run(db, series_id, run_id, "done", "", time.monotonic() - start)
     if args.json:
-        print(json.dumps(outcome_json(outcome, replies), indent=2))
+        print(json.dumps(outcome_json(result.outcome, replies), indent=2))
     else:
-        _print_text(outcome, drafts)
+        _print_text(result.outcome, result.drafts)
     return 0
 
 

@@ -145,3 +145,25 @@ def beat(db: Database) -> int:
                 .values(heartbeat_at=now).execution_options(synchronize_session=False))
             n += getattr(result, "rowcount", 0) or 0
     return n
+
+
+@contextmanager
+def heartbeat(db: Database, every: float) -> Iterator[None]:
+    """Refresh this process's claims every `every` seconds while the block runs (a
+    foreground run has no service upkeep job to do it)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                beat(db)
+            except Exception:  # a missed beat is retried; the run itself goes on
+                continue
+
+    t = threading.Thread(target=loop, name="heartbeat", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(every + 5)

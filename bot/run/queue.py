@@ -80,6 +80,36 @@ def claim_next(db: Database, worker: str) -> int | None:
     return None
 
 
+def claim(db: Database, series_id: int, worker: str) -> bool:
+    """Claim one given series for `worker` (a foreground check) unless somebody runs it now;
+    whether the claim was won. The same compare-and-set as `claim_next`."""
+    now = utcnow()
+    with db.session() as s:
+        result = s.execute(
+            update(SeriesRow)
+            .where(SeriesRow.id == series_id, SeriesRow.state != "running")
+            .values(state="running", claimed_by=worker, claimed_at=now, heartbeat_at=now,
+                    attempts=SeriesRow.attempts + 1, step="", reason="")
+            .execution_options(synchronize_session=False)
+        )
+        won = getattr(result, "rowcount", 0) == 1
+    if won:
+        log.info("claimed", extra={"series_id": series_id, "worker": worker})
+    return won
+
+
+def holder(db: Database, series_id: int) -> str:
+    """Who holds the series' claim ("" when nobody)."""
+    with db.session() as s:
+        return s.scalar(select(SeriesRow.claimed_by).where(SeriesRow.id == series_id)) or ""
+
+
+def reason(db: Database, series_id: int) -> str:
+    """The series' recorded reason (why it failed, was held, ...)."""
+    with db.session() as s:
+        return s.scalar(select(SeriesRow.reason).where(SeriesRow.id == series_id)) or ""
+
+
 def release(db: Database, series_id: int, state: str, reason: str = "") -> None:
     """Leave a claimed series in `state` (done, failed, queued to resume, ...)."""
     if state not in RELEASE_STATES:

@@ -47,10 +47,12 @@ PageFactory = Callable[[WorkerBoard, Health], Page]
 
 
 class Pipeline(Protocol):
+    """bot.run.worker.run_series, or a stand-in in tests; what it returns is not used."""
+
     def __call__(
         self, settings: Settings, db: Database, series_id: int, worker: str,
         should_stop: Callable[[], bool],
-    ) -> None: ...
+    ) -> object: ...
 
 
 Intake = Callable[[Settings, Database], Any]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.models import Series
 from bot.report.render import ReplyDraft
-from bot.run import claims
 from bot.run.health import is_db_outage
-from bot.run.pipeline import CheckOutcome, Stopped, check_series
+from bot.run.pipeline import CheckOutcome, Progress, Stopped, check_series
 from config.settings import ListSettings, Settings
 from state.db import Database
 from state.models import FindingRow, RunRow, SeriesRow, utcnow
@@ -105,26 +105,6 @@ def ensure_series_row(db: Database, list_name: str, series: Series) -> int:
         return row.id
 
 
-def start_manual_run(
-    settings: Settings, db: Database, list_name: str, series: Series
-) -> tuple[int, int, Path]:
-    """Record a foreground run (lorebot check) so the status page shows it too."""
-    series_id = ensure_series_row(db, list_name, series)
-    with db.session() as s:
-        run = RunRow(series_id=series_id, worker="cli", state="running", step="apply")
-        s.add(run)
-        s.flush()
-        log_dir = settings.paths.logs / str(run.id)
-        run.log_dir = str(log_dir)
-        row = s.get(SeriesRow, series_id)
-        if row:
-            # claimed by this process, so that a service on the same database sees a live
-            # holder (by pid) and leaves the series alone
-            row.state, row.step = "running", "apply"
-            row.claimed_by, row.claimed_at = claims.holder_name("cli"), utcnow()
-        return series_id, run.id, log_dir
-
-
 def set_step(db: Database, series_id: int, run_id: int, step: str) -> None:
     with db.session() as s:
         row = s.get(SeriesRow, series_id)
@@ -136,18 +116,39 @@ def set_step(db: Database, series_id: int, run_id: int, step: str) -> None:
     log.info("series=%s run=%s step=%s", series_id, run_id, step)
 
 
+@dataclass
+class RunResult:
+    """What one run produced: the outcome of the checks and the replies it drafted."""
+
+    outcome: CheckOutcome
+    drafts: list[ReplyDraft]
+
+
 def run_series(
     settings: Settings,
     db: Database,
     series_id: int,
     worker: str,
     should_stop: Callable[[], bool] = lambda: False,
-) -> None:
-    """Check one claimed series: apply, checks, findings, replies queued; state recorded."""
+    *,
+    fetched: tuple[Series, Series | None] | None = None,
+    progress: Progress | None = None,
+    queue_mail: bool = True,
+) -> RunResult | None:
+    """Check one series claimed by `worker`: apply, checks, findings, replies; every step
+    recorded. The one orchestration of a run: `lorebot serve`'s workers and `lorebot
+    check` (in the foreground, with the series it already `fetched`) both call it.
+
+    Any failure finishes the run with its reason; a database outage is re-raised (our
+    fault: the caller gives the series back). With `queue_mail` off the replies are
+    drafted and recorded nowhere (a manual check without --send).
+    """
+    from bot.intake.b4adapter import guess_base
+
     with db.session() as s:
         row = s.get(SeriesRow, series_id)
         if row is None:
-            return
+            return None
         run = RunRow(series_id=series_id, worker=worker, state="running", step="fetch")
         s.add(run)
         s.flush()
@@ -157,7 +158,7 @@ def run_series(
         s.expunge(row)
     start = time.monotonic()
     try:
-        series, parent = load_for_run(settings, row)
+        series, parent = fetched or load_for_run(settings, row)
         outcome = check_series(
             settings,
             series,
@@ -166,39 +167,37 @@ def run_series(
             log_dir=Path(log_dir),
             should_stop=should_stop,
             on_step=lambda step: set_step(db, series_id, run_id, step),
+            progress=progress or _quiet,
+            guess=guess_base,
         )
         record_outcome(db, run_id, outcome)
         set_step(db, series_id, run_id, "report")
-        _queue_replies(settings, db, series_id, run_id, outcome)
+        drafts = draft_replies(settings, outcome)
+        if queue_mail and drafts:
+            from bot.run.delivery import Mailer
+
+            Mailer(settings, db).queue(series_id, run_id, drafts)
         finish_run(db, series_id, run_id, "done", "", time.monotonic() - start)
+        return RunResult(outcome, drafts)
     except Stopped:
         # draining: the series goes back to the queue and is redone from the start
-        finish_run(
-            db,
-            series_id,
-            run_id,
-            "queued",
-            "interrupted by shutdown",
-            time.monotonic() - start,
-            run_state="interrupted",
-        )
+        finish_run(db, series_id, run_id, "queued", "interrupted by shutdown",
+                   time.monotonic() - start, run_state="interrupted")
     except Exception as e:
         if is_db_outage(e):
             raise  # our fault, not the series': the service requeues it (bot.queue.give_back)
         log.exception("series=%s run=%s failed", series_id, run_id)
-        finish_run(
-            db, series_id, run_id, "failed", f"{type(e).__name__}: {e}", time.monotonic() - start
-        )
+        finish_run(db, series_id, run_id, "failed", f"{type(e).__name__}: {e}",
+                   time.monotonic() - start)
+    except BaseException as e:  # Ctrl-C in a foreground check: the run still ends, with why
+        finish_run(db, series_id, run_id, "failed", f"interrupted: {type(e).__name__}",
+                   time.monotonic() - start)
+        raise
+    return None
 
 
-def _queue_replies(
-    settings: Settings, db: Database, series_id: int, run_id: int, outcome: CheckOutcome
-) -> None:
-    from bot.run.delivery import Mailer
-
-    drafts = draft_replies(settings, outcome)
-    if drafts:
-        Mailer(settings, db).queue(series_id, run_id, drafts)
+def _quiet(step: str, frac: float | None) -> None:
+    return None
 
 
 def finish_run(
