@@ -7,7 +7,6 @@ new migration.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -21,6 +20,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.core.states import ReplyState, RunState, SeriesState
 
 
 def utcnow() -> datetime:
@@ -86,7 +87,7 @@ class SeriesRow(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), nullable=True)
     superseded_by: Mapped[int | None] = mapped_column(ForeignKey("series.id"), nullable=True)
     # waiting -> queued -> running -> done | failed; incomplete, skipped, superseded
-    state: Mapped[str] = mapped_column(String(20), default="waiting")
+    state: Mapped[str] = mapped_column(String(20), default=SeriesState.WAITING)
     step: Mapped[str] = mapped_column(String(40), default="")
     reason: Mapped[str] = mapped_column(Text, default="")
     claimed_by: Mapped[str] = mapped_column(String(200), default="")
@@ -128,7 +129,7 @@ class RunRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
-    state: Mapped[str] = mapped_column(String(20), default="running")  # running, done, failed
+    state: Mapped[str] = mapped_column(String(20), default=RunState.RUNNING)
     step: Mapped[str] = mapped_column(String(40), default="")
     worker: Mapped[str] = mapped_column(String(200), default="")
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -170,16 +171,6 @@ class FindingRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the whole Finding
 
     run: Mapped[RunRow] = relationship(back_populates="findings")
-
-
-class ReplyState(StrEnum):
-    """Where a reply mail is; compared with the plain strings stored in `replies.state`."""
-
-    PENDING = "pending"  # due now, or after `not_before` when a retry backs off
-    HELD = "held"  # embargo: due after `not_before`
-    SENDING = "sending"  # claimed by one deliverer (`claimed_by`) for one attempt
-    SENT = "sent"
-    DROPPED = "dropped"  # never sent: superseded, muted, refused for good; `reason` says
 
 
 class ReplyRow(Base):

@@ -9,6 +9,7 @@ import sys
 from sqlalchemy import select
 
 from bot.cli.progress import ProgressPrinter
+from bot.core.states import SeriesState
 from bot.intake.target import TargetError, add_target_arguments
 from bot.report.render import ReplyDraft
 from bot.run.pipeline import CheckOutcome
@@ -73,7 +74,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             result = run_series(settings, db, series_id, worker, fetched=(series, parent),
                                 progress=progress, queue_mail=args.send)
     except Exception as e:  # the database gave out under us: give the series back
-        queue.release(db, series_id, "queued", f"manual check stopped: {type(e).__name__}")
+        queue.release(db, series_id, SeriesState.QUEUED,
+                      f"manual check stopped: {type(e).__name__}")
         print(f"lorebot: the check stopped: {e}", file=sys.stderr)
         return 1
     finally:

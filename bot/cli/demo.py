@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from bot.core.states import SeriesState
 from config.settings import Settings
 
 
@@ -43,4 +44,4 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     except DemoError as e:
         print(f"lorebot demo: {e}", file=sys.stderr)
         return 1
-    return 0 if result.state == "done" and result.replies else 1
+    return 0 if result.state == SeriesState.DONE and result.replies else 1

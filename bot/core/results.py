@@ -49,11 +49,40 @@ class Finding(BaseModel):
     detail: str = ""  # free text: why and where it breaks (e.g. which configs build the file)
     title: str = ""  # what broke, in the check's own words ("use of a removed struct member")
 
+    @property
+    def identity(self) -> tuple[str, int | None, str]:
+        """What makes two findings one problem: fingerprint, line and arch. The line is
+        in (the fingerprint leaves it out to compare with the base, but two uses of a
+        removed member are two problems); the patch is not (the first patch owns it)."""
+        return (self.fingerprint, self.line, self.arch)
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def fingerprint(self) -> str:
         key = "\0".join((self.check, self.kind, self.file, normalize_message(self.message)))
         return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def dedupe(findings: Iterable[Finding]) -> list[Finding]:
+    """Each problem once (by `identity`), the lowest patch kept, in report order."""
+    seen: dict[tuple[str, int | None, str], Finding] = {}
+    for f in sorted(findings, key=lambda f: (f.patch or 0, f.check, f.file, f.line or 0)):
+        seen.setdefault(f.identity, f)
+    return list(seen.values())
+
+
+class Severity(StrEnum):
+    """How bad a finding is, worst first (the order of reports and pages)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    CHECK = "check"  # checkpatch's CHECK: style, page-only by default
+
+
+def severity_rank(severity: str) -> int:
+    """0 for the worst; unknown words sort last."""
+    order = [s.value for s in Severity]
+    return order.index(severity) if severity in order else len(order)
 
 
 class Note(BaseModel):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.runner import Runner
+from bot.core.states import SETTLED
 from bot.demo.inbox import PublicInboxServer, free_port
 from bot.demo.series import DEMO_PATCHES, write_series
 from bot.trees.repo import Repo, Slot, tree_ref
@@ -22,7 +23,7 @@ from config.settings import Settings, load_settings
 from state.db import Database
 
 TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
-TERMINAL = ("done", "failed", "incomplete", "skipped", "superseded")
+TERMINAL = SETTLED
 
 
 class DemoError(Exception):

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Series
 from bot.core.runner import CommandError, Runner
+from bot.core.states import OPEN, SeriesState
 from bot.intake import lore
 from bot.intake.b4adapter import ThreadFetchError, ThreadNotFound
 from bot.intake.mailparse import classify, parse_message
@@ -30,7 +31,6 @@ from state.models import Message, PatchRow, PollRow, SeriesRow, utcnow
 
 log = logging.getLogger("lorebot.intake")
 SERIES_KINDS = ("patch", "cover", "followup")
-OPEN_STATES = ("waiting", "incomplete", "queued")  # not started: may change or be superseded
 NOT_FOUND_GRACE = 1800  # seconds a recorded message may be missing from the server's index
 
 
@@ -232,8 +232,8 @@ def _ensure_parent(settings: Settings, db: Database, lst: ListSettings, series: 
         taken_in = s.scalars(select(Message.id).where(
             Message.list_name == lst.name, Message.msgid == series.parent)).first()
         row, _ = upsert_series(s, lst, parent)
-        if row.state in OPEN_STATES and not taken_in:
-            row.state = "skipped"
+        if row.state in OPEN and not taken_in:
+            row.state = SeriesState.SKIPPED
             row.reason = f"older than intake; taken in as the base of follow-up <{series.msgid}>"
 
 
@@ -248,10 +248,10 @@ def upsert_series(s: Session, lst: ListSettings, series: Series) -> tuple[Series
                                             SeriesRow.msgid == series.msgid)).first()
     before = row.state if row else ""
     if row is None:
-        row = SeriesRow(list_name=lst.name, msgid=series.msgid, state="waiting",
+        row = SeriesRow(list_name=lst.name, msgid=series.msgid, state=SeriesState.WAITING,
                         first_seen=utcnow())
         s.add(row)
-    if row.state in OPEN_STATES or not before:
+    if row.state in OPEN or not before:
         row.thread_msgid = (series.patches[0].references[0] if series.patches
                             and series.patches[0].references else series.msgid)
         row.subject = series.subject
@@ -268,8 +268,8 @@ def upsert_series(s: Session, lst: ListSettings, series: Series) -> tuple[Series
             row.parent_id = s.scalars(select(SeriesRow.id).where(
                 SeriesRow.list_name == lst.name, SeriesRow.msgid == series.parent)).first()
         _sync_patches(s, row, series)
-        if row.state in ("waiting", "incomplete") and series.complete:
-            row.state, row.reason = "queued", ""
+        if row.state in (SeriesState.WAITING, SeriesState.INCOMPLETE) and series.complete:
+            row.state, row.reason = SeriesState.QUEUED, ""
     s.flush()
     _supersede(s, lst, row)
     return row, (row.state if row.state != before else "")
@@ -300,11 +300,11 @@ def _supersede(s: Session, lst: ListSettings, row: SeriesRow) -> None:
             continue
         if old.superseded_by != newest.id:
             old.superseded_by = newest.id
-        if old.state in OPEN_STATES:
-            old.state = "superseded"
+        if old.state in OPEN:
+            old.state = SeriesState.SUPERSEDED
             old.reason = f"superseded by v{newest.version} <{newest.msgid}>"
-    if newest.state == "superseded":  # it was older until now
-        newest.state = "queued" if newest.complete else "waiting"
+    if newest.state == SeriesState.SUPERSEDED:  # it was older until now
+        newest.state = SeriesState.QUEUED if newest.complete else SeriesState.WAITING
         newest.superseded_by, newest.reason = None, ""
 
 
@@ -314,12 +314,12 @@ def expire_waiting(settings: Settings, db: Database, lst: ListSettings) -> Count
     states: Counter[str] = Counter()
     with db.session() as s:
         for row in s.scalars(select(SeriesRow).where(
-                SeriesRow.list_name == lst.name, SeriesRow.state == "waiting",
+                SeriesRow.list_name == lst.name, SeriesRow.state == SeriesState.WAITING,
                 SeriesRow.first_seen <= limit)):
             have = {p.idx for p in row.patches}
             missing = [i for i in range(1, row.total + 1) if i not in have]
             names = ", ".join(f"{i}/{row.total}" for i in missing) or "none"
-            row.state = "incomplete"
+            row.state = SeriesState.INCOMPLETE
             row.reason = (f"patches {names} missing after "
                           f"{settings.intake.incomplete_timeout} s")
             states["incomplete"] += 1

@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses, parseaddr
 
+from bot.core.states import SeriesState
 from bot.report.render import ReplyDraft
 from config.settings import ListSettings, MailSettings
 
@@ -141,6 +142,6 @@ def superseded_reason(series_id: int, state: str, superseded_by: int | None) -> 
     """Why a held reply is moot because a new revision of its series came, or ''."""
     if superseded_by is not None:
         return f"superseded: series {series_id} was replaced by series {superseded_by}"
-    if state == "superseded":
+    if state == SeriesState.SUPERSEDED:
         return f"superseded: series {series_id} was replaced by a new revision"
     return ""

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.core.models import ApplyResult, BaseAttempt, PatchMail, Series
-from bot.core.results import Finding
+from bot.core.results import Finding, severity_rank
 
 WIDTH = 72
 SHORT_SHA = 12
-_SEVERITY_ORDER = {"error": 0, "warning": 1}
 _HOW = {
     "base-commit": "from the base-commit: trailer",
     "subject-tag": "from the subject tag",
@@ -35,7 +34,7 @@ class Problem:
     @property
     def sort_key(self) -> tuple[int, str, int, str]:
         f = self.first
-        return (_SEVERITY_ORDER.get(f.severity, 2), f.file, f.line or 0, f.message)
+        return (severity_rank(f.severity), f.file, f.line or 0, f.message)
 
 
 def group_findings(findings: Sequence[Finding]) -> list[Problem]:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from sqlalchemy import update
 
+from bot.core.states import ReplyState, SeriesState
 from state.db import Database
-from state.models import ReplyRow, ReplyState, SeriesRow, utcnow
+from state.models import ReplyRow, SeriesRow, utcnow
 
 #: How much a process's start may follow its claim and still be the same process
 #: (the two times come from different clocks: /proc's boot time and the database's).
@@ -138,7 +139,7 @@ def beat(db: Database) -> int:
     now = utcnow()
     n = 0
     with db.session() as s:
-        for table, working in ((SeriesRow, SeriesRow.state == "running"),
+        for table, working in ((SeriesRow, SeriesRow.state == SeriesState.RUNNING),
                                (ReplyRow, ReplyRow.state == ReplyState.SENDING)):
             result = s.execute(
                 update(table).where(working, table.claimed_by.in_(holders))

@@ -28,6 +28,7 @@ from email.utils import format_datetime, parseaddr
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.core.states import ReplyState
 from bot.mail import policy
 from bot.mail.transport import (
     MailConfigFault,
@@ -40,7 +41,7 @@ from bot.report.render import ReplyDraft, bot_version
 from bot.run import claims, faults
 from config.settings import Settings
 from state.db import Database
-from state.models import ReplyRow, ReplyState, SeriesRow, utcnow
+from state.models import ReplyRow, SeriesRow, utcnow
 
 log = logging.getLogger("lorebot.mail")
 _DATE = re.compile(r"^Date: [^\r\n]*", re.MULTILINE)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.core.models import ApplyResult, Series
-from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant
+from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant, dedupe
 from bot.core.runner import Runner
 from bot.trees.apply import BaseGuess, apply_series
 from bot.trees.repo import Repo, acquire_slot
@@ -61,21 +61,6 @@ class CheckOutcome:
 
 class Stopped(Exception):
     """The run was asked to stop (service draining) between two steps."""
-
-
-def dedupe(findings: list[Finding]) -> list[Finding]:
-    """Findings in report order, each (patch, fingerprint, arch, line) once.
-
-    The line is part of the key: the fingerprint leaves it out on purpose (to
-    compare with the base), and two uses of a removed member in one file are
-    two findings.
-    """
-    seen: dict[tuple[int | None, str, str, int | None], Finding] = {}
-    for f in findings:
-        key = (f.patch, f.fingerprint, f.arch, f.line)
-        if key not in seen:
-            seen[key] = f
-    return sorted(seen.values(), key=lambda f: (f.patch or 0, f.check, f.file, f.line or 0))
 
 
 def check_series(

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.core.states import RunState, SeriesState
 from bot.run import claims
 from state.db import Database
 from state.models import RunRow, SeriesRow, utcnow
@@ -24,9 +25,7 @@ log = logging.getLogger("lorebot.queue")
 #: A series interrupted this many times (crash, kill -9) is given up as failed.
 MAX_ATTEMPTS = 3
 #: Final and waiting states a worker may release a series to.
-RELEASE_STATES = frozenset(
-    {"queued", "done", "failed", "incomplete", "skipped", "superseded", "waiting"}
-)
+RELEASE_STATES = frozenset(SeriesState) - {SeriesState.RUNNING}
 #: A claim from another host whose heartbeat is older than this is dead.
 STALE_CLAIM = timedelta(seconds=120)
 _CLAIM_TRIES = 100
@@ -52,7 +51,7 @@ def claim_next(db: Database, worker: str) -> int | None:
             # the read is outside any write lock; the CAS below decides who wins
             sid = s.scalar(
                 select(SeriesRow.id)
-                .where(SeriesRow.state == "queued")
+                .where(SeriesRow.state == SeriesState.QUEUED)
                 .order_by(SeriesRow.id)
                 .limit(1)
             )
@@ -60,9 +59,9 @@ def claim_next(db: Database, worker: str) -> int | None:
                 return None
             result = s.execute(
                 update(SeriesRow)
-                .where(SeriesRow.id == sid, SeriesRow.state == "queued")
+                .where(SeriesRow.id == sid, SeriesRow.state == SeriesState.QUEUED)
                 .values(
-                    state="running",
+                    state=SeriesState.RUNNING,
                     claimed_by=worker,
                     claimed_at=utcnow(),
                     heartbeat_at=utcnow(),
@@ -87,8 +86,8 @@ def claim(db: Database, series_id: int, worker: str) -> bool:
     with db.session() as s:
         result = s.execute(
             update(SeriesRow)
-            .where(SeriesRow.id == series_id, SeriesRow.state != "running")
-            .values(state="running", claimed_by=worker, claimed_at=now, heartbeat_at=now,
+            .where(SeriesRow.id == series_id, SeriesRow.state != SeriesState.RUNNING)
+            .values(state=SeriesState.RUNNING, claimed_by=worker, claimed_at=now, heartbeat_at=now,
                     attempts=SeriesRow.attempts + 1, step="", reason="")
             .execution_options(synchronize_session=False)
         )
@@ -121,14 +120,19 @@ def release(db: Database, series_id: int, state: str, reason: str = "") -> None:
             .values(state=state, reason=reason, claimed_by="", heartbeat_at=None)
             .execution_options(synchronize_session=False)
         )
-        _close_runs(s, series_id, "interrupted" if state == "queued" else "failed", reason)
+        _close_runs(s, series_id, _run_end(state), reason)
     log.info("released to %s", state, extra={"series_id": series_id})
+
+
+def _run_end(state: str) -> RunState:
+    """How the open runs of a series released to `state` end."""
+    return RunState.INTERRUPTED if state == SeriesState.QUEUED else RunState.FAILED
 
 
 def _close_runs(s: Session, series_id: int, state: str, reason: str) -> None:
     """No run of a series that is not running can be running: close what was left open."""
     for run in s.scalars(
-        select(RunRow).where(RunRow.series_id == series_id, RunRow.state == "running")
+        select(RunRow).where(RunRow.series_id == series_id, RunRow.state == RunState.RUNNING)
     ):
         run.state = state
         run.error = run.error or reason
@@ -147,13 +151,13 @@ def give_back(db: Database, series_id: int, worker: str, error: Exception, *,
     reason = f"{what}: {type(error).__name__}: {error}".splitlines()[0]
     with db.session() as s:
         row = s.get(SeriesRow, series_id)
-        if row is None or row.state != "running" or row.claimed_by != worker:
+        if row is None or row.state != SeriesState.RUNNING or row.claimed_by != worker:
             return row.state if row else ""
-        state = "queued" if ours and row.attempts < max_attempts else "failed"
-        if state == "failed" and ours:
+        state = SeriesState.QUEUED if ours and row.attempts < max_attempts else SeriesState.FAILED
+        if state == SeriesState.FAILED and ours:
             reason = f"{reason} ({row.attempts} attempts; given up)"
         row.state, row.reason, row.claimed_by, row.heartbeat_at = state, reason, "", None
-        _close_runs(s, series_id, "interrupted" if state == "queued" else "failed", reason)
+        _close_runs(s, series_id, _run_end(state), reason)
     log.info("given back as %s: %s", state, reason, extra={"series_id": series_id})
     return state
 
@@ -163,8 +167,9 @@ def requeue(db: Database, series_id: int) -> bool:
     with db.session() as s:
         result = s.execute(
             update(SeriesRow)
-            .where(SeriesRow.id == series_id, SeriesRow.state != "running")
-            .values(state="queued", reason="re-run requested", claimed_by="", attempts=0, step="")
+            .where(SeriesRow.id == series_id, SeriesRow.state != SeriesState.RUNNING)
+            .values(state=SeriesState.QUEUED, reason="re-run requested", claimed_by="",
+                    attempts=0, step="")
             .execution_options(synchronize_session=False)
         )
         ok = getattr(result, "rowcount", 0) == 1
@@ -198,18 +203,20 @@ def recover_interrupted(
     is_alive = alive or default_alive
     with db.session() as s:
         dead = [(row.id, row.claimed_by, row.attempts, row.step, row.msgid)
-                for row in s.scalars(select(SeriesRow).where(SeriesRow.state == "running"))
+                for row in s.scalars(
+                    select(SeriesRow).where(SeriesRow.state == SeriesState.RUNNING))
                 if not is_alive(row)]
     recovered: list[int] = []
     for sid, claimed_by, attempts, step, msgid in dead:
         if attempts >= max_attempts:
-            state, reason = "failed", f"interrupted {attempts} times; given up"
+            state, reason = SeriesState.FAILED, f"interrupted {attempts} times; given up"
         else:
-            state, reason = "queued", f"resumed after interruption during step {step or '?'}"
+            state = SeriesState.QUEUED
+            reason = f"resumed after interruption during step {step or '?'}"
         with db.session() as s:
             result = s.execute(
                 update(SeriesRow)
-                .where(SeriesRow.id == sid, SeriesRow.state == "running",
+                .where(SeriesRow.id == sid, SeriesRow.state == SeriesState.RUNNING,
                        SeriesRow.claimed_by == claimed_by)
                 .values(state=state, reason=reason, claimed_by="", heartbeat_at=None)
                 .execution_options(synchronize_session=False)
@@ -217,12 +224,12 @@ def recover_interrupted(
             if getattr(result, "rowcount", 0) != 1:
                 continue  # finished or reclaimed meanwhile: not ours to touch
             for run in s.scalars(
-                select(RunRow).where(RunRow.series_id == sid, RunRow.state == "running")
+                select(RunRow).where(RunRow.series_id == sid, RunRow.state == RunState.RUNNING)
             ):
-                run.state = "failed"
+                run.state = RunState.FAILED
                 run.error = run.error or "interrupted: the worker stopped during this run"
                 run.finished_at = utcnow()
-        if state == "failed":
+        if state == SeriesState.FAILED:
             log.warning("given up after %d attempts", attempts,
                         extra={"msgid": msgid, "step": step})
         else:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
+from bot.core.states import SeriesState
 from bot.run import claims, queue
 from bot.run.health import Health, WorkerBoard, WorkerInfo, is_db_outage, probe_database
 from config.settings import Settings
@@ -393,11 +394,12 @@ class Service:
         """A pipeline that returned while the series is still ours: resume later or fail."""
         with self.db.session() as s:
             row = s.scalar(select(SeriesRow).where(SeriesRow.id == sid))
-            if row is None or row.state != "running" or row.claimed_by != name:
+            if row is None or row.state != SeriesState.RUNNING or row.claimed_by != name:
                 return
             step = row.step
         if self._stopping.is_set():
             # stopped between steps: resumed by the next start
-            queue.release(self.db, sid, "queued", f"drained during step {step or '?'}; resumes")
+            queue.release(self.db, sid, SeriesState.QUEUED,
+                          f"drained during step {step or '?'}; resumes")
         else:
-            queue.release(self.db, sid, "failed", "the pipeline ended without a result")
+            queue.release(self.db, sid, SeriesState.FAILED, "the pipeline ended without a result")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.models import Series
+from bot.core.states import RunState, SeriesState
 from bot.report.render import ReplyDraft
 from bot.run.health import is_db_outage
 from bot.run.pipeline import CheckOutcome, Progress, Stopped, check_series
@@ -98,7 +99,7 @@ def ensure_series_row(db: Database, list_name: str, series: Series) -> int:
                 complete=series.complete,
                 has_cover=series.cover is not None,
                 base_commit=series.base_commit or "",
-                state="queued",
+                state=SeriesState.QUEUED,
             )
             s.add(row)
             s.flush()
@@ -149,7 +150,7 @@ def run_series(
         row = s.get(SeriesRow, series_id)
         if row is None:
             return None
-        run = RunRow(series_id=series_id, worker=worker, state="running", step="fetch")
+        run = RunRow(series_id=series_id, worker=worker, state=RunState.RUNNING, step="fetch")
         s.add(run)
         s.flush()
         run_id = run.id
@@ -177,20 +178,20 @@ def run_series(
             from bot.run.delivery import Mailer
 
             Mailer(settings, db).queue(series_id, run_id, drafts)
-        finish_run(db, series_id, run_id, "done", "", time.monotonic() - start)
+        finish_run(db, series_id, run_id, SeriesState.DONE, "", time.monotonic() - start)
         return RunResult(outcome, drafts)
     except Stopped:
         # draining: the series goes back to the queue and is redone from the start
-        finish_run(db, series_id, run_id, "queued", "interrupted by shutdown",
-                   time.monotonic() - start, run_state="interrupted")
+        finish_run(db, series_id, run_id, SeriesState.QUEUED, "interrupted by shutdown",
+                   time.monotonic() - start, run_state=RunState.INTERRUPTED)
     except Exception as e:
         if is_db_outage(e):
             raise  # our fault, not the series': the service requeues it (bot.queue.give_back)
         log.exception("series=%s run=%s failed", series_id, run_id)
-        finish_run(db, series_id, run_id, "failed", f"{type(e).__name__}: {e}",
+        finish_run(db, series_id, run_id, SeriesState.FAILED, f"{type(e).__name__}: {e}",
                    time.monotonic() - start)
     except BaseException as e:  # Ctrl-C in a foreground check: the run still ends, with why
-        finish_run(db, series_id, run_id, "failed", f"interrupted: {type(e).__name__}",
+        finish_run(db, series_id, run_id, SeriesState.FAILED, f"interrupted: {type(e).__name__}",
                    time.monotonic() - start)
         raise
     return None
@@ -213,7 +214,8 @@ def finish_run(
         row = s.get(SeriesRow, series_id)
         run = s.get(RunRow, run_id)
         if run:
-            run.state = run_state or ("done" if state == "done" else "failed")
+            run.state = run_state or (RunState.DONE if state == SeriesState.DONE
+                                      else RunState.FAILED)
             run.finished_at = utcnow()
             run.error = reason
             run.timings = {**(run.timings or {}), "total": round(seconds, 2)}

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from bot.core.results import severity_rank
+from bot.core.states import SeriesState
 from bot.run import faults
 from state.models import (
     FindingRow,
@@ -21,8 +23,7 @@ from state.models import (
 )
 
 #: Every series state, in pipeline order, for the counts and the filter menu.
-STATES = ("waiting", "queued", "running", "done", "failed", "incomplete", "skipped", "superseded")
-SEVERITY_ORDER = {"error": 0, "warning": 1, "check": 2, "info": 3}
+STATES = tuple(SeriesState)
 
 
 class WorkerSource(Protocol):
@@ -182,7 +183,7 @@ def series_detail(s: Session, row: SeriesRow) -> dict[str, Any]:
     ]
     latest = runs[0] if runs else None
     findings = sorted(latest["findings"] if latest else [],
-                      key=lambda f: (f["patch"] or 0, SEVERITY_ORDER.get(f["severity"], 9)))
+                      key=lambda f: (f["patch"] or 0, severity_rank(f["severity"])))
     related = {}
     for name, sid in (("parent", row.parent_id), ("superseded_by", row.superseded_by)):
         other = s.get(SeriesRow, sid) if sid else None
@@ -229,7 +230,7 @@ def running(s: Session, now: datetime,
     """The workers: series running in any process (DB), plus idle ones of this process."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for row in s.scalars(select(SeriesRow).where(SeriesRow.state == "running")
+    for row in s.scalars(select(SeriesRow).where(SeriesRow.state == SeriesState.RUNNING)
                          .order_by(SeriesRow.claimed_at)):
         since = row.claimed_at
         out.append({"worker": row.claimed_by, "msgid": row.msgid, "subject": row.subject,
@@ -267,7 +268,7 @@ def overview(s: Session, service_state: WorkerSource | None = None) -> dict[str,
         "now": iso(now),
         "polls": poll_health(s, now),
         "queue_length": s.scalar(select(func.count(SeriesRow.id))
-                                 .where(SeriesRow.state == "queued")) or 0,
+                                 .where(SeriesRow.state == SeriesState.QUEUED)) or 0,
         "workers": running(s, now, service_state),
         "today": today,
         "total": counts_by_state(s),
@@ -308,7 +309,8 @@ def metrics(s: Session) -> str:
               "# TYPE lorebot_fault gauge"]
     for name in sorted(set(faults.Fault) | set(active)):
         lines.append(f'lorebot_fault{{name="{_label(name)}"}} {int(name in active)}')
-    queued = s.scalar(select(func.count(SeriesRow.id)).where(SeriesRow.state == "queued")) or 0
+    queued = s.scalar(select(func.count(SeriesRow.id))
+                      .where(SeriesRow.state == SeriesState.QUEUED)) or 0
     lines += ["# HELP lorebot_queue_length Series waiting for a worker.",
               "# TYPE lorebot_queue_length gauge", f"lorebot_queue_length {queued}"]
     return "\n".join(lines) + "\n"

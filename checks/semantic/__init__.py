@@ -9,7 +9,7 @@ parsed with tree-sitter, type-aware where a type decides (struct members).
 
 from __future__ import annotations
 
-from bot.core.results import CheckResult, Finding
+from bot.core.results import CheckResult, Finding, dedupe
 from checks.base import CheckContext, Scope
 from checks.semantic.collect import TITLES, HeadTree, series_changes
 from checks.semantic.gitio import grep_files
@@ -44,17 +44,6 @@ class SemanticCheck:
         findings += check_stubs(ctx, head, changes.stubs)
         ctx.progress("semantic: done", 1.0)
         return CheckResult.of(dedupe(findings))
-
-
-def dedupe(findings: list[Finding]) -> list[Finding]:
-    """One finding per fingerprint and line, the first (lowest patch) kept."""
-    seen: set[tuple[str, int | None]] = set()
-    out = []
-    for f in sorted(findings, key=lambda f: (f.patch or 0, f.file, f.line or 0)):
-        if (f.fingerprint, f.line) not in seen:
-            seen.add((f.fingerprint, f.line))
-            out.append(f)
-    return out
 
 
 __all__ = ["SemanticCheck"]
