@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-ARCHES_TOML = Path(__file__).resolve().parents[2] / "config" / "arches.toml"
+from config.tables import ARCHES_TOML
 
 
 @dataclass(frozen=True)
