@@ -51,11 +51,23 @@ class PathsSettings(_Strict):
         return self.state / "outbox"
 
 
+class MailPolicySettings(_Strict):
+    """What a list's authors get by mail; everything else is on the page and in the JSON."""
+
+    # the checks whose findings are mailed; checkpatch is page-only unless a list asks
+    checks: list[str] = ["build", "semantic", "kernel-doc"]
+    checkpatch_errors: bool = False  # mail checkpatch's ERRORs (never its WARNINGs/CHECKs)
+    # past this many patch mails for one series, one summary instead
+    max_patch_mails: int = Field(default=5, ge=0)
+    summary_max_lines: int = Field(default=40, ge=10)
+
+
 class ListSettings(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     url: str
     trees: list[str] = []
     address: str = ""  # the list's posting address, used to tell list mail from direct mail
+    mail: MailPolicySettings = MailPolicySettings()
 
 
 class TreeSettings(_Strict):
@@ -147,6 +159,9 @@ class ServiceSettings(_Strict):
     # claims of holders that died; a claim from another host is dead once its heartbeat
     # is stale_claim_seconds old
     heartbeat_seconds: int = Field(default=10, ge=1, le=3600)
+    # a series held for a fault of ours (tree not synced, toolchain missing, a check that
+    # crashed) is retried after this long, doubling with each hold, up to a day
+    hold_retry_seconds: int = Field(default=600, ge=1, le=86400)
     stale_claim_seconds: int = Field(default=120, ge=3, le=86400)
 
     @model_validator(mode="after")

@@ -94,6 +94,8 @@ class SeriesRow(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # refreshed by the holder while it works: how other hosts tell a live claim from a dead one
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # when held
+    holds: Mapped[int] = mapped_column(Integer, default=0)  # holds in a row (the backoff)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -54,6 +54,7 @@ class BaseAttempt(_Frozen):
     sha: str = ""
     ok: bool = False
     reason: str = ""
+    missing: bool = False  # the base was not there to try (not synced, not in any tree)
 
 
 class AppliedPatch(_Frozen):
@@ -76,3 +77,9 @@ class ApplyResult(_Frozen):
     message: str = ""
     failed_file: str = ""
     failed_hunk: str = ""
+    # it failed on a base the author named (base-commit found, or a mapped subject tag):
+    # only then is "does not apply" the author's to hear
+    base_certain: bool = False
+    # a fault of ours kept it from being applied (a configured branch not synced):
+    # the series is held and retried, never mailed
+    fault: str = ""

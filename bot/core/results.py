@@ -132,6 +132,9 @@ class CheckResult(BaseModel):
     findings: tuple[Finding, ...] = ()
     notes: tuple[Note, ...] = ()
     seconds: float = 0.0
+    # a fault of ours that left the result incomplete (a toolchain missing): the series
+    # is held and retried, and nothing of this run is mailed
+    fault: str = ""
     variants: tuple[PlannedVariant, ...] = ()  # build: the variants built
     dropped: tuple[PlannedVariant, ...] = ()  # build: variants planned but not built
 

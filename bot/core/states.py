@@ -21,6 +21,8 @@ class SeriesState(StrEnum):
     FAILED = "failed"  # the run could not complete; `reason` says why
     SKIPPED = "skipped"  # not ours to check (filtered, nothing to build); `reason` says
     SUPERSEDED = "superseded"  # a newer revision of the same series came
+    HELD = "held"  # a fault of ours (tree not synced, toolchain missing, a check crashed):
+    # `reason` says which; retried at `retry_at`; nothing is mailed meanwhile
 
 
 #: Each state, and the states a series may move to from it.
@@ -32,7 +34,9 @@ SERIES_MOVES: dict[SeriesState, frozenset[SeriesState]] = {
     SeriesState.QUEUED: frozenset({SeriesState.RUNNING, SeriesState.SUPERSEDED,
                                    SeriesState.SKIPPED, SeriesState.WAITING}),
     SeriesState.RUNNING: frozenset({SeriesState.DONE, SeriesState.FAILED, SeriesState.QUEUED,
-                                    SeriesState.SKIPPED}),
+                                    SeriesState.SKIPPED, SeriesState.HELD}),
+    SeriesState.HELD: frozenset({SeriesState.QUEUED, SeriesState.RUNNING,
+                                 SeriesState.SUPERSEDED}),
     SeriesState.DONE: frozenset({SeriesState.QUEUED, SeriesState.RUNNING,
                                  SeriesState.SUPERSEDED}),
     SeriesState.FAILED: frozenset({SeriesState.QUEUED, SeriesState.RUNNING,

@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from bot.core.models import ApplyResult, PatchMail, Series
 from bot.core.results import Finding
 from bot.report import text as rt
-from config.settings import Settings
+from bot.report.policy import DEFAULT, flooded, mailable
+from config.settings import MailPolicySettings, Settings
 
 _REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
 _VIA = re.compile(r"^(?P<name>.*?\S)\s+via\s+\S.*$", re.IGNORECASE)
@@ -55,6 +56,7 @@ class ReplyDraft(BaseModel):
     subject: str
     body: str
     digest: str  # stable: the same findings for the same target give the same digest
+    msgid: str = ""  # given at render time, so that the body can link to itself (Closes:)
 
 
 def render_replies(
@@ -63,27 +65,44 @@ def render_replies(
     findings: list[Finding],
     settings: Settings,
     series_url: str,
+    policy: MailPolicySettings = DEFAULT,
+    all_passed: bool = True,
+    archive: str = "",
 ) -> list[ReplyDraft]:
-    """All replies for one run: the summary (if any) first, then one per patch."""
+    """All replies for one run: the summary (if any) first, then one per patch.
+
+    Only what the list's mail `policy` lets through is mailed. A series that
+    does not apply is mailed only when its base is certain (its base-commit or
+    a mapped subject tag failed); past `max_patch_mails` patches with findings,
+    one summary replaces the patch mails. A success mail (where enabled) only
+    when every check passed. `archive` is the list's archive URL: a reply that
+    asks for a Reported-by: tag gives the Closes: link to itself there.
+    """
     if not series.patches:
         return []
     if not applied.ok:
-        return [_not_applied(series, applied, settings, series_url)]
+        return [_not_applied(series, applied, settings, series_url)] if applied.base_certain \
+            else []
+    mailed = mailable(findings, policy)
     known = {p.index for p in series.patches}
     per_patch: dict[int, list[Finding]] = {}
     whole: list[Finding] = []
-    for f in findings:
+    for f in mailed:
         if f.patch in known:
             per_patch.setdefault(f.patch, []).append(f)
         else:
             whole.append(f)
+    if flooded(len(per_patch), policy):
+        return [_summary(series, applied, per_patch, whole, settings, series_url, policy,
+                         flood=True, archive=archive)]
     drafts = [
-        _patch_reply(series, applied, _patch(series, idx), fs, settings, series_url)
+        _patch_reply(series, applied, _patch(series, idx), fs, settings, series_url, archive)
         for idx, fs in sorted(per_patch.items())
     ]
     if len(per_patch) > 1 or whole:
-        drafts.insert(0, _summary(series, applied, per_patch, whole, settings, series_url))
-    elif not findings and settings.mail.success_summary:
+        drafts.insert(0, _summary(series, applied, per_patch, whole, settings, series_url,
+                                  policy, archive=archive))
+    elif not findings and all_passed and settings.mail.success_summary:
         drafts.append(_success(series, applied, settings, series_url))
     return drafts
 
@@ -228,64 +247,95 @@ def _all_cc(series: Series) -> list[str]:
     return [a for p in series.patches[1:] for a in (*p.to, *p.cc)]
 
 
+def reply_msgid(settings: Settings, digest: str) -> str:
+    """The reply's Message-ID (without <>), from its content key: a re-render of the same
+    report for the same message is the same mail."""
+    domain = parseaddr(settings.mail.sender)[1].rpartition("@")[2] or "localhost"
+    return f"lorebot-{digest[:24]}@{domain}"
+
+
+def _closes(archive: str, msgid: str) -> str:
+    return f"{archive.rstrip('/')}/{msgid}/" if archive else ""
+
+
 def _patch_reply(
     series: Series, applied: ApplyResult, patch: PatchMail, found: list[Finding],
-    settings: Settings, series_url: str,
+    settings: Settings, series_url: str, archive: str = "",
 ) -> ReplyDraft:
     problems = rt.group_findings(found)
+    keys = [f"{p.first.patch}:{p.first.fingerprint}" for p in problems]
+    digest = draft_digest("patch", patch.msgid, keys)
+    msgid = reply_msgid(settings, digest)
     name, to, cc = recipients(patch, settings)
     parts = [rt.greeting(name), rt.intro(problems, "this patch")]
     parts += [rt.problem_section(p, i, len(problems), series, applied,
                                  _tree_url(settings, applied))
               for i, p in enumerate(problems, 1)]
     parts += [rt.base_section(applied, patch.index, series.total),
-              rt.reported_by(settings.mail.reported_by),
+              rt.reported_by(settings.mail.reported_by, _closes(archive, msgid)),
               rt.footer(series_url)]
-    keys = [f"{p.first.patch}:{p.first.fingerprint}" for p in problems]
     return ReplyDraft(
         kind="patch", patch=patch.index, in_reply_to=bare_msgid(patch.msgid),
         references=_chain(patch), to=to, cc=cc, subject=reply_subject(patch.subject),
-        body="\n\n".join(parts) + "\n", digest=draft_digest("patch", patch.msgid, keys),
+        body="\n\n".join(parts) + "\n", digest=digest, msgid=msgid,
     )
 
 
 def _summary(
     series: Series, applied: ApplyResult, per_patch: dict[int, list[Finding]],
     whole: list[Finding], settings: Settings, series_url: str,
+    policy: MailPolicySettings = DEFAULT, flood: bool = False, archive: str = "",
 ) -> ReplyDraft:
+    """One line per problem, at most `summary_max_lines` of them; with `flood`, it stands
+    in for the patch mails (the details are on the status page)."""
     target, subject, refs = _series_target(series)
     name, to, cc = recipients(series.patches[0], settings, _all_cc(series))
     grouped = {idx: rt.group_findings(fs) for idx, fs in sorted(per_patch.items())}
     series_wide = rt.group_findings(whole)
     n = sum(len(ps) for ps in grouped.values()) + len(series_wide)
-    in_patches = f" in {len(grouped)} patches" if len(grouped) > 1 else ""
-    if len(grouped) == 1:
-        in_patches = " in 1 patch"
+    in_patches = f" in {len(grouped)} patch{'es' if len(grouped) != 1 else ''}" \
+        if grouped else ""
     text = f"This series introduces {n} problem{'s' if n > 1 else ''}{in_patches}"
     text += " that the tested base does not have."
-    if grouped:
+    if flood:
+        text += " They are listed here, one line each; the details are on the status page:"
+    elif grouped:
         text += " The details are in the reply to each patch:"
-    parts = [rt.greeting(name), rt.wrap(text)]
-    for idx, problems in grouped.items():
-        lines = [rt.patch_label(_patch(series, idx), series.total)]
-        lines += [f"  {rt.headline(p)}" for p in problems]
-        parts.append("\n".join(lines))
+    groups = [[rt.patch_label(_patch(series, idx), series.total),
+               *(rt.item("  ", rt.headline(p), "    ") for p in problems)]
+              for idx, problems in grouped.items()]
     if series_wide:
-        parts.append(rt.wrap("For the series as a whole:"))
-        parts += [rt.problem_section(p, i, len(series_wide), series, applied,
-                                 _tree_url(settings, applied))
-                  for i, p in enumerate(series_wide, 1)]
-    parts.append(rt.base_section(applied, None, series.total))
-    if series_wide:
-        parts.append(rt.reported_by(settings.mail.reported_by))
-    parts.append(rt.footer(series_url))
+        groups.append(["The series as a whole:",
+                       *(rt.item("  ", rt.headline(p), "    ") for p in series_wide)])
+    parts = [rt.greeting(name), rt.wrap(text), *_bounded(groups, policy.summary_max_lines),
+             rt.base_section(applied, None, series.total)]
     keys = [f"{p.first.patch}:{p.first.fingerprint}"
             for ps in (*grouped.values(), series_wide) for p in ps]
+    digest = draft_digest("summary", target, keys)
+    msgid = reply_msgid(settings, digest)
+    if series_wide or flood:
+        parts.append(rt.reported_by(settings.mail.reported_by, _closes(archive, msgid)))
+    parts.append(rt.footer(series_url))
     return ReplyDraft(
         kind="summary", patch=None, in_reply_to=target, references=refs, to=to, cc=cc,
-        subject=reply_subject(subject), body="\n\n".join(parts) + "\n",
-        digest=draft_digest("summary", target, keys),
+        subject=reply_subject(subject), body="\n\n".join(parts) + "\n", digest=digest,
+        msgid=msgid,
     )
+
+
+def _bounded(groups: list[list[str]], limit: int) -> list[str]:
+    """The groups of lines as blocks, cut to `limit` lines with a pointer to the page."""
+    out: list[str] = []
+    left = limit
+    for i, lines in enumerate(groups):
+        if len(lines) > left:
+            rest = sum(len(g) for g in groups[i:]) - max(left - 1, 0)
+            out.append("\n".join([*lines[:max(left - 1, 0)],
+                                  f"  ... and {rest} more lines on the status page"]))
+            break
+        out.append("\n".join(lines))
+        left -= len(lines)
+    return out
 
 
 def _not_applied(

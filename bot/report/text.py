@@ -59,6 +59,13 @@ def wrap(text: str) -> str:
     )
 
 
+def item(first: str, text: str, indent: str = "  ") -> str:
+    """One list item wrapped at 72 columns: `first` then the text, continued under it."""
+    return textwrap.fill(" ".join(text.split()), WIDTH, initial_indent=first,
+                         subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def config_name(f: Finding) -> str:
     """'x86_64 defconfig MIGRATION=n', with ', W=1' when the build ran with W=1."""
     name = " ".join(x for x in (f.arch, f.config) if x)
@@ -140,7 +147,7 @@ def problem_section(
 ) -> str:
     """The account of one problem: diagnostic, source, configs, why, how to reproduce."""
     f = p.first
-    parts = [f"[{n}/{total}] {headline(p)}"] if total > 1 else []
+    parts = [item(f"[{n}/{total}] ", headline(p), "      ")] if total > 1 else []
     parts.append(diagnostic(f))
     if f.excerpt.strip():
         parts.append(f.excerpt.strip("\n"))
@@ -223,12 +230,12 @@ def tried_list(attempts: Sequence[BaseAttempt], heading: str) -> str:
     return "\n".join([heading, *(f"  {describe_attempt(a)}" for a in attempts)])
 
 
-def reported_by(reporter: str) -> str:
-    """The tag the author can copy into a separate fix."""
+def reported_by(reporter: str, closes: str = "") -> str:
+    """The tags the author can copy into a separate fix (Closes: links this report)."""
     return (
         wrap("If you fix this in a separate patch (not in a new revision of this one), "
              "please add:")
-        + f"\n\nReported-by: {reporter}"
+        + f"\n\nReported-by: {reporter}" + (f"\nCloses: {closes}" if closes else "")
     )
 
 

@@ -90,7 +90,7 @@ class Mailer:
                     log.info("reply to <%s> already recorded (digest %s): skipped",
                              d.in_reply_to, d.digest[:12])
                     continue
-                msgid = policy.message_id(mail.sender, now, secrets.token_hex(8))
+                msgid = d.msgid or policy.message_id(mail.sender, now, secrets.token_hex(8))
                 msg = policy.build_message(d, msgid, mail.sender, _aware(now), bot_version())
                 row = ReplyRow(
                     series_id=series_id, run_id=run_id, msgid=msgid,

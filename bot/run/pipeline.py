@@ -36,8 +36,10 @@ class CheckOutcome:
 
     series: Series
     applied: ApplyResult
+    list_name: str = ""
     findings: list[Finding] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)  # facts about the run, never mailed
+    faults: list[str] = field(default_factory=list)  # checks that could not complete (ours)
     check_status: dict[str, str] = field(default_factory=dict)  # check -> "ok"/"error: …"
     results: dict[str, CheckStatus] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -51,7 +53,20 @@ class CheckOutcome:
         self.variants += result.variants
         self.dropped += result.dropped
         self.results[name] = result.status
-        self.check_status[name] = f"ok: {len(result.findings)} finding(s)"
+        if result.fault:
+            self.faults.append(f"{name}: {result.fault}")
+            self.check_status[name] = f"error: {result.fault}"
+        else:
+            self.check_status[name] = f"ok: {len(result.findings)} finding(s)"
+
+    @property
+    def fault(self) -> str:
+        """Why this run's result is ours to fix, not the author's ("" when it is not)."""
+        return "; ".join([*([self.applied.fault] if self.applied.fault else []), *self.faults])
+
+    @property
+    def all_passed(self) -> bool:
+        return all(s is CheckStatus.PASSED for s in self.results.values())
 
     def plan_json(self) -> dict[str, object]:
         """The build plan as the JSON and the page show it."""
@@ -85,7 +100,8 @@ def check_series(
         t0 = time.monotonic()
         applied = apply_series(settings, repo, slot, series, lst, parent=parent, guess=guess)
         timings["apply"] = round(time.monotonic() - t0, 2)
-        outcome = CheckOutcome(series=series, applied=applied, timings=timings)
+        outcome = CheckOutcome(series=series, applied=applied, timings=timings,
+                               list_name=lst.name if lst else "")
         if not applied.ok:
             return outcome
         full = _with_parent(series, parent)
@@ -119,6 +135,7 @@ def check_series(
                 log.exception("check %s failed on %s", name, series.msgid)
                 outcome.check_status[name] = f"error: {type(e).__name__}: {e}"
                 outcome.results[name] = CheckStatus.ERRORED
+                outcome.faults.append(f"{name} crashed: {type(e).__name__}")
                 outcome.notes.append(Note(check=name, kind="check-errored",
                                           message=f"{name} did not complete: {type(e).__name__}"))
             finally:
@@ -167,6 +184,7 @@ def outcome_json(outcome: CheckOutcome, replies: list[dict[str, object]]) -> dic
         "variants_dropped": [v.model_dump(mode="json") for v in outcome.dropped],
         "checks": outcome.check_status,
         "check_results": {k: str(v) for k, v in outcome.results.items()},
+        "held": outcome.fault or None,
         "timings": outcome.timings,
         "replies": replies,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -176,6 +176,22 @@ def requeue(db: Database, series_id: int) -> bool:
     if ok:
         log.info("requeued", extra={"series_id": series_id})
     return ok
+
+
+def retry_held(db: Database, now: datetime | None = None) -> list[int]:
+    """Queue again the series held for a fault of ours whose retry time has come."""
+    now = now or utcnow()
+    with db.session() as s:
+        due = list(s.scalars(select(SeriesRow.id).where(
+            SeriesRow.state == SeriesState.HELD, SeriesRow.retry_at <= now)))
+        for sid in due:
+            s.execute(update(SeriesRow)
+                      .where(SeriesRow.id == sid, SeriesRow.state == SeriesState.HELD)
+                      .values(state=SeriesState.QUEUED, attempts=0)
+                      .execution_options(synchronize_session=False))
+    for sid in due:
+        log.info("retrying a held series", extra={"series_id": sid})
+    return due
 
 
 def recover_interrupted(

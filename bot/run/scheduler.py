@@ -247,8 +247,10 @@ class Service:
         try:
             claims.beat(self.db)
             recovered = queue.recover_interrupted(self.db, stale_after=stale_after)
-            if recovered:
-                log.info("resuming %d interrupted series", len(recovered))
+            retried = queue.retry_held(self.db)
+            if recovered or retried:
+                log.info("resuming %d interrupted and %d held series", len(recovered),
+                         len(retried))
                 self.wake()
             if recover_sending(self.db, stale_after):
                 self.wake_delivery()

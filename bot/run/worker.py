@@ -27,11 +27,18 @@ def series_url(settings: Settings, msgid: str) -> str:
 
 
 def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]:
-    """The replies a run's outcome calls for (none when nothing new was found)."""
+    """The replies a run's outcome calls for: none when nothing new was found, and none
+    when a fault of ours left it incomplete (the series is held, never mailed)."""
+    from bot.report.policy import DEFAULT
     from bot.report.render import render_replies
 
+    if outcome.fault:
+        return []
+    lst = _list(settings, outcome.list_name) if outcome.list_name else None
     return render_replies(outcome.series, outcome.applied, outcome.findings, settings,
-                          series_url(settings, outcome.series.msgid))
+                          series_url(settings, outcome.series.msgid),
+                          policy=lst.mail if lst else DEFAULT, all_passed=outcome.all_passed,
+                          archive=lst.url if lst else "")
 
 
 def _list(settings: Settings, name: str) -> ListSettings | None:
@@ -172,6 +179,9 @@ def run_series(
             guess=guess_base,
         )
         record_outcome(db, run_id, outcome)
+        if outcome.fault:
+            hold(settings, db, series_id, run_id, outcome.fault, time.monotonic() - start)
+            return RunResult(outcome, [])
         set_step(db, series_id, run_id, "report")
         drafts = draft_replies(settings, outcome)
         if queue_mail and drafts:
@@ -201,6 +211,26 @@ def _quiet(step: str, frac: float | None) -> None:
     return None
 
 
+def hold(settings: Settings, db: Database, series_id: int, run_id: int, reason: str,
+         seconds: float) -> None:
+    """Hold a series for a fault of ours: the run ends with the reason, the series waits
+    for its retry (the delay doubles with each hold in a row), nothing is mailed."""
+    from datetime import timedelta
+
+    with db.session() as s:
+        row = s.get(SeriesRow, series_id)
+        holds = (row.holds if row else 0) + 1
+    delay = min(86400, settings.service.hold_retry_seconds * 2 ** min(holds - 1, 10))
+    finish_run(db, series_id, run_id, SeriesState.HELD, f"held: {reason}", seconds,
+               run_state=RunState.FAILED)
+    with db.session() as s:
+        row = s.get(SeriesRow, series_id)
+        if row:
+            row.retry_at = utcnow() + timedelta(seconds=delay)
+            row.holds = holds
+    log.warning("series=%s held: %s (retry in %d s)", series_id, reason, delay)
+
+
 def finish_run(
     db: Database,
     series_id: int,
@@ -224,3 +254,5 @@ def finish_run(
             row.step = ""
             row.reason = reason
             row.claimed_by = ""
+            if state == SeriesState.DONE:
+                row.holds, row.retry_at = 0, None

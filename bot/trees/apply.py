@@ -32,6 +32,10 @@ class Candidate:
     sha: str
 
 
+#: Bases the author named: a failure on one of them is the author's to hear.
+CERTAIN_BASES = frozenset({"base-commit", "subject-tag"})
+
+
 def tag_target(
     tag_map: dict[str, str], tags: tuple[str, ...], default_tree: str
 ) -> list[tuple[str, str]]:
@@ -60,7 +64,7 @@ def base_candidates(
             cands.append(Candidate(how, tree, branch, sha))
         else:
             failed.append(BaseAttempt(how=how, tree=tree, branch=branch, sha=asked,
-                                      reason=missing))
+                                      reason=missing, missing=True))
 
     list_trees = list(lst.trees) if lst else [t.name for t in settings.trees]
     default_tree = list_trees[0] if list_trees else ""
@@ -166,6 +170,7 @@ def apply_series(
     base_from = parent or series
     cands, tried = base_candidates(base_from, lst, settings, repo)
     best: tuple[Candidate, _Outcome] | None = None
+    certain = False  # a base the author named was tried and failed
     guessed = False
     while True:
         for cand in cands:
@@ -201,6 +206,7 @@ def apply_series(
                     reason=outcome.message.splitlines()[0],
                 )
             )
+            certain = certain or cand.how in CERTAIN_BASES
             if best is None or outcome.failed_index > (best[1].failed_index or 0):
                 best = (cand, outcome)
         if guessed or guess is None or not settings.base.b4_guess:
@@ -216,10 +222,13 @@ def apply_series(
             break
         cands = [Candidate("b4-guess", *g)]
     if best is None:
+        unsynced = [f"{a.tree}/{a.branch}" for a in tried if a.missing and a.how != "base-commit"]
         return ApplyResult(
             ok=False,
             patches=listing(none),
             tried=tuple(tried),
+            fault=(f"no base to apply on: {', '.join(unsynced)} not synced" if unsynced
+                   else "" if tried else "no tree is configured for this list"),
             message="no base to apply on: "
             + "; ".join(f"{a.how} {a.tree}/{a.branch}: {a.reason}" for a in tried)
             if tried
@@ -239,4 +248,5 @@ def apply_series(
         message=outcome.message,
         failed_file=outcome.file,
         failed_hunk=outcome.hunk,
+        base_certain=certain,
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot.core.diff import excerpt
-from bot.core.results import CheckResult, Finding, Note, PlannedVariant
+from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant
 from checks.base import CheckContext
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.impact import Impact, analyze, best_flips
@@ -136,9 +136,14 @@ class BuildRun:
         built = tuple(PlannedVariant(arch=lane.arch.name, config=lane.config_label,
                                      flip=lane.flip, objects=tuple(lane.built), reason=lane.why)
                       for lane in self.lanes)
-        return CheckResult.of(self.findings.values(), self.notes, variants=built,
-                              dropped=tuple(self.dropped),
-                              seconds=round(time.monotonic() - self.start, 2))
+        missing = [n.message for n in self.notes if n.kind == "toolchain-missing"]
+        result = CheckResult.of(self.findings.values(), self.notes, variants=built,
+                                dropped=tuple(self.dropped),
+                                seconds=round(time.monotonic() - self.start, 2),
+                                fault="; ".join(missing))
+        if missing:  # an arch it should have built was not built: not a result to mail
+            result = result.model_copy(update={"status": CheckStatus.ERRORED})
+        return result
 
     def _impacts(self, commits: list[tuple[int, str]]) -> dict[int, Impact]:
         out = {}

@@ -82,7 +82,8 @@ def mailer(tmp_path: Path, db: Database, server: SmtpServer, clock: Clock | None
 
 def drafts_for(m: Mailer, series: Series, applied: ApplyResult, findings: list[Any]
                ) -> list[ReplyDraft]:
-    return render_replies(series, applied, findings, m.settings, SERIES_URL)
+    return render_replies(series, applied, findings, m.settings, SERIES_URL,
+                          archive="https://lore.kernel.org/linux-mm")
 
 
 def normalized(raw: bytes) -> str:

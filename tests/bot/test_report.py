@@ -202,6 +202,7 @@ def not_applied() -> ApplyResult:
             BaseAttempt(how="branch", tree="linus", branch="master", sha=LINUS,
                         reason="patch 2 does not apply: mm/balloon_compaction.c:228"),
         ),
+        base_certain=True,  # the [PATCH mm-unstable] tag named the base, and it failed there
     )
 
 

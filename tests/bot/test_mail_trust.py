@@ -1,0 +1,123 @@
+"""What reaches an author's mail: only findings of mailed checks, never a fault of ours,
+"does not apply" only on a base the author named, one summary instead of a flood."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bot.core.models import ApplyResult, PatchMail, Series
+from bot.core.results import Finding
+from bot.report.render import render_replies
+from bot.run.pipeline import CheckOutcome
+from bot.run.worker import draft_replies
+from config.settings import MailPolicySettings
+from tests.bot.test_report import (
+    SERIES_URL,
+    applied_on_mm,
+    balloon_series,
+    build_error,
+    make_settings,
+    not_applied,
+)
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "replies"
+
+
+def checkpatch(patch: int, severity: str = "check") -> Finding:
+    return Finding(check="checkpatch", kind="PARENTHESIS_ALIGNMENT", severity=severity,
+                   patch=patch, file="mm/balloon_compaction.c", line=10 + patch,
+                   message="Alignment should match open parenthesis")
+
+
+def test_checkpatch_is_page_only_by_default(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    style = [checkpatch(1), checkpatch(2, "warning"), checkpatch(3, "error")]
+    assert render_replies(balloon_series(), applied_on_mm(), style, settings, SERIES_URL) == []
+    drafts = render_replies(balloon_series(), applied_on_mm(), [*style, build_error(2)],
+                            settings, SERIES_URL)
+    assert [d.patch for d in drafts] == [2]
+    assert "checkpatch" not in drafts[0].body and "Alignment" not in drafts[0].body
+    # a list may ask for checkpatch's ERRORs, never its CHECKs
+    errors_too = MailPolicySettings(checkpatch_errors=True)
+    drafts = render_replies(balloon_series(), applied_on_mm(), style, settings, SERIES_URL,
+                            policy=errors_too)
+    assert [d.patch for d in drafts] == [3]
+
+
+def test_not_applied_is_mailed_only_on_a_certain_base(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    certain = not_applied()
+    assert [d.kind for d in render_replies(balloon_series(), certain, [], settings,
+                                           SERIES_URL)] == ["not-applied"]
+    guessed = certain.model_copy(update={"base_certain": False})
+    assert render_replies(balloon_series(), guessed, [], settings, SERIES_URL) == []
+
+
+def _long_series(n: int) -> Series:
+    patches = tuple(PatchMail(index=i, msgid=f"p{i}@example.org",
+                              subject=f"[PATCH {i}/{n}] mm: step {i}", title=f"mm: step {i}",
+                              author="Dev Eloper <dev@example.org>",
+                              author_email="dev@example.org")
+                    for i in range(1, n + 1))
+    return Series(msgid="p1@example.org", subject=patches[0].subject, total=n,
+                  patches=patches, author="Dev Eloper <dev@example.org>",
+                  author_email="dev@example.org")
+
+
+def test_past_five_patch_mails_one_bounded_summary(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    series = _long_series(20)
+    findings = [build_error(i).model_copy(update={"line": 100 + j, "message": f"bad {w}"})
+                for i in range(1, 13) for j, w in enumerate("abcde")]
+    (d,) = render_replies(series, applied_on_mm(), findings, settings, SERIES_URL)
+    assert d.kind == "summary"
+    assert "one line each; the details are on the status page" in " ".join(d.body.split())
+    items = [ln for ln in d.body.splitlines() if ln.startswith(("Patch ", "  Build", "  ..."))]
+    assert len(items) <= 40 and "more lines on the status page" in d.body
+    # five patches with findings still get their own mails, plus a summary
+    five = [f for f in findings if (f.patch or 0) <= 5]
+    drafts = render_replies(series, applied_on_mm(), five, settings, SERIES_URL)
+    assert [d.kind for d in drafts] == ["summary", *["patch"] * 5]
+
+
+def test_a_run_with_a_fault_of_ours_drafts_nothing(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    outcome = CheckOutcome(series=balloon_series(), applied=applied_on_mm(),
+                           findings=[build_error(2)], faults=["build: aarch64-linux-gnu-gcc "
+                                                              "not found"])
+    assert draft_replies(settings, outcome) == []
+    unsynced = ApplyResult(ok=False, fault="no base to apply on: mm/mm-unstable not synced",
+                           base_certain=False)
+    assert draft_replies(settings, CheckOutcome(series=balloon_series(),
+                                                applied=unsynced)) == []
+
+
+def test_golden_mails_carry_nothing_but_findings() -> None:
+    """No run notes, no Python repr, no path of this machine, 72 columns (diagnostics,
+    excerpts, commands and headers may be longer)."""
+    for eml in sorted(GOLDEN.glob("*.eml")):
+        text = eml.read_text()
+        body = text.split("\n\n", 1)[1]
+        for bad in ("not compiled", "refused by Kconfig", "helpers tried", "not found;",
+                    "toolchain", "{'", "[('", "/home/", "/root/", "/tmp/", "/work/",
+                    ".cache/lorebot"):
+            assert bad not in body, (eml.name, bad)
+        for line in body.splitlines():
+            quoted = (line.startswith((" ", ">", "\t", "make ", "git ", "b4 ", "./scripts",
+                                       "CONFIG_", "# CONFIG_", "Reported-by:", "Closes:",
+                                       "@@", "+", "-", "Applying:", "error:", "Patch failed"))
+                      or re.match(r"^[\w./-]+:\d+(:\d+)?: ", line))
+            assert len(line) <= 72 or quoted, (eml.name, line)
+
+
+def test_closes_links_the_report_itself(tmp_path: Path) -> None:
+    """Beside Reported-by:, Closes: the report's own lore URL (its Message-ID is fixed when
+    it is rendered, and a re-render of the same report is the same mail)."""
+    settings = make_settings(tmp_path)
+    args = (balloon_series(), applied_on_mm(), [build_error(2)], settings, SERIES_URL)
+    (d,) = render_replies(*args, archive="https://lore.kernel.org/linux-mm")
+    assert f"Reported-by: {settings.mail.reported_by}\n" in d.body
+    assert f"\nCloses: https://lore.kernel.org/linux-mm/{d.msgid}/\n" in d.body
+    (again,) = render_replies(*args, archive="https://lore.kernel.org/linux-mm")
+    assert again.msgid == d.msgid
