@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.core.models import ApplyResult, BaseAttempt, PatchMail, Series
-from bot.core.results import Finding, severity_rank
+from bot.core.results import Finding, normalize_message, severity_rank
 
 WIDTH = 72
 SHORT_SHA = 12
@@ -26,10 +26,14 @@ _HOW = {
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding as reported: the same diagnostic seen in one or more configs."""
+    """One cause as reported: the same diagnostic in one file, seen in one or more configs,
+    on one or more lines, by one or more checks (the build error a semantic finding
+    predicts is the same item)."""
 
     first: Finding
     configs: tuple[str, ...]
+    lines: tuple[int, ...] = ()  # every line of `first.file` it is on
+    checks: tuple[str, ...] = ()
 
     @property
     def sort_key(self) -> tuple[int, str, int, str]:
@@ -38,14 +42,19 @@ class Problem:
 
 
 def group_findings(findings: Sequence[Finding]) -> list[Problem]:
-    """Merge findings with one fingerprint (one diagnostic, several configs), worst first."""
-    by_key: dict[tuple[int | None, str], list[Finding]] = {}
+    """One item per cause, worst first: findings of one patch with one message in one
+    file (line numbers and the check left out) are one problem; a build finding leads,
+    since it carries the config and the commands to reproduce it."""
+    by_key: dict[tuple[int | None, str, str], list[Finding]] = {}
     for f in findings:
-        by_key.setdefault((f.patch, f.fingerprint), []).append(f)
+        by_key.setdefault((f.patch, f.file, normalize_message(f.message)), []).append(f)
     problems = []
     for same in by_key.values():
+        same.sort(key=lambda f: (f.check != "build", f.line or 0))
         configs = tuple(dict.fromkeys(c for c in (config_name(f) for f in same) if c))
-        problems.append(Problem(first=same[0], configs=configs))
+        lines = tuple(sorted({f.line for f in same if f.line}))
+        checks = tuple(dict.fromkeys(f.check for f in same))
+        problems.append(Problem(first=same[0], configs=configs, lines=lines, checks=checks))
     return sorted(problems, key=lambda p: p.sort_key)
 
 
@@ -163,6 +172,12 @@ def problem_section(
         facts.append(f"Compiler: {f.compiler}")
     if facts:
         parts.append("\n".join(facts))
+    others = [n for n in p.lines if n != f.line]
+    if others:
+        parts.append(wrap(f"The same in {f.file} at line{'s' if len(others) > 1 else ''} "
+                          f"{', '.join(map(str, others))}."))
+    if len(p.checks) > 1:
+        parts.append(wrap(f"Found by the {' and the '.join(p.checks)} checks."))
     if f.detail.strip():
         parts.append(wrap(f.detail))
     parts.extend(_reproduce(f, series, applied, tree_url))

@@ -131,7 +131,7 @@ def test_a_missing_toolchain_holds_the_series_then_it_is_mailed_once(
 def test_an_unsynced_tree_holds_the_series_and_mails_nothing(
     tmp_path: Path, server: PublicInboxServer
 ) -> None:
-    settings, db, msgid, cfg = _setup(tmp_path, server)  # the tree was never synced
+    settings, db, _msgid, cfg = _setup(tmp_path, server)  # the tree was never synced
     sid = _run(settings, db)
     row = _row(db, sid)
     assert row.state == SeriesState.HELD and "not synced" in row.reason

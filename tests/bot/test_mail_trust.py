@@ -121,3 +121,20 @@ def test_closes_links_the_report_itself(tmp_path: Path) -> None:
     assert f"\nCloses: https://lore.kernel.org/linux-mm/{d.msgid}/\n" in d.body
     (again,) = render_replies(*args, archive="https://lore.kernel.org/linux-mm")
     assert again.msgid == d.msgid
+
+
+def test_one_item_per_cause(tmp_path: Path) -> None:
+    """A removed member used on three lines, also broken in the build: one item."""
+    settings = make_settings(tmp_path)
+    message = "'struct balloon_dev_info' has no member named 'migratepage'"
+    semantic = [Finding(check="semantic", kind="removed-member", severity="error", patch=2,
+                        file="mm/balloon_compaction.c", line=n, message=message,
+                        title="use of a removed struct member") for n in (230, 95, 240)]
+    build = build_error(2).model_copy(update={"line": 95, "column": 22, "message": message})
+    (d,) = render_replies(balloon_series(), applied_on_mm(), [*semantic, build], settings,
+                          SERIES_URL)
+    text = " ".join(d.body.split())
+    assert "found a new build error in mm/balloon_compaction.c:95" in text
+    assert "[1/" not in d.body  # one item, not four
+    assert "The same in mm/balloon_compaction.c at lines 230, 240." in text
+    assert "Found by the build and the semantic checks." in text
