@@ -104,15 +104,15 @@ def check_series(
                                list_name=lst.name if lst else "")
         if not applied.ok:
             return outcome
-        full = _with_parent(series, parent)
+        checked = as_checked(applied)
         diffs = {
             p.index: slot.run_git("show", "--format=", "--no-color", p.commit, name="show")[1]
-            for p in applied.patches
+            for p in checked.patches
             if p.commit
         }
         ctx = CheckContext(
-            series=full,
-            applied=applied,
+            series=series,
+            applied=checked,
             worktree=slot.path,
             settings=settings,
             runner=runner,
@@ -149,13 +149,16 @@ def check_series(
     return outcome
 
 
-def _with_parent(series: Series, parent: Series | None) -> Series:
-    """For a follow-up, the series as applied: the parent's patches, then its own."""
-    if parent is None:
-        return series
-    patches = [*parent.patches, *series.patches]
-    numbered = tuple(p.model_copy(update={"index": i}) for i, p in enumerate(patches, start=1))
-    return series.model_copy(update={"patches": numbered, "total": len(numbered)})
+def as_checked(applied: ApplyResult) -> ApplyResult:
+    """What the checks see: for a follow-up ("on top of" a series), the parent's head is the
+    base and only the follow-up's own patches are checked (numbered from 1), so that only
+    what the follow-up introduces is found; the parent's findings are the parent's."""
+    inherited = [p for p in applied.patches if p.parent_patch]
+    if not inherited or inherited[-1].commit is None:
+        return applied
+    own = tuple(p.model_copy(update={"index": i})
+                for i, p in enumerate((p for p in applied.patches if not p.parent_patch), 1))
+    return applied.model_copy(update={"base": inherited[-1].commit, "patches": own})
 
 
 def outcome_json(outcome: CheckOutcome, replies: list[dict[str, object]]) -> dict[str, object]:
