@@ -74,6 +74,8 @@ class TreeSettings(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     url: str  # any git URL or local path; empty for a tree made by `tree import`
     branches: list[str] = ["master"]
+    # where others fetch it (mails' reproduce lines); default: `url` when it is a URL
+    public_url: str = ""
 
 
 class IntakeSettings(_Strict):

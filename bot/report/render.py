@@ -31,6 +31,7 @@ from config.settings import MailPolicySettings, Settings
 _REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
 _VIA = re.compile(r"^(?P<name>.*?\S)\s+via\s+\S.*$", re.IGNORECASE)
 _FOLD = re.compile(r"\r?\n[ \t]+")
+_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 _ONE_ADDR = re.compile(r"^(?P<name>[^@]*?)\s*<(?P<addr>[^<>\s,]+@[^<>\s,]+)>$")
 
 
@@ -214,11 +215,15 @@ def _in_body_from(mbox: bytes) -> tuple[str, str]:
 
 
 def _tree_url(settings: Settings, applied: ApplyResult) -> str:
-    """The URL to fetch the tested tree from ('' for a tree imported from a tarball)."""
+    """Where a reader fetches the tested tree: its public URL; '' for a tree known here
+    only by a local path or imported from a tarball (a mail names no path of ours)."""
     try:
-        return settings.tree(applied.tree).url
+        tree = settings.tree(applied.tree)
     except KeyError:
         return ""
+    if tree.public_url:
+        return tree.public_url
+    return tree.url if _REMOTE.match(tree.url) else ""
 
 
 def _patch(series: Series, index: int) -> PatchMail:

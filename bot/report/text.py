@@ -189,7 +189,12 @@ def _reproduce(f: Finding, series: Series, applied: ApplyResult, tree_url: str) 
     if not f.reproduce and not frag:
         return []
     upto = f.patch if f.patch is not None else None
-    out = [wrap(f"To reproduce, apply {applied_text(upto, series.total)} on the tested base:")]
+    intro = f"To reproduce, apply {applied_text(upto, series.total)} on the tested base"
+    if not tree_url and applied.base:
+        # a tree known here only by a local path: name the commit, never the path
+        intro += (f" (the tested tree is not public; its base is commit {applied.base[:12]} "
+                  f"of {applied.tree or 'the tree'})")
+    out = [wrap(intro + ":")]
     out.append("\n".join([*apply_commands(series, applied, upto, tree_url), *f.reproduce]))
     if frag:
         base_cfg = f"{f.arch} {f.config.split()[0]}" if f.arch and f.config else "the base config"

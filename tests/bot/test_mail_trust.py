@@ -138,3 +138,22 @@ def test_one_item_per_cause(tmp_path: Path) -> None:
     assert "[1/" not in d.body  # one item, not four
     assert "The same in mm/balloon_compaction.c at lines 230, 240." in text
     assert "Found by the build and the semantic checks." in text
+
+
+def test_a_local_tree_is_named_by_commit_never_by_path(tmp_path: Path) -> None:
+    local = tmp_path / "srv" / "mm.git"
+    settings = make_settings(tmp_path)
+    settings = settings.model_copy(update={"trees": [
+        t.model_copy(update={"url": str(local)}) if t.name == "mm" else t
+        for t in settings.trees]})
+    (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], settings,
+                          SERIES_URL)
+    assert str(tmp_path) not in d.body and "git fetch" not in d.body
+    assert "the tested tree is not public; its base is commit 4e5a2f1b9c0d of mm" in \
+        " ".join(d.body.split())
+    public = settings.model_copy(update={"trees": [
+        t.model_copy(update={"public_url": "https://git.example.org/mm.git"})
+        for t in settings.trees]})
+    (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], public,
+                          SERIES_URL)
+    assert "git fetch https://git.example.org/mm.git mm-unstable" in d.body
