@@ -114,6 +114,15 @@ class PlannedVariant(BaseModel):
     reason: str = ""  # why it was planned (built) or dropped
 
 
+class Uncompiled(BaseModel):
+    """Something the series changes that no tested config compiled, and what would."""
+
+    model_config = ConfigDict(frozen=True)
+
+    what: str  # an object ("mm/migrate_device.o") or a file
+    needs: str = ""  # "CONFIG_DEVICE_MIGRATION", "ARCH=powerpc", ...
+
+
 class CheckStatus(StrEnum):
     """How a check ended (KCIDB's split: FOUND is the code's fault, ERRORED is ours)."""
 
@@ -135,6 +144,7 @@ class CheckResult(BaseModel):
     # a fault of ours that left the result incomplete (a toolchain missing): the series
     # is held and retried, and nothing of this run is mailed
     fault: str = ""
+    uncompiled: tuple[Uncompiled, ...] = ()  # build: changed, compiled in no tested config
     variants: tuple[PlannedVariant, ...] = ()  # build: the variants built
     dropped: tuple[PlannedVariant, ...] = ()  # build: variants planned but not built
 

@@ -23,7 +23,7 @@ from importlib import metadata
 from pydantic import BaseModel, ConfigDict
 
 from bot.core.models import ApplyResult, PatchMail, Series
-from bot.core.results import Finding
+from bot.core.results import Finding, Uncompiled
 from bot.report import text as rt
 from bot.report.policy import DEFAULT, flooded, mailable
 from config.settings import MailPolicySettings, Settings
@@ -69,6 +69,7 @@ def render_replies(
     policy: MailPolicySettings = DEFAULT,
     all_passed: bool = True,
     archive: str = "",
+    uncompiled: Sequence[Uncompiled] = (),
 ) -> list[ReplyDraft]:
     """All replies for one run: the summary (if any) first, then one per patch.
 
@@ -95,14 +96,15 @@ def render_replies(
             whole.append(f)
     if flooded(len(per_patch), policy):
         return [_summary(series, applied, per_patch, whole, settings, series_url, policy,
-                         flood=True, archive=archive)]
+                         flood=True, archive=archive, coverage=rt.coverage(uncompiled))]
     drafts = [
-        _patch_reply(series, applied, _patch(series, idx), fs, settings, series_url, archive)
+        _patch_reply(series, applied, _patch(series, idx), fs, settings, series_url, archive,
+                     rt.coverage(uncompiled))
         for idx, fs in sorted(per_patch.items())
     ]
     if len(per_patch) > 1 or whole:
         drafts.insert(0, _summary(series, applied, per_patch, whole, settings, series_url,
-                                  policy, archive=archive))
+                                  policy, archive=archive, coverage=rt.coverage(uncompiled)))
     elif not findings and all_passed and settings.mail.success_summary:
         drafts.append(_success(series, applied, settings, series_url))
     return drafts
@@ -265,7 +267,7 @@ def _closes(archive: str, msgid: str) -> str:
 
 def _patch_reply(
     series: Series, applied: ApplyResult, patch: PatchMail, found: list[Finding],
-    settings: Settings, series_url: str, archive: str = "",
+    settings: Settings, series_url: str, archive: str = "", coverage: str = "",
 ) -> ReplyDraft:
     problems = rt.group_findings(found)
     keys = [f"{p.first.patch}:{p.first.fingerprint}" for p in problems]
@@ -276,7 +278,8 @@ def _patch_reply(
     parts += [rt.problem_section(p, i, len(problems), series, applied,
                                  _tree_url(settings, applied))
               for i, p in enumerate(problems, 1)]
-    parts += [rt.base_section(applied, patch.index, series.total),
+    parts += [*([coverage] if coverage else []),
+              rt.base_section(applied, patch.index, series.total),
               rt.reported_by(settings.mail.reported_by, _closes(archive, msgid)),
               rt.footer(series_url)]
     return ReplyDraft(
@@ -290,6 +293,7 @@ def _summary(
     series: Series, applied: ApplyResult, per_patch: dict[int, list[Finding]],
     whole: list[Finding], settings: Settings, series_url: str,
     policy: MailPolicySettings = DEFAULT, flood: bool = False, archive: str = "",
+    coverage: str = "",
 ) -> ReplyDraft:
     """One line per problem, at most `summary_max_lines` of them; with `flood`, it stands
     in for the patch mails (the details are on the status page)."""
@@ -313,7 +317,7 @@ def _summary(
         groups.append(["The series as a whole:",
                        *(rt.item("  ", rt.headline(p), "    ") for p in series_wide)])
     parts = [rt.greeting(name), rt.wrap(text), *_bounded(groups, policy.summary_max_lines),
-             rt.base_section(applied, None, series.total)]
+             *([coverage] if coverage else []), rt.base_section(applied, None, series.total)]
     keys = [f"{p.first.patch}:{p.first.fingerprint}"
             for ps in (*grouped.values(), series_wide) for p in ps]
     digest = draft_digest("summary", target, keys)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.core.models import ApplyResult, BaseAttempt, PatchMail, Series
-from bot.core.results import Finding, normalize_message, severity_rank
+from bot.core.results import Finding, Uncompiled, normalize_message, severity_rank
 
 WIDTH = 72
 SHORT_SHA = 12
@@ -221,6 +221,15 @@ def describe_attempt(a: BaseAttempt) -> str:
     if not a.ok:
         text += f": {a.reason or 'does not apply'}"
     return text
+
+
+def coverage(uncompiled: Sequence[Uncompiled]) -> str:
+    """One line on what no tested config compiled ("" when everything was)."""
+    if not uncompiled:
+        return ""
+    shown = [f"{u.what} ({u.needs})" if u.needs else u.what for u in uncompiled[:4]]
+    more = f" and {len(uncompiled) - 4} more" if len(uncompiled) > 4 else ""
+    return wrap(f"Not compiled in any tested config: {', '.join(shown)}{more}.")
 
 
 def base_section(applied: ApplyResult, upto: int | None, total: int) -> str:

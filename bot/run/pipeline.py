@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.core.models import ApplyResult, Series
-from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant, dedupe
+from bot.core.results import (
+    CheckResult,
+    CheckStatus,
+    Finding,
+    Note,
+    PlannedVariant,
+    Uncompiled,
+    dedupe,
+)
 from bot.core.runner import Runner
 from bot.trees.apply import BaseGuess, apply_series
 from bot.trees.repo import Repo, acquire_slot
@@ -45,6 +53,7 @@ class CheckOutcome:
     timings: dict[str, float] = field(default_factory=dict)
     variants: list[PlannedVariant] = field(default_factory=list)  # the build plan: built
     dropped: list[PlannedVariant] = field(default_factory=list)  # planned, not built
+    uncompiled: list[Uncompiled] = field(default_factory=list)  # changed, compiled nowhere
 
     def add(self, name: str, result: CheckResult) -> None:
         """Take in one check's result."""
@@ -52,6 +61,7 @@ class CheckOutcome:
         self.notes += result.notes
         self.variants += result.variants
         self.dropped += result.dropped
+        self.uncompiled += result.uncompiled
         self.results[name] = result.status
         if result.fault:
             self.faults.append(f"{name}: {result.fault}")
@@ -185,6 +195,7 @@ def outcome_json(outcome: CheckOutcome, replies: list[dict[str, object]]) -> dic
         "notes": [n.model_dump(mode="json") for n in outcome.notes],
         "variants": [v.model_dump(mode="json") for v in outcome.variants],
         "variants_dropped": [v.model_dump(mode="json") for v in outcome.dropped],
+        "uncompiled": [u.model_dump(mode="json") for u in outcome.uncompiled],
         "checks": outcome.check_status,
         "check_results": {k: str(v) for k, v in outcome.results.items()},
         "held": outcome.fault or None,

@@ -38,7 +38,7 @@ def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]
     return render_replies(outcome.series, outcome.applied, outcome.findings, settings,
                           series_url(settings, outcome.series.msgid),
                           policy=lst.mail if lst else DEFAULT, all_passed=outcome.all_passed,
-                          archive=lst.url if lst else "")
+                          archive=lst.url if lst else "", uncompiled=outcome.uncompiled)
 
 
 def _list(settings: Settings, name: str) -> ListSettings | None:

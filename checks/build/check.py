@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot.core.diff import excerpt
-from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant
+from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant, Uncompiled
 from checks.base import CheckContext
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.impact import Impact, analyze, best_flips
@@ -109,6 +109,7 @@ class BuildRun:
         self.notes: list[Note] = []
         self.lanes: list[Lane] = []
         self.dropped: list[PlannedVariant] = []
+        self.uncompiled: list[Uncompiled] = []
         self.wt = ctx.worktree.resolve()
 
     def git(self, *args: str) -> str:
@@ -138,6 +139,7 @@ class BuildRun:
                       for lane in self.lanes)
         missing = [n.message for n in self.notes if n.kind == "toolchain-missing"]
         result = CheckResult.of(self.findings.values(), self.notes, variants=built,
+                                uncompiled=tuple(self.uncompiled),
                                 dropped=tuple(self.dropped),
                                 seconds=round(time.monotonic() - self.start, 2),
                                 fault="; ".join(missing))
@@ -266,9 +268,10 @@ class BuildRun:
                         c.reason)
             seen[key] = lane
             lanes.append(lane)
-        for obj in self._unbuilt(lanes, impacts):
-            self.notes.append(_note("not-built", f"{obj}: its Kconfig symbols are off in every "
-                                    "variant built; not compiled"))
+        self.uncompiled = self._unbuilt(lanes, impacts)
+        for u in self.uncompiled:
+            self.notes.append(_note("not-built", f"{u.what} ({u.needs}): its Kconfig symbols "
+                                    "are off in every variant built; not compiled"))
         return lanes
 
     def _drop(self, c: Candidate, reason: str) -> None:
@@ -281,9 +284,10 @@ class BuildRun:
         self.notes.append(_note("variant-dropped", f"{what} not built: {reason}",
                                 c.spec.arch, f"planned for: {c.reason}"))
 
-    def _unbuilt(self, lanes: list[Lane], impacts: dict[int, Impact]) -> list[str]:
+    def _unbuilt(self, lanes: list[Lane], impacts: dict[int, Impact]) -> list[Uncompiled]:
         objs = {o.object: o for i in impacts.values() for o in i.objects}
-        return [f"{name} ({' '.join(o.symbols)})" for name, o in objs.items()
+        return [Uncompiled(what=name, needs=" ".join(f"CONFIG_{s}" for s in o.symbols))
+                for name, o in objs.items()
                 if not any(o.object in lane.objects([o], self.wt) for lane in lanes)]
 
     def _step(self, index: int, lanes: list[Lane], chains: list[ObjectChain],

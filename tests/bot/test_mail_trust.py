@@ -157,3 +157,18 @@ def test_a_local_tree_is_named_by_commit_never_by_path(tmp_path: Path) -> None:
     (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], public,
                           SERIES_URL)
     assert "git fetch https://git.example.org/mm.git mm-unstable" in d.body
+
+
+def test_each_mail_says_what_was_not_compiled(tmp_path: Path) -> None:
+    from bot.core.results import Uncompiled
+
+    settings = make_settings(tmp_path)
+    missed = [Uncompiled(what="mm/migrate_device.o", needs="CONFIG_DEVICE_MIGRATION")]
+    drafts = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], settings,
+                            SERIES_URL, uncompiled=missed)
+    text = " ".join(drafts[0].body.split())
+    assert ("Not compiled in any tested config: mm/migrate_device.o "
+            "(CONFIG_DEVICE_MIGRATION).") in text
+    (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], settings,
+                          SERIES_URL)
+    assert "Not compiled" not in d.body
