@@ -11,7 +11,7 @@ from bot.core.runner import Runner
 from bot.trees.apply import apply_series
 from bot.trees.repo import Repo, Slot, acquire_slot
 from config.settings import Settings, load_settings
-from tests.gitrepo import SmallRepo, git, series_from_mails
+from tests.support.gitrepo import SmallRepo, git, series_from_mails
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 
 from bot.cli.main import main
 from bot.demo.series import DEMO_PATCHES, write_series
-from tests import kernel
-from tests.pi import PublicInboxServer, running_server
+from tests.support import kernel
+from tests.support.pi import PublicInboxServer, running_server
 
 pytestmark = pytest.mark.kernel
 

@@ -10,9 +10,9 @@ import pytest
 
 from bot.cli.main import main
 from bot.demo.series import DEMO_PATCHES, write_series
-from tests import kernel
-from tests.pi import PublicInboxServer, running_server
-from tests.smtpd import SmtpServer, smtp_server_fixture
+from tests.support import kernel
+from tests.support.pi import PublicInboxServer, running_server
+from tests.support.smtpd import SmtpServer, smtp_server_fixture
 
 pytestmark = pytest.mark.kernel
 

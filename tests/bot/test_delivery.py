@@ -36,8 +36,8 @@ from tests.bot.test_mail import (
     removed_member,
     w1_warning,
 )
-from tests.silent import SilentServer
-from tests.smtpd import SmtpServer
+from tests.support.silent import SilentServer
+from tests.support.smtpd import SmtpServer
 
 __all__ = ["db"]  # the fixture, shared with test_mail
 

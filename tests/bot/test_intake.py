@@ -12,8 +12,8 @@ from bot.intake import lore
 from bot.intake.poll import poll_once
 from state.db import Database
 from state.models import Cursor, Message, PatchRow, PollRow, SeriesRow
-from tests.mailgen import MailGen, msgid_of
-from tests.pi import PublicInboxServer, intake_settings, running_server
+from tests.support.mailgen import MailGen, msgid_of
+from tests.support.pi import PublicInboxServer, intake_settings, running_server
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ from tests.bot.test_report import (
     removed_member,
     w1_warning,
 )
-from tests.smtpd import Received, SmtpServer, smtp_server_fixture
+from tests.support.smtpd import Received, SmtpServer, smtp_server_fixture
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "replies"
 T0 = datetime(2026, 11, 28, 6, 0, 0)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.intake.poll import poll_once
 from state.db import Database
 from state.models import Message, PatchRow, SeriesRow
-from tests.pi import PublicInboxServer, intake_settings, running_server
+from tests.support.pi import PublicInboxServer, intake_settings, running_server
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MBOX = DATA / "virtualization-2023-05.mbox"

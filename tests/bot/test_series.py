@@ -13,8 +13,8 @@ from bot.core.runner import Runner
 from bot.intake.b4adapter import guess_base, preimage_blobs
 from bot.intake.series import followup_body, load_series, series_key
 from bot.trees.repo import Repo
-from tests.mailgen import MailGen, msgid_of
-from tests.pi import PublicInboxServer, intake_settings, running_server, write_config
+from tests.support.mailgen import MailGen, msgid_of
+from tests.support.pi import PublicInboxServer, intake_settings, running_server, write_config
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from state.db import Database
 from state.models import ReplyRow
-from tests.smtpd import SmtpServer
+from tests.support.smtpd import SmtpServer
 
 REPO = Path(__file__).resolve().parents[2]
 N_REPLIES = 8

@@ -11,9 +11,9 @@ import pytest
 from bot.core.results import Finding
 from checks.semantic import SemanticCheck
 from config.settings import load_settings
-from tests import kernel
-from tests.checks import semantic_series as s
-from tests.checks.semantic_series import match
+from tests.support import kernel
+from tests.support import semantic_series as s
+from tests.support.semantic_series import match
 
 pytestmark = pytest.mark.kernel
 
