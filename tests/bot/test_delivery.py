@@ -29,7 +29,6 @@ from tests.bot.test_mail import (
     applied_on_mm,
     balloon_series,
     build_error,
-    db,
     drafts_for,
     mailer,
     parse,
@@ -38,8 +37,6 @@ from tests.bot.test_mail import (
 )
 from tests.support.silent import SilentServer
 from tests.support.smtpd import SmtpServer
-
-__all__ = ["db"]  # the fixture, shared with test_mail
 
 EVERYONE = ["dana.kovac@example.org", "akpm@linux-foundation.org", "david@example.com",
             "linux-mm@kvack.org", "linux-kernel@vger.kernel.org",

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
 
@@ -19,24 +18,15 @@ import pytest
 from bot.demo.inbox import free_port
 from bot.demo.series import DEMO_PATCHES, write_series
 from tests.support import kernel
-from tests.support.pi import PublicInboxServer, running_server
-from tests.support.smtpd import SmtpServer, smtp_server_fixture
+from tests.support.pi import PublicInboxServer
+from tests.support.smtpd import SmtpServer
 
 pytestmark = pytest.mark.kernel
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[PublicInboxServer]:
-    yield from running_server(tmp_path)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    yield from smtp_server_fixture()
-
-
-def write_config(tmp_path: Path, server: PublicInboxServer, smtp: SmtpServer, port: int) -> Path:
+def write_config(tmp_path: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer,
+                 port: int) -> Path:
     cfg = tmp_path / "lorebot.toml"
     cfg.write_text(f"""
 [paths]
@@ -44,9 +34,9 @@ state = "{tmp_path / 'state'}"
 cache = "{kernel.test_cache()}"
 
 [[lists]]
-name = "{server.name}"
-url = "{server.url}"
-address = "{server.address}"
+name = "{pi_server.name}"
+url = "{pi_server.url}"
+address = "{pi_server.address}"
 trees = ["linux"]
 
 [[trees]]
@@ -63,7 +53,7 @@ arches = ["x86_64"]
 [mail]
 mode = "smtp"
 smtp_host = "127.0.0.1"
-smtp_port = {smtp.port}
+smtp_port = {smtp_server.port}
 sender = "lorebot <lorebot@example.org>"
 
 [web]
@@ -108,31 +98,31 @@ def series_state(port: int) -> dict[str, object] | None:
     return rows[0] if rows else None
 
 
-def post_demo(server: PublicInboxServer) -> list[str]:
+def post_demo(pi_server: PublicInboxServer) -> list[str]:
     writer = kernel.kernel_slot("writer")
-    mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
-    server.post_many(mailed.mails)
+    mailed = write_series(writer, DEMO_PATCHES, list_address=pi_server.address)
+    pi_server.post_many(mailed.mails)
     return mailed.msgids
 
 
 def test_serve_replies_by_smtp_and_shows_the_series(
-    kernel_git_dir: Path, server: PublicInboxServer, smtp: SmtpServer, tmp_path: Path
+    kernel_git_dir: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
-    proc = start_serve(write_config(tmp_path, server, smtp, port), log)
+    proc = start_serve(write_config(tmp_path, pi_server, smtp_server, port), log)
     try:
         wait_for("the status page", lambda: get(port, "/healthz") == "ok", 60, log)
-        msgids = post_demo(server)
+        msgids = post_demo(pi_server)
         posted = time.monotonic()
-        wait_for("a reply at the SMTP server", lambda: smtp.received, 900, log)
+        wait_for("a reply at the SMTP server", lambda: smtp_server.received, 900, log)
         latency = time.monotonic() - posted
         done = wait_for("the series to be done",
                         lambda: (s := series_state(port)) and s["state"] == "done" and s, 120, log)
         assert done["msgid"] == msgids[0] and done["findings"] >= 1
         time.sleep(3)  # the replies of one run are delivered together
         mails = {m["In-Reply-To"]: m for m in
-                 (message_from_bytes(r.content) for r in smtp.received)}
+                 (message_from_bytes(r.content) for r in smtp_server.received)}
         # patch 2 breaks MIGRATION=n builds, patch 3 adds a W=1 warning, and a
         # summary goes to the cover letter because findings span patches
         assert set(mails) == {f"<{msgids[0]}>", f"<{msgids[2]}>", f"<{msgids[3]}>"}
@@ -140,7 +130,7 @@ def test_serve_replies_by_smtp_and_shows_the_series(
         assert "folio_migrate_flags" in body2 and "MIGRATION=n" in body2
         body3 = mails[f"<{msgids[3]}>"].get_payload(decode=True).decode()
         assert "released" in body3 and "unused-but-set-variable" in body3
-        assert all("dev@example.org" in r.rcpt_tos for r in smtp.received)
+        assert all("dev@example.org" in r.rcpt_tos for r in smtp_server.received)
         detail = api(port, f"/api/series/{msgids[0]}")
         assert isinstance(detail, dict) and detail["replies"]
         page = get(port, "/series/" + msgids[0])
@@ -152,29 +142,29 @@ def test_serve_replies_by_smtp_and_shows_the_series(
 
 
 def test_kill_9_mid_run_then_restart_sends_exactly_one_reply(
-    kernel_git_dir: Path, server: PublicInboxServer, smtp: SmtpServer, tmp_path: Path
+    kernel_git_dir: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
-    cfg = write_config(tmp_path, server, smtp, port)
+    cfg = write_config(tmp_path, pi_server, smtp_server, port)
     proc = start_serve(cfg, log)
     try:
-        post_demo(server)
+        post_demo(pi_server)
         wait_for("the run to start", lambda: (s := series_state(port)) and
                  s["state"] == "running", 300, log)
         time.sleep(1.0)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    assert not smtp.received
+    assert not smtp_server.received
     proc = start_serve(cfg, log)
     try:
         wait_for("the series to be done after the restart",
                  lambda: (s := series_state(port)) and s["state"] == "done", 900, log)
-        wait_for("the reply", lambda: smtp.received, 60, log)
+        wait_for("the reply", lambda: smtp_server.received, 60, log)
         time.sleep(8)  # a second (duplicate) reply would arrive by now
-        targets = [message_from_bytes(r.content)["In-Reply-To"] for r in smtp.received]
-        assert len(targets) == len(set(targets)) == len(smtp.received)
+        targets = [message_from_bytes(r.content)["In-Reply-To"] for r in smtp_server.received]
+        assert len(targets) == len(set(targets)) == len(smtp_server.received)
         detail = api(port, f"/api/series/{series_state(port)['msgid']}")  # type: ignore[index]
         assert isinstance(detail, dict) and len(detail["runs"]) >= 2
     finally:

@@ -11,7 +11,6 @@ import email
 import email.policy
 import os
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,12 +39,10 @@ from tests.bot.test_report import (
     removed_member,
     w1_warning,
 )
-from tests.support.smtpd import Received, SmtpServer, smtp_server_fixture
+from tests.support.smtpd import Received, SmtpServer
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "replies"
 T0 = datetime(2026, 11, 28, 6, 0, 0)
-
-smtp_server = pytest.fixture(smtp_server_fixture)
 
 
 class Clock:
@@ -56,13 +53,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path}/db.sqlite")
-    yield database
-    database.dispose()
 
 
 def add_series(db: Database, msgid: str = COVER) -> int:

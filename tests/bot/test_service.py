@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -22,13 +22,6 @@ from bot.web.server import page_factory
 from config.settings import ServiceSettings, Settings, WebSettings
 from state.db import Database
 from state.models import SeriesRow
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
-    yield database
-    database.dispose()
 
 
 def two_workers(settings: Settings) -> Settings:

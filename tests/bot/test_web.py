@@ -113,13 +113,6 @@ def populate(db: Database, settings: Settings) -> dict[str, Any]:
 
 
 @pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
 def rows(db: Database, settings: Settings) -> dict[str, Any]:
     return populate(db, settings)
 
