@@ -23,15 +23,11 @@ from bot.run.delivery import Mailer, recover_sending, retry_delay
 from bot.web import create_app
 from state.db import Database
 from state.models import FaultRow, ReplyRow
-from tests.bot.test_mail import (
-    Clock,
-    add_series,
+from tests.support.mailer import Clock, add_series, drafts_for, mailer, parse
+from tests.support.replies import (
     applied_on_mm,
     balloon_series,
     build_error,
-    drafts_for,
-    mailer,
-    parse,
     removed_member,
     w1_warning,
 )

@@ -22,7 +22,8 @@ from bot.web.server import page_factory
 from config.settings import ServiceSettings, Settings, WebSettings
 from state.db import Database
 from state.models import RunRow, SeriesRow
-from tests.bot.test_service import FakeIntake, add_queued, states, wait_for
+from tests.support.service import FakeIntake, add_queued, states
+from tests.support.waiting import wait_for
 
 
 def quick(settings: Settings, port: int = 0) -> Settings:
