@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 import httpx
@@ -61,7 +60,7 @@ def test_polls_never_overlap(settings: Settings, db: Database) -> None:
                   poll_interval=0.05, web=False)
     svc.start()
     try:
-        time.sleep(0.3)
+        wait_for(lambda: intake.active)  # the scheduled poll is under way
         extra = [threading.Thread(target=svc.poll) for _ in range(3)]  # a manual poll too
         for t in extra:
             t.start()
