@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.core.runner import CommandResult, Runner
 from checks.build import BuildCheck
 from config.settings import BuildSettings, load_settings
-from tests import kernel
-from tests.kernel import Edit, WrittenPatch, replace_in
+from tests.support import kernel
+from tests.support.kernel import Edit, WrittenPatch, replace_in
 
 MM_FILES = [
     "mm/filemap.c", "mm/readahead.c", "mm/swap.c", "mm/vmscan.c", "mm/page_alloc.c",

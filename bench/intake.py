@@ -29,8 +29,8 @@ from bot.intake import lore
 from bot.intake import poll as intake
 from state.db import Database
 from state.models import Message
-from tests.mailgen import MailGen
-from tests.pi import PublicInboxServer, intake_settings
+from tests.support.mailgen import MailGen
+from tests.support.pi import PublicInboxServer, intake_settings
 
 DEFAULT_MBOX = Path(__file__).resolve().parents[2] / "shared" / "data" / \
     "virtualization-2023-05.mbox"

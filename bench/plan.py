@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.build_matrix import series
 from checks.build import BuildCheck
 from config.settings import BuildSettings, load_settings
-from tests import kernel
+from tests.support import kernel
 
 
 def run_once(arches: list[str], patches: int, cache: Path) -> dict[str, object]:

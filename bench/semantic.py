@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/semantic.py [--repeat N]
 
-Writes the series (the six test patches of tests/checks/semantic_series.py
+Writes the series (the six test patches of tests/support/semantic_series.py
 plus fourteen more: real rule cases in fs/, mm/ and drivers/, near misses and
 clean patches) in its own worktree slot, times the whole semantic pass, and
 prints precision and recall per rule against the hand-checked expected
@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.core.results import Finding
 from checks.semantic import SemanticCheck
 from config.settings import load_settings
-from tests import kernel
-from tests.checks import semantic_series as s
-from tests.checks.semantic_series import match
-from tests.kernel import WrittenPatch, replace_in
+from tests.support import kernel
+from tests.support import semantic_series as s
+from tests.support.kernel import WrittenPatch, replace_in
+from tests.support.semantic_series import match
 
 FS = "include/linux/fs.h"
 ZS = "mm/zsmalloc.c"

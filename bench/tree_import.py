@@ -21,7 +21,7 @@ from bot.demo.series import DemoPatch, Edit, write_series
 from bot.trees.apply import apply_series
 from bot.trees.repo import Repo, Slot, tree_ref
 from config.settings import load_settings
-from tests.gitrepo import series_from_mails
+from tests.support.gitrepo import series_from_mails
 
 MM_FILES = [
     "mm/mempool.c",

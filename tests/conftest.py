@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings, load_settings
-from tests import kernel
+from tests.support import kernel
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import ApplyResult, Series
-from bot.core.runner import Runner
 from bot.trees.apply import apply_series
 from bot.trees.repo import Repo, Slot, acquire_slot
-from config.settings import Settings, load_settings
-from tests.gitrepo import SmallRepo, git, series_from_mails
+from config.settings import Settings
+from tests.support.gitrepo import SmallRepo, git, series_from_mails, small_tree_settings, synced
 
 
 @pytest.fixture
@@ -28,24 +27,6 @@ def work(tmp_path: Path) -> SmallRepo:
     return repo
 
 
-def make_settings(
-    tmp_path: Path, upstream: Path, branches: list[str], tags: dict[str, str] | None = None
-) -> Settings:
-    return load_settings(
-        None,
-        paths={"state": str(tmp_path / "state"), "cache": str(tmp_path / "cache")},
-        lists=[{"name": "test", "url": "http://127.0.0.1:1/test", "trees": ["small"]}],
-        trees=[{"name": "small", "url": str(upstream), "branches": branches}],
-        base={"subject_tags": tags or {}},
-    )
-
-
-def synced(settings: Settings) -> Repo:
-    repo = Repo.open(settings, Runner(settings.paths.logs))
-    repo.sync(settings.tree("small"))
-    return repo
-
-
 def _apply(
     settings: Settings, repo: Repo, series: Series, parent: Series | None = None
 ) -> ApplyResult:
@@ -59,7 +40,7 @@ def test_applies_on_base_commit_and_records_each_commit(tmp_path: Path, work: Sm
     work.commit("mm: alpha 1", {"mm/alpha.c": work.edit("mm/alpha.c", "return 1;", "return -1;")})
     work.commit("mm: beta", {"mm/beta.c": work.edit("mm/beta.c", "return 0;", "return 2;")})
     series = series_from_mails(work.mails(base), base_commit=base)
-    settings = make_settings(tmp_path, work.path, ["next", "master"])
+    settings = small_tree_settings(tmp_path, work.path, ["next", "master"])
     result = _apply(settings, synced(settings), series)
     assert result.ok, result.message
     assert result.base == base and result.branch == "master" and result.tree == "small"
@@ -76,7 +57,7 @@ def test_falls_through_branches_in_order_and_records_tries(tmp_path: Path, work:
     git(work.path, "checkout", "-qb", "topic")
     work.commit("mm: alpha 3", {"mm/alpha.c": work.edit("mm/alpha.c", "return 3;", "return 0;")})
     series = series_from_mails(work.mails(base)).model_copy(update={"base_commit": None})
-    settings = make_settings(tmp_path, work.path, ["next", "master"])
+    settings = small_tree_settings(tmp_path, work.path, ["next", "master"])
     result = _apply(settings, synced(settings), series)
     assert result.ok
     assert [(a.how, a.branch, a.ok) for a in result.tried] == [
@@ -92,7 +73,8 @@ def test_subject_tag_maps_to_branch(tmp_path: Path, work: SmallRepo) -> None:
     work.commit("mm: alpha 33", {"mm/alpha.c": work.edit("mm/alpha.c", "return 33;", "return 4;")})
     series = series_from_mails(work.mails(base), tags=("small-next",))
     series = series.model_copy(update={"base_commit": None})
-    settings = make_settings(tmp_path, work.path, ["master", "next"], {"small-next": "small/next"})
+    settings = small_tree_settings(tmp_path, work.path, ["master", "next"],
+                                   {"small-next": "small/next"})
     result = _apply(settings, synced(settings), series)
     assert result.ok
     assert result.tried[0].how == "subject-tag" and result.branch == "next"
@@ -107,7 +89,7 @@ def test_cannot_apply_names_patch_file_hunk_and_bases(tmp_path: Path, work: Smal
     # corrupt the context of the second patch, as a stale base would
     mails[1] = mails[1].replace(b" int alpha_7(void)", b" int alpha_7(long x)")
     series = series_from_mails(mails).model_copy(update={"base_commit": None})
-    settings = make_settings(tmp_path, work.path, ["master", "next"])
+    settings = small_tree_settings(tmp_path, work.path, ["master", "next"])
     result = _apply(settings, synced(settings), series)
     assert not result.ok
     assert result.failed_patch == 2
@@ -128,7 +110,7 @@ def test_follow_up_goes_on_top_of_parent(tmp_path: Path, work: SmallRepo) -> Non
     follow = series_from_mails(work.mails(mid)).model_copy(
         update={"parent": parent.msgid, "msgid": "f1@example.org"}
     )
-    settings = make_settings(tmp_path, work.path, ["master"])
+    settings = small_tree_settings(tmp_path, work.path, ["master"])
     result = _apply(settings, synced(settings), follow, parent=parent)
     assert result.ok
     assert [(p.index, p.parent_patch) for p in result.patches] == [(1, True), (2, False)]
@@ -164,7 +146,7 @@ def test_hostile_patches_are_refused(tmp_path: Path, work: SmallRepo, kind: str)
         "Message-ID: <evil@example.org>\n\nevil\n---\n" + HOSTILE[kind]
     ).encode()
     series = series_from_mails([mail])
-    settings = make_settings(tmp_path, work.path, ["master"])
+    settings = small_tree_settings(tmp_path, work.path, ["master"])
     result = _apply(settings, synced(settings), series)
     assert not result.ok and result.failed_patch == 1
     assert "refused" in result.message
@@ -176,7 +158,7 @@ def test_oversized_patch_is_refused(tmp_path: Path, work: SmallRepo) -> None:
     big = "".join(f"int big_{i};\n" for i in range(200_000))
     work.commit("mm: huge", {"mm/huge.c": big})
     series = series_from_mails(work.mails(base))
-    settings = make_settings(tmp_path, work.path, ["master"])
+    settings = small_tree_settings(tmp_path, work.path, ["master"])
     settings = settings.model_copy(
         update={"apply": settings.apply.model_copy(update={"max_diff_bytes": 1024 * 1024})}
     )
@@ -185,7 +167,7 @@ def test_oversized_patch_is_refused(tmp_path: Path, work: SmallRepo) -> None:
 
 
 def test_slot_is_stable_and_cleaned_after_a_crash(tmp_path: Path, work: SmallRepo) -> None:
-    settings = make_settings(tmp_path, work.path, ["master"])
+    settings = small_tree_settings(tmp_path, work.path, ["master"])
     repo = synced(settings)
     sha = repo.branch_sha("small", "master")
     assert sha
@@ -212,7 +194,7 @@ def test_b4_blob_guess_finds_an_older_base(tmp_path: Path, work: SmallRepo) -> N
     git(work.path, "checkout", "-q", "master")
     work.commit("mm: alpha 5 differently", {"mm/alpha.c": work.edit(
         "mm/alpha.c", "return 5;", "return 55;")})
-    settings = make_settings(tmp_path, work.path, ["master"])
+    settings = small_tree_settings(tmp_path, work.path, ["master"])
     repo = synced(settings)
     with acquire_slot(repo, settings.paths.cache, 1) as slot:
         result = apply_series(settings, repo, slot, series, settings.lists[0], guess=guess_base)

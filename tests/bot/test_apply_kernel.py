@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.cli.main import main
 from bot.demo.series import DEMO_PATCHES, write_series
-from tests import kernel
-from tests.pi import PublicInboxServer, running_server
+from tests.support import kernel
+from tests.support.pi import PublicInboxServer
 
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[PublicInboxServer]:
-    yield from running_server(tmp_path)
-
-
-def config(tmp_path: Path, server: PublicInboxServer) -> Path:
+def config(tmp_path: Path, pi_server: PublicInboxServer) -> Path:
     path = tmp_path / "lorebot.toml"
     path.write_text(
         f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{kernel.test_cache()}"\n\n'
-        f'[[lists]]\nname = "{server.name}"\nurl = "{server.url}"\n'
-        f'address = "{server.address}"\ntrees = ["linux"]\n\n'
+        f'[[lists]]\nname = "{pi_server.name}"\nurl = "{pi_server.url}"\n'
+        f'address = "{pi_server.address}"\ntrees = ["linux"]\n\n'
         '[[trees]]\nname = "linux"\nurl = ""\nbranches = ["master"]\n'
     )
     return path
@@ -38,13 +32,13 @@ def run_apply(cfg: Path, target: str, capsys: pytest.CaptureFixture[str]) -> tup
 
 
 def test_kernel_series_applies_through_lore(
-    kernel_git_dir: Path, server: PublicInboxServer, tmp_path: Path,
+    kernel_git_dir: Path, pi_server: PublicInboxServer, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     writer = kernel.kernel_slot("writer")
-    mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
-    server.post_many(mailed.mails)
-    rc, out = run_apply(config(tmp_path, server), f"{server.url}/{mailed.msgids[0]}/", capsys)
+    mailed = write_series(writer, DEMO_PATCHES, list_address=pi_server.address)
+    pi_server.post_many(mailed.mails)
+    rc, out = run_apply(config(tmp_path, pi_server), f"{pi_server.url}/{mailed.msgids[0]}/", capsys)
     assert rc == 0, out["message"]
     assert out["ok"] and out["tree"] == "linux" and out["branch"] == "master"
     assert out["base"] == mailed.base
@@ -58,16 +52,16 @@ def test_kernel_series_applies_through_lore(
 
 
 def test_kernel_series_with_stale_context_names_patch_and_hunk(
-    kernel_git_dir: Path, server: PublicInboxServer, tmp_path: Path,
+    kernel_git_dir: Path, pi_server: PublicInboxServer, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     writer = kernel.kernel_slot("writer")
-    mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
+    mailed = write_series(writer, DEMO_PATCHES, list_address=pi_server.address)
     # patch 2 was written against a tree where this context line differs
     mails = list(mailed.mails)
     mails[2] = mails[2].replace(b" \tnew->index = offset;", b" \tnew->index = offset + 1;")
-    server.post_many(mails)
-    rc, out = run_apply(config(tmp_path, server), mailed.msgids[1], capsys)
+    pi_server.post_many(mails)
+    rc, out = run_apply(config(tmp_path, pi_server), mailed.msgids[1], capsys)
     assert rc == 1 and not out["ok"]
     assert out["failed_patch"] == 2
     assert out["failed_file"] == "mm/filemap.c"

@@ -13,7 +13,7 @@ import pytest
 from bot.web import create_app
 from config.settings import Settings
 from state.db import Database
-from tests.bot.test_web import MSGID, live_server, populate, with_token
+from tests.support.web import MSGID, live_server, populate, with_token
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

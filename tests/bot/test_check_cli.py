@@ -3,51 +3,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.cli.main import main
 from bot.demo.series import DEMO_PATCHES, write_series
-from tests import kernel
-from tests.pi import PublicInboxServer, running_server
-from tests.smtpd import SmtpServer, smtp_server_fixture
+from tests.support import kernel
+from tests.support.pi import PublicInboxServer
+from tests.support.smtpd import SmtpServer
 
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[PublicInboxServer]:
-    yield from running_server(tmp_path)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    yield from smtp_server_fixture()
-
-
-def config(tmp_path: Path, server: PublicInboxServer, smtp: SmtpServer) -> Path:
+def config(tmp_path: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer) -> Path:
     path = tmp_path / "lorebot.toml"
     path.write_text(
         f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{kernel.test_cache()}"\n\n'
-        f'[[lists]]\nname = "{server.name}"\nurl = "{server.url}"\n'
-        f'address = "{server.address}"\ntrees = ["linux"]\n\n'
+        f'[[lists]]\nname = "{pi_server.name}"\nurl = "{pi_server.url}"\n'
+        f'address = "{pi_server.address}"\ntrees = ["linux"]\n\n'
         '[[trees]]\nname = "linux"\nurl = ""\nbranches = ["master"]\n\n'
         '[build]\narches = ["x86_64"]\n\n'
-        f'[mail]\nmode = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp.port}\n'
+        f'[mail]\nmode = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_server.port}\n'
     )
     return path
 
 
 def test_check_json_shape_findings_and_send(
-    kernel_git_dir: Path, server: PublicInboxServer, smtp: SmtpServer, tmp_path: Path,
+    kernel_git_dir: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     writer = kernel.kernel_slot("writer")
-    mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
-    server.post_many(mailed.mails)
-    cfg = config(tmp_path, server, smtp)
+    mailed = write_series(writer, DEMO_PATCHES, list_address=pi_server.address)
+    pi_server.post_many(mailed.mails)
+    cfg = config(tmp_path, pi_server, smtp_server)
 
     assert main(["--config", str(cfg), "check", mailed.msgids[2], "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -77,10 +66,10 @@ def test_check_json_shape_findings_and_send(
     assert {r["in_reply_to"] for r in out["replies"]} == {
         mailed.msgids[0], mailed.msgids[2], mailed.msgids[3]}
     assert all(r["state"] == "draft" for r in out["replies"])
-    assert not smtp.received  # without --send nothing leaves
+    assert not smtp_server.received  # without --send nothing leaves
 
     assert main(["--config", str(cfg), "check", mailed.msgids[0], "--json", "--send"]) == 0
     sent = json.loads(capsys.readouterr().out)["replies"]
     assert all(r["state"] == "sent" and r["msgid"] for r in sent)
-    assert len(smtp.received) == 3
+    assert len(smtp_server.received) == 3
 

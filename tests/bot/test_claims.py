@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from bot.run import claims
 from state.models import utcnow
-from tests.bot.test_service import wait_for
+from tests.support.waiting import wait_for
 
 HOST = socket.gethostname()
 STALE = timedelta(seconds=120)

@@ -23,23 +23,16 @@ from bot.run.delivery import Mailer, recover_sending, retry_delay
 from bot.web import create_app
 from state.db import Database
 from state.models import FaultRow, ReplyRow
-from tests.bot.test_mail import (
-    Clock,
-    add_series,
+from tests.support.mailer import Clock, add_series, drafts_for, mailer, parse
+from tests.support.replies import (
     applied_on_mm,
     balloon_series,
     build_error,
-    db,
-    drafts_for,
-    mailer,
-    parse,
     removed_member,
     w1_warning,
 )
-from tests.silent import SilentServer
-from tests.smtpd import SmtpServer
-
-__all__ = ["db"]  # the fixture, shared with test_mail
+from tests.support.silent import SilentServer
+from tests.support.smtpd import SmtpServer
 
 EVERYONE = ["dana.kovac@example.org", "akpm@linux-foundation.org", "david@example.com",
             "linux-mm@kvack.org", "linux-kernel@vger.kernel.org",

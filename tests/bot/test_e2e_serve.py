@@ -8,35 +8,28 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from bot.demo.inbox import free_port
 from bot.demo.series import DEMO_PATCHES, write_series
-from tests import kernel
-from tests.pi import PublicInboxServer, running_server
-from tests.smtpd import SmtpServer, smtp_server_fixture
+from tests.support import kernel
+from tests.support.pi import PublicInboxServer
+from tests.support.smtpd import SmtpServer
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kernel
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[PublicInboxServer]:
-    yield from running_server(tmp_path)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    yield from smtp_server_fixture()
-
-
-def write_config(tmp_path: Path, server: PublicInboxServer, smtp: SmtpServer, port: int) -> Path:
+def write_config(tmp_path: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer,
+                 port: int) -> Path:
     cfg = tmp_path / "lorebot.toml"
     cfg.write_text(f"""
 [paths]
@@ -44,9 +37,9 @@ state = "{tmp_path / 'state'}"
 cache = "{kernel.test_cache()}"
 
 [[lists]]
-name = "{server.name}"
-url = "{server.url}"
-address = "{server.address}"
+name = "{pi_server.name}"
+url = "{pi_server.url}"
+address = "{pi_server.address}"
 trees = ["linux"]
 
 [[trees]]
@@ -63,7 +56,7 @@ arches = ["x86_64"]
 [mail]
 mode = "smtp"
 smtp_host = "127.0.0.1"
-smtp_port = {smtp.port}
+smtp_port = {smtp_server.port}
 sender = "lorebot <lorebot@example.org>"
 
 [web]
@@ -89,17 +82,23 @@ def api(port: int, path: str) -> object:
     return json.loads(get(port, path))
 
 
-def wait_for(what: str, cond, timeout: float, log: Path):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = cond()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; serve log:\n{log.read_text()[-4000:]}")
+def wait_serve(what: str, cond: Callable[[], T], timeout: float, log: Path) -> T:
+    """wait_for with the serve log's tail on failure; a page not up yet is "not yet"."""
+    return wait_for(cond, timeout, what, interval=0.5, ignore=(OSError,),
+                    context=lambda: "serve log:\n" + log.read_text()[-4000:])
+
+
+def series_detail(port: int, msgid: str) -> dict[str, Any]:
+    detail = api(port, f"/api/series/{msgid}")
+    assert isinstance(detail, dict)
+    return detail
+
+
+def replies_settled(port: int, msgid: str, received: int) -> bool:
+    """Every reply recorded for the series is sent, and the server has (at least) them."""
+    replies = series_detail(port, msgid)["replies"]
+    return bool(replies) and all(r["state"] == "sent" for r in replies) \
+        and received >= len(replies)
 
 
 def series_state(port: int) -> dict[str, object] | None:
@@ -108,31 +107,31 @@ def series_state(port: int) -> dict[str, object] | None:
     return rows[0] if rows else None
 
 
-def post_demo(server: PublicInboxServer) -> list[str]:
+def post_demo(pi_server: PublicInboxServer) -> list[str]:
     writer = kernel.kernel_slot("writer")
-    mailed = write_series(writer, DEMO_PATCHES, list_address=server.address)
-    server.post_many(mailed.mails)
+    mailed = write_series(writer, DEMO_PATCHES, list_address=pi_server.address)
+    pi_server.post_many(mailed.mails)
     return mailed.msgids
 
 
 def test_serve_replies_by_smtp_and_shows_the_series(
-    kernel_git_dir: Path, server: PublicInboxServer, smtp: SmtpServer, tmp_path: Path
+    kernel_git_dir: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
-    proc = start_serve(write_config(tmp_path, server, smtp, port), log)
+    proc = start_serve(write_config(tmp_path, pi_server, smtp_server, port), log)
     try:
-        wait_for("the status page", lambda: get(port, "/healthz") == "ok", 60, log)
-        msgids = post_demo(server)
-        posted = time.monotonic()
-        wait_for("a reply at the SMTP server", lambda: smtp.received, 900, log)
-        latency = time.monotonic() - posted
-        done = wait_for("the series to be done",
-                        lambda: (s := series_state(port)) and s["state"] == "done" and s, 120, log)
+        wait_serve("the status page", lambda: get(port, "/healthz") == "ok", 60, log)
+        msgids = post_demo(pi_server)
+        wait_serve("a reply at the SMTP server", lambda: smtp_server.received, 900, log)
+        done = wait_serve("the series to be done", lambda: (s := series_state(port))
+                          and s["state"] == "done" and s, 120, log)
         assert done["msgid"] == msgids[0] and done["findings"] >= 1
-        time.sleep(3)  # the replies of one run are delivered together
+        # the replies of one run are delivered together: wait for all of them
+        wait_serve("every reply at the SMTP server", lambda: replies_settled(
+            port, msgids[0], len(smtp_server.received)), 120, log)
         mails = {m["In-Reply-To"]: m for m in
-                 (message_from_bytes(r.content) for r in smtp.received)}
+                 (message_from_bytes(r.content) for r in smtp_server.received)}
         # patch 2 breaks MIGRATION=n builds, patch 3 adds a W=1 warning, and a
         # summary goes to the cover letter because findings span patches
         assert set(mails) == {f"<{msgids[0]}>", f"<{msgids[2]}>", f"<{msgids[3]}>"}
@@ -140,43 +139,46 @@ def test_serve_replies_by_smtp_and_shows_the_series(
         assert "folio_migrate_flags" in body2 and "MIGRATION=n" in body2
         body3 = mails[f"<{msgids[3]}>"].get_payload(decode=True).decode()
         assert "released" in body3 and "unused-but-set-variable" in body3
-        assert all("dev@example.org" in r.rcpt_tos for r in smtp.received)
+        assert all("dev@example.org" in r.rcpt_tos for r in smtp_server.received)
         detail = api(port, f"/api/series/{msgids[0]}")
         assert isinstance(detail, dict) and detail["replies"]
         page = get(port, "/series/" + msgids[0])
         assert "folio_migrate_flags" in page and "mm/filemap.c" in page
-        print(f"\nlanding -> reply at SMTP: {latency:.1f} s")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
 
 
 def test_kill_9_mid_run_then_restart_sends_exactly_one_reply(
-    kernel_git_dir: Path, server: PublicInboxServer, smtp: SmtpServer, tmp_path: Path
+    kernel_git_dir: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
-    cfg = write_config(tmp_path, server, smtp, port)
+    cfg = write_config(tmp_path, pi_server, smtp_server, port)
     proc = start_serve(cfg, log)
     try:
-        post_demo(server)
-        wait_for("the run to start", lambda: (s := series_state(port)) and
-                 s["state"] == "running", 300, log)
-        time.sleep(1.0)
+        post_demo(pi_server)
+        # killed while a check runs, after the claim, the fetch and the apply
+        wait_serve("a check to be under way", lambda: (s := series_state(port)) and
+                   s["state"] == "running" and series_detail(port, str(s["msgid"]))["step"]
+                   not in ("", "fetch", "apply"), 300, log)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    assert not smtp.received
+    assert not smtp_server.received
     proc = start_serve(cfg, log)
     try:
-        wait_for("the series to be done after the restart",
-                 lambda: (s := series_state(port)) and s["state"] == "done", 900, log)
-        wait_for("the reply", lambda: smtp.received, 60, log)
-        time.sleep(8)  # a second (duplicate) reply would arrive by now
-        targets = [message_from_bytes(r.content)["In-Reply-To"] for r in smtp.received]
-        assert len(targets) == len(set(targets)) == len(smtp.received)
-        detail = api(port, f"/api/series/{series_state(port)['msgid']}")  # type: ignore[index]
-        assert isinstance(detail, dict) and len(detail["runs"]) >= 2
+        wait_serve("the series to be done after the restart",
+                   lambda: (s := series_state(port)) and s["state"] == "done", 900, log)
+        msgid = str(series_state(port)["msgid"])  # type: ignore[index]
+        # delivery is done when every recorded reply is sent; a duplicate (a second
+        # row, or a second send of one) shows as more mails than replies
+        wait_serve("the replies", lambda: replies_settled(
+            port, msgid, len(smtp_server.received)), 120, log)
+        targets = [message_from_bytes(r.content)["In-Reply-To"] for r in smtp_server.received]
+        detail = series_detail(port, msgid)
+        assert len(targets) == len(set(targets)) == len(detail["replies"])
+        assert len(detail["runs"]) >= 2
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)

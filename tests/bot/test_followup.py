@@ -8,8 +8,7 @@ from pathlib import Path
 from bot.core.models import Series
 from bot.run.pipeline import check_series
 from bot.run.worker import draft_replies
-from tests.bot.test_apply import make_settings, synced
-from tests.gitrepo import SmallRepo, git, series_from_mails
+from tests.support.gitrepo import SmallRepo, git, series_from_mails, small_tree_settings, synced
 
 HEADER = "struct counter {\n\tint hits;\n\tint misses;\n};\n"
 USER = ('#include "counter.h"\n\nint hits(struct counter *c)\n{\n\treturn c->hits;\n}\n\n'
@@ -30,7 +29,7 @@ def test_follow_up_is_checked_on_top_of_its_parent(tmp_path: Path) -> None:
         update={"parent": parent.msgid, "msgid": "f1@example.org",
                 "patches": tuple(p.model_copy(update={"msgid": "f1@example.org"})
                                  for p in series_from_mails(work.mails(mid)).patches)})
-    settings = make_settings(tmp_path, work.path, ["master"])
+    settings = small_tree_settings(tmp_path, work.path, ["master"])
     settings = settings.model_copy(update={"checks": settings.checks.model_copy(
         update={"enabled": ["semantic"]})})
     synced(settings)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email
 import mailbox
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,8 @@ from bot.web import create_app
 from config.settings import Settings, load_settings
 from state.db import Database
 from state.models import ReplyRow, SeriesRow, utcnow
-from tests.gitrepo import SmallRepo
-from tests.pi import PublicInboxServer, running_server
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[PublicInboxServer]:
-    yield from running_server(tmp_path)
+from tests.support.gitrepo import SmallRepo
+from tests.support.pi import PublicInboxServer
 
 
 class StandIn:
@@ -50,18 +44,18 @@ class StandIn:
         return CheckResult.of([found], fault=self.fault)
 
 
-def _setup(tmp_path: Path, server: PublicInboxServer) -> tuple[Settings, Database, str, str]:
+def _setup(tmp_path: Path, pi_server: PublicInboxServer) -> tuple[Settings, Database, str, str]:
     work = SmallRepo(tmp_path / "work")
     base = work.head()
     work.commit("mm: alpha", {"mm/alpha.c": work.edit("mm/alpha.c", "return 1;", "return x;")})
     mails = work.mails(base, ("--thread",))
-    server.post_many(mails)
+    pi_server.post_many(mails)
     msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
     cfg = tmp_path / "lorebot.toml"
     cfg.write_text(
         f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n\n'
-        f'[[lists]]\nname = "{server.name}"\nurl = "{server.url}"\n'
-        f'address = "{server.address}"\ntrees = ["small"]\n\n'
+        f'[[lists]]\nname = "{pi_server.name}"\nurl = "{pi_server.url}"\n'
+        f'address = "{pi_server.address}"\ntrees = ["small"]\n\n'
         f'[[trees]]\nname = "small"\nurl = "{work.path}"\nbranches = ["master"]\n\n'
         '[checks]\nenabled = ["build"]\n\n[service]\nhold_retry_seconds = 60\n'
     )
@@ -94,9 +88,9 @@ def _outbox(settings: Settings) -> list[str]:
 
 
 def test_a_missing_toolchain_holds_the_series_then_it_is_mailed_once(
-    tmp_path: Path, server: PublicInboxServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pi_server: PublicInboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings, db, msgid, cfg = _setup(tmp_path, server)
+    settings, db, msgid, cfg = _setup(tmp_path, pi_server)
     assert main(["--config", cfg, "tree", "sync"]) == 0
     check = StandIn()
     monkeypatch.setattr(pipeline, "load_check", lambda name: check)
@@ -129,9 +123,9 @@ def test_a_missing_toolchain_holds_the_series_then_it_is_mailed_once(
 
 
 def test_an_unsynced_tree_holds_the_series_and_mails_nothing(
-    tmp_path: Path, server: PublicInboxServer
+    tmp_path: Path, pi_server: PublicInboxServer
 ) -> None:
-    settings, db, _msgid, cfg = _setup(tmp_path, server)  # the tree was never synced
+    settings, db, _msgid, cfg = _setup(tmp_path, pi_server)  # the tree was never synced
     sid = _run(settings, db)
     row = _row(db, sid)
     assert row.state == SeriesState.HELD and "not synced" in row.reason

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,13 @@ from bot.intake import lore
 from bot.intake.poll import poll_once
 from state.db import Database
 from state.models import Cursor, Message, PatchRow, PollRow, SeriesRow
-from tests.mailgen import MailGen, msgid_of
-from tests.pi import PublicInboxServer, intake_settings, running_server
-
-
-@pytest.fixture
-def pi_server(tmp_path: Path) -> Iterator[PublicInboxServer]:
-    yield from running_server(tmp_path)
+from tests.support.mailgen import MailGen, msgid_of
+from tests.support.pi import PublicInboxServer, intake_settings
 
 
 @pytest.fixture
 def gen(tmp_path: Path) -> MailGen:
     return MailGen(tmp_path / "gen")
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'state' / 'lorebot.db'}")
-    yield database
-    database.dispose()
 
 
 def messages(db: Database) -> dict[str, Message]:

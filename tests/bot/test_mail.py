@@ -11,22 +11,20 @@ import email
 import email.policy
 import os
 import re
-from collections.abc import Iterator
-from datetime import datetime, timedelta
-from email.message import EmailMessage
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.core.models import ApplyResult, Series
 from bot.mail.transport import SmtpTransport
 from bot.report.render import ReplyDraft, render_replies
 from bot.run.delivery import Mailer
 from state.db import Database
 from state.models import ReplyRow, SeriesRow
-from tests.bot.test_report import (
+from tests.support.mailer import T0, Clock, add_series, drafts_for, mailer, parse
+from tests.support.replies import (
     COVER,
     SERIES_URL,
     applied_on_iommu,
@@ -40,52 +38,9 @@ from tests.bot.test_report import (
     removed_member,
     w1_warning,
 )
-from tests.smtpd import Received, SmtpServer, smtp_server_fixture
+from tests.support.smtpd import Received, SmtpServer
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "replies"
-T0 = datetime(2026, 11, 28, 6, 0, 0)
-
-smtp_server = pytest.fixture(smtp_server_fixture)
-
-
-class Clock:
-    """A clock the test moves by hand (naive UTC, like the tables)."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path}/db.sqlite")
-    yield database
-    database.dispose()
-
-
-def add_series(db: Database, msgid: str = COVER) -> int:
-    with db.session() as s:
-        row = SeriesRow(list_name="linux-mm", msgid=msgid, subject="series", state="done")
-        s.add(row)
-        s.flush()
-        return row.id
-
-
-def mailer(tmp_path: Path, db: Database, server: SmtpServer, clock: Clock | None = None,
-           **mail: Any) -> Mailer:
-    settings = make_settings(tmp_path, mode="smtp", smtp_host=server.host,
-                             smtp_port=server.port, **mail)
-    return Mailer(settings, db, clock=clock or Clock())
-
-
-def drafts_for(m: Mailer, series: Series, applied: ApplyResult, findings: list[Any]
-               ) -> list[ReplyDraft]:
-    return render_replies(series, applied, findings, m.settings, SERIES_URL,
-                          archive="https://lore.kernel.org/linux-mm")
-
-
 def normalized(raw: bytes) -> str:
     text = raw.decode("utf-8").replace("\r\n", "\n")
     text = re.sub(r"^Date: .*$", "Date: <date>", text, count=1, flags=re.M)
@@ -100,12 +55,6 @@ def check_golden(name: str, got: Received) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     assert text == path.read_text(encoding="utf-8"), f"differs from {path}"
-
-
-def parse(got: Received) -> EmailMessage:
-    msg = email.message_from_bytes(got.content, policy=email.policy.default)
-    assert isinstance(msg, EmailMessage)
-    return msg
 
 
 def send_all(m: Mailer, series_id: int, drafts: list[ReplyDraft]) -> None:

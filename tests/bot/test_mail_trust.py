@@ -12,7 +12,7 @@ from bot.report.render import render_replies
 from bot.run.pipeline import CheckOutcome
 from bot.run.worker import draft_replies
 from config.settings import MailPolicySettings
-from tests.bot.test_report import (
+from tests.support.replies import (
     SERIES_URL,
     applied_on_mm,
     balloon_series,

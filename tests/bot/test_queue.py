@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,10 @@ from typing import Any
 import pytest
 
 from bot.run import queue
-from config.settings import Settings
 from state.db import Database
 from state.models import RunRow, SeriesRow
 
 N_SERIES = 40
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
-    yield database
-    database.dispose()
 
 
 def add_series(db: Database, n: int, state: str = "queued", **fields: Any) -> list[int]:

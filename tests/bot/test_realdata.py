@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,14 @@ from sqlalchemy import select
 from bot.intake.poll import poll_once
 from state.db import Database
 from state.models import Message, PatchRow, SeriesRow
-from tests.pi import PublicInboxServer, intake_settings, running_server
+from tests.support.pi import PublicInboxServer, intake_settings
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MBOX = DATA / "virtualization-2023-05.mbox"
 
-
-@pytest.fixture
-def pi_server(tmp_path: Path) -> Iterator[PublicInboxServer]:
-    if not MBOX.exists():
-        pytest.skip(f"{MBOX} missing (real archive data lives beside the repository, in "
-                    "../shared/data; a fresh clone has none)")
-    yield from running_server(tmp_path)
+pytestmark = pytest.mark.skipif(
+    not MBOX.exists(), reason=f"{MBOX} missing (real archive data lives beside the repository, "
+                              "in ../shared/data; a fresh clone has none)")
 
 
 def test_real_month(tmp_path: Path, pi_server: PublicInboxServer) -> None:

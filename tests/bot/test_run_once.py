@@ -4,7 +4,6 @@ that one of them is running is never run by the other at the same time."""
 from __future__ import annotations
 
 import email
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,16 @@ from bot.run import claims, queue, worker
 from config.settings import load_settings
 from state.db import Database
 from state.models import RunRow, SeriesRow
-from tests.gitrepo import SmallRepo
-from tests.pi import PublicInboxServer, running_server
+from tests.support.gitrepo import SmallRepo
+from tests.support.pi import PublicInboxServer
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[PublicInboxServer]:
-    yield from running_server(tmp_path)
-
-
-def _config(tmp_path: Path, server: PublicInboxServer, upstream: Path) -> Path:
+def _config(tmp_path: Path, pi_server: PublicInboxServer, upstream: Path) -> Path:
     path = tmp_path / "lorebot.toml"
     path.write_text(
         f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n\n'
-        f'[[lists]]\nname = "{server.name}"\nurl = "{server.url}"\n'
-        f'address = "{server.address}"\ntrees = ["small"]\n\n'
+        f'[[lists]]\nname = "{pi_server.name}"\nurl = "{pi_server.url}"\n'
+        f'address = "{pi_server.address}"\ntrees = ["small"]\n\n'
         f'[[trees]]\nname = "small"\nurl = "{upstream}"\nbranches = ["master"]\n\n'
         "[checks]\nenabled = []\n"
     )
@@ -43,7 +37,7 @@ def _runs(db: Database, series_id: int) -> list[str]:
 
 
 def test_check_and_a_service_never_run_one_series_twice(
-    tmp_path: Path, server: PublicInboxServer, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, pi_server: PublicInboxServer, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     work = SmallRepo(tmp_path / "work")
@@ -51,9 +45,9 @@ def test_check_and_a_service_never_run_one_series_twice(
     work.commit("mm: alpha returns minus one",
                 {"mm/alpha.c": work.edit("mm/alpha.c", "return 1;", "return -1;")})
     mails = work.mails(base, ("--thread",))
-    server.post_many(mails)
+    pi_server.post_many(mails)
     msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
-    cfg = str(_config(tmp_path, server, work.path))
+    cfg = str(_config(tmp_path, pi_server, work.path))
     settings = load_settings(Path(cfg))
     assert main(["--config", cfg, "tree", "sync"]) == 0
     assert main(["--config", cfg, "poll", "--once"]) == 0
@@ -87,16 +81,16 @@ def test_check_and_a_service_never_run_one_series_twice(
 
 
 def test_a_check_that_fails_finishes_its_run_with_the_reason(
-    tmp_path: Path, server: PublicInboxServer, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, pi_server: PublicInboxServer, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     work = SmallRepo(tmp_path / "work")
     base = work.head()
     work.commit("mm: beta", {"mm/beta.c": work.edit("mm/beta.c", "return 0;", "return 2;")})
     mails = work.mails(base, ("--thread",))
-    server.post_many(mails)
+    pi_server.post_many(mails)
     msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
-    cfg = str(_config(tmp_path, server, work.path))
+    cfg = str(_config(tmp_path, pi_server, work.path))
     assert main(["--config", cfg, "tree", "sync"]) == 0
 
     def broken(*args: Any, **kwargs: Any) -> Any:

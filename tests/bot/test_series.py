@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,8 @@ from bot.core.runner import Runner
 from bot.intake.b4adapter import guess_base, preimage_blobs
 from bot.intake.series import followup_body, load_series, series_key
 from bot.trees.repo import Repo
-from tests.mailgen import MailGen, msgid_of
-from tests.pi import PublicInboxServer, intake_settings, running_server, write_config
-
-
-@pytest.fixture
-def pi_server(tmp_path: Path) -> Iterator[PublicInboxServer]:
-    yield from running_server(tmp_path)
+from tests.support.mailgen import MailGen, msgid_of
+from tests.support.pi import PublicInboxServer, intake_settings, write_config
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -22,96 +21,12 @@ from bot.web.server import page_factory
 from config.settings import ServiceSettings, Settings, WebSettings
 from state.db import Database
 from state.models import SeriesRow
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
-    yield database
-    database.dispose()
+from tests.support.service import FakeIntake, FakePipeline, add_queued, states
+from tests.support.waiting import wait_for
 
 
 def two_workers(settings: Settings) -> Settings:
     return settings.model_copy(update={"service": ServiceSettings(workers=2)})
-
-
-def add_queued(db: Database, n: int, state: str = "queued", **fields: object) -> list[int]:
-    with db.session() as s:
-        rows = [SeriesRow(list_name="l", msgid=f"s{i}-{os.urandom(3).hex()}@x", state=state,
-                          **fields) for i in range(n)]
-        s.add_all(rows)
-        s.flush()
-        return [r.id for r in rows]
-
-
-def states(db: Database) -> dict[int, str]:
-    with db.session() as s:
-        return {r.id: r.state for r in s.query(SeriesRow)}
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
-class FakePipeline:
-    """Steps of `step_seconds`, checking should_stop between them, like the real one."""
-
-    def __init__(self, steps: tuple[str, ...] = ("apply", "build"), step_seconds: float = 0.05):
-        self.steps = steps
-        self.step_seconds = step_seconds
-        self.calls: list[tuple[int, str]] = []
-        self.finished_steps: list[str] = []
-        self.started = threading.Event()
-        self.lock = threading.Lock()
-
-    def __call__(self, settings: Settings, db: Database, series_id: int, worker: str,
-                 should_stop: Callable[[], bool]) -> None:
-        with self.lock:
-            self.calls.append((series_id, worker))
-        for step in self.steps:
-            if should_stop():
-                return  # leaves the series "running": the service puts it back
-            with db.session() as s:
-                row = s.get(SeriesRow, series_id)
-                assert row is not None
-                row.step = step
-            self.started.set()
-            time.sleep(self.step_seconds)
-            self.finished_steps.append(step)
-        with db.session() as s:
-            row = s.get(SeriesRow, series_id)
-            assert row is not None
-            row.state, row.step, row.claimed_by = "done", "", ""
-
-
-class FakeIntake:
-    """Queues `n` series on its first poll; counts polls and their overlap."""
-
-    def __init__(self, n: int = 0, seconds: float = 0.0):
-        self.n = n
-        self.seconds = seconds
-        self.calls = 0
-        self.active = 0
-        self.max_active = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, settings: Settings, db: Database) -> None:
-        with self.lock:
-            self.calls += 1
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-            first = self.calls == 1
-        try:
-            if first and self.n:
-                add_queued(db, self.n)
-            time.sleep(self.seconds)
-        finally:
-            with self.lock:
-                self.active -= 1
 
 
 def test_poll_then_workers_run_everything(settings: Settings, db: Database) -> None:
@@ -145,7 +60,7 @@ def test_polls_never_overlap(settings: Settings, db: Database) -> None:
                   poll_interval=0.05, web=False)
     svc.start()
     try:
-        time.sleep(0.3)
+        wait_for(lambda: intake.active)  # the scheduled poll is under way
         extra = [threading.Thread(target=svc.poll) for _ in range(3)]  # a manual poll too
         for t in extra:
             t.start()

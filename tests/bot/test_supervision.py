@@ -11,11 +11,10 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bot.demo.inbox import free_port
 from bot.run.scheduler import Service
@@ -23,15 +22,8 @@ from bot.web.server import page_factory
 from config.settings import ServiceSettings, Settings, WebSettings
 from state.db import Database
 from state.models import RunRow, SeriesRow
-from tests.bot.test_service import FakeIntake, add_queued, states, wait_for
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    # a writer waits 0.2 s for a lock, not 30: the outage shows quickly
-    database = Database(settings.database_url, busy_timeout=0.2)
-    yield database
-    database.dispose()
+from tests.support.service import FakeIntake, add_queued, states
+from tests.support.waiting import wait_for
 
 
 def quick(settings: Settings, port: int = 0) -> Settings:
@@ -81,7 +73,9 @@ def healthz(port: int) -> tuple[int, str]:
     return r.status_code, r.text
 
 
-def test_locked_database_during_a_run(settings: Settings, db: Database) -> None:
+def test_locked_database_during_a_run(settings: Settings) -> None:
+    # a writer waits 0.2 s for a lock, not 30: the outage shows quickly
+    db = Database(settings.database_url, busy_timeout=0.2)
     first, second = add_queued(db, 2)
     port = free_port()
     pipeline = GatedPipeline()
@@ -106,6 +100,7 @@ def test_locked_database_during_a_run(settings: Settings, db: Database) -> None:
     finally:
         locker.close()
         svc.stop()
+        db.dispose()
     assert pipeline.calls == [first, first, second]
     with db.session() as s:
         row = s.get(SeriesRow, first)

@@ -12,7 +12,7 @@ import pytest
 
 from bot.cli.main import main
 from bot.trees.tarimport import strip_debian_gitignore
-from tests.gitrepo import SmallRepo, git
+from tests.support.gitrepo import SmallRepo, git
 
 DEBIAN_TAIL = ("\n# Rust analyzer configuration\n/rust-project.json\n\n#\n"
                "# Debian packaging: ignore everything at the top level, since it isn't\n"

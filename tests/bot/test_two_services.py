@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from email import message_from_bytes
 from pathlib import Path
@@ -14,7 +13,8 @@ from sqlalchemy import select
 
 from state.db import Database
 from state.models import ReplyRow
-from tests.smtpd import SmtpServer
+from tests.support.smtpd import SmtpServer
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 N_REPLIES = 8
@@ -72,16 +72,17 @@ def test_two_services_send_each_reply_exactly_once(tmp_path: Path) -> None:
             [sys.executable, "-m", "bot.cli", "--config", str(cfg), "serve", "--no-web"],
             cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT) for log in logs]
         try:
-            deadline = time.monotonic() + 120
-            while True:
+            def states() -> Counter[str]:
                 with db.session() as s:
-                    states = Counter(s.scalars(select(ReplyRow.state)))
-                if states == {"sent": N_REPLIES}:
-                    break
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    raise AssertionError(f"replies {dict(states)}; logs:\n" + "\n".join(
-                        log.read_text()[-3000:] for log in logs))
-                time.sleep(0.1)
+                    return Counter(s.scalars(select(ReplyRow.state)))
+
+            # a service that exits early fails at once, not at the timeout
+            wait_for(lambda: states() == {"sent": N_REPLIES}
+                     or any(p.poll() is not None for p in procs), 120, "every reply sent",
+                     interval=0.1, context=lambda: f"replies {dict(states())}; logs:\n"
+                     + "\n".join(log.read_text()[-3000:] for log in logs))
+            assert states() == {"sent": N_REPLIES}, "\n".join(
+                log.read_text()[-3000:] for log in logs)
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)

@@ -8,8 +8,8 @@ import pytest
 
 from checks.checkpatch import CheckpatchCheck, Issue, map_patch, new_issues, parse_issues
 from config.settings import Settings
-from tests import kernel
-from tests.kernel import WrittenPatch, replace_in
+from tests.support import kernel
+from tests.support.kernel import WrittenPatch, replace_in
 
 PATCH = """From 1 Mon Sep 17 00:00:00 2001
 Subject: [PATCH] mm: x

@@ -8,8 +8,8 @@ import pytest
 
 from checks.kerneldoc import DocWarning, KernelDocCheck, new_warnings, parse_warnings
 from config.settings import Settings
-from tests import kernel
-from tests.kernel import WrittenPatch, replace_in
+from tests.support import kernel
+from tests.support.kernel import WrittenPatch, replace_in
 
 M = "mm/migrate.c"
 GOOD = '''#include "internal.h"

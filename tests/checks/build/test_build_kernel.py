@@ -15,8 +15,8 @@ import pytest
 from bot.core.results import CheckResult, Finding
 from checks.build import BuildCheck
 from config.settings import BuildSettings, Settings
-from tests import kernel
-from tests.kernel import WrittenPatch, replace_in
+from tests.support import kernel
+from tests.support.kernel import WrittenPatch, replace_in
 
 pytestmark = pytest.mark.kernel
 

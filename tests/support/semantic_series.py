@@ -7,7 +7,7 @@ Each rule has a case that must be reported and a near miss that must not.
 from __future__ import annotations
 
 from bot.core.results import Finding
-from tests.kernel import WrittenPatch, replace_in
+from tests.support.kernel import WrittenPatch, replace_in
 
 H = "include/linux/balloon_compaction.h"
 C = "mm/balloon_compaction.c"

@@ -4,14 +4,13 @@
         ... send to server.host:server.port ...
         assert server.received[0].rcpt_tos == [...]
 
-or, in a test module, `smtp_server = pytest.fixture(smtp_server_fixture)`.
+Tests get a started one from the `smtp_server` fixture (tests/bot/conftest.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -145,8 +144,3 @@ class SmtpServer:
     ) -> None:
         self.stop()
 
-
-def smtp_server_fixture() -> Iterator[SmtpServer]:
-    """Body of a pytest fixture: a started server, stopped after the test."""
-    with SmtpServer() as server:
-        yield server

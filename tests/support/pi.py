@@ -17,7 +17,7 @@ __all__ = ["PublicInboxServer", "free_port", "have_public_inbox", "intake_settin
 def running_server(tmp_path: Path) -> Iterator[PublicInboxServer]:
     """A running, empty public-inbox server (skipped when public-inbox is missing).
 
-    Use from a fixture: `yield from running_server(tmp_path)`.
+    The body of the `pi_server` fixture (tests/bot/conftest.py).
     """
     if not have_public_inbox():
         pytest.skip("public-inbox is not installed (apt-get install public-inbox)")

@@ -6,7 +6,10 @@ import subprocess
 from pathlib import Path
 
 from bot.core.models import PatchMail, Series
+from bot.core.runner import Runner
 from bot.demo.series import GIT_IDENTITY
+from bot.trees.repo import Repo
+from config.settings import Settings, load_settings
 
 ENV_ARGS = GIT_IDENTITY
 
@@ -87,3 +90,23 @@ def series_from_mails(
         base_commit=base_commit,
         subject_tags=tags,
     )
+
+
+def small_tree_settings(
+    tmp_path: Path, upstream: Path, branches: list[str], tags: dict[str, str] | None = None
+) -> Settings:
+    """One list ("test") whose tree "small" is `upstream`, state and cache under tmp_path."""
+    return load_settings(
+        None,
+        paths={"state": str(tmp_path / "state"), "cache": str(tmp_path / "cache")},
+        lists=[{"name": "test", "url": "http://127.0.0.1:1/test", "trees": ["small"]}],
+        trees=[{"name": "small", "url": str(upstream), "branches": branches}],
+        base={"subject_tags": tags or {}},
+    )
+
+
+def synced(settings: Settings) -> Repo:
+    """The bare repo with tree "small" fetched."""
+    repo = Repo.open(settings, Runner(settings.paths.logs))
+    repo.sync(settings.tree("small"))
+    return repo

@@ -1,0 +1,34 @@
+"""Fixtures the service's tests share: the database, and real servers on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from state.db import Database
+from tests.support.pi import PublicInboxServer, running_server
+from tests.support.smtpd import SmtpServer
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    """The database `settings` points to (SQLite under tmp_path/state), migrated."""
+    database = Database(settings.database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def pi_server(tmp_path: Path) -> Iterator[PublicInboxServer]:
+    """A running, empty public-inbox (skipped when public-inbox is missing)."""
+    yield from running_server(tmp_path)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """An SMTP server that keeps what it receives; stopped after the test."""
+    with SmtpServer() as server:
+        yield server

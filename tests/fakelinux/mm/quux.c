@@ -1,0 +1,6 @@
+#include <linux/quux.h>
+
+int quux_level(void)
+{
+	return 1;
+}
