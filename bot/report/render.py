@@ -316,7 +316,7 @@ def _summary(
     if series_wide:
         groups.append(["The series as a whole:",
                        *(rt.item("  ", rt.headline(p), "    ") for p in series_wide)])
-    parts = [rt.greeting(name), rt.wrap(text), *_bounded(groups, policy.summary_max_lines),
+    parts = [rt.greeting(name), rt.wrap(text), *rt.bounded(groups, policy.summary_max_lines),
              *([coverage] if coverage else []), rt.base_section(applied, None, series.total)]
     keys = [f"{p.first.patch}:{p.first.fingerprint}"
             for ps in (*grouped.values(), series_wide) for p in ps]
@@ -330,21 +330,6 @@ def _summary(
         subject=reply_subject(subject), body="\n\n".join(parts) + "\n", digest=digest,
         msgid=msgid,
     )
-
-
-def _bounded(groups: list[list[str]], limit: int) -> list[str]:
-    """The groups of lines as blocks, cut to `limit` lines with a pointer to the page."""
-    out: list[str] = []
-    left = limit
-    for i, lines in enumerate(groups):
-        if len(lines) > left:
-            rest = sum(len(g) for g in groups[i:]) - max(left - 1, 0)
-            out.append("\n".join([*lines[:max(left - 1, 0)],
-                                  f"  ... and {rest} more lines on the status page"]))
-            break
-        out.append("\n".join(lines))
-        left -= len(lines)
-    return out
 
 
 def _not_applied(

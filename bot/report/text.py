@@ -294,3 +294,18 @@ def count_words(problems: Sequence[Problem]) -> str:
         kinds[key] = kinds.get(key, 0) + 1
     detail = ", ".join(f"{n} {k}" for k, n in kinds.items())
     return f"{len(problems)} new problems ({detail})"
+
+
+def bounded(groups: list[list[str]], limit: int) -> list[str]:
+    """The groups of lines as blocks, cut to `limit` lines with a pointer to the page."""
+    out: list[str] = []
+    left = limit
+    for i, lines in enumerate(groups):
+        if len(lines) > left:
+            rest = sum(len(g) for g in groups[i:]) - max(left - 1, 0)
+            out.append("\n".join([*lines[:max(left - 1, 0)],
+                                  f"  ... and {rest} more lines on the status page"]))
+            break
+        out.append("\n".join(lines))
+        left -= len(lines)
+    return out

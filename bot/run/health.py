@@ -9,9 +9,10 @@ written cannot record its own outage.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import false, update
 from sqlalchemy.exc import OperationalError
@@ -99,3 +100,12 @@ class Health:
                            f"{reason}")
             out += [f"thread {n} died: {r}" for n, r in sorted(self._threads.items())]
             return out
+
+
+class Page(Protocol):
+    """The status page started beside the service."""
+
+    def stop(self) -> None: ...
+
+
+PageFactory = Callable[[WorkerBoard, Health], Page]

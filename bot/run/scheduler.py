@@ -29,22 +29,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
 from bot.core.states import SeriesState
-from bot.run import claims, queue
-from bot.run.health import Health, WorkerBoard, WorkerInfo, is_db_outage, probe_database
+from bot.run import claims, health, queue
+from bot.run.health import Health, Page, PageFactory, WorkerBoard, WorkerInfo
 from config.settings import Settings
 from state.db import Database
 from state.models import PollRow, SeriesRow, utcnow
 
 log = logging.getLogger("lorebot.service")
-
-
-class Page(Protocol):
-    """The status page started beside the service."""
-
-    def stop(self) -> None: ...
-
-
-PageFactory = Callable[[WorkerBoard, Health], Page]
 
 
 class Pipeline(Protocol):
@@ -202,7 +193,7 @@ class Service:
 
     def _failed(self, what: str, e: BaseException, **extra: Any) -> None:
         """Log a failed unit of work; a database outage also makes the service unhealthy."""
-        if is_db_outage(e):
+        if health.is_db_outage(e):
             self.health.db_failed(e)
             log.error("%s: database unavailable: %s", what, e, extra=extra)
         else:
@@ -239,7 +230,7 @@ class Service:
         from bot.run.delivery import recover_sending
 
         try:
-            probe_database(self.db)
+            health.probe_database(self.db)
             self.health.db_ok()
         except Exception as e:
             self._failed("database probe", e)
@@ -384,7 +375,7 @@ class Service:
         pause = self.retry_wait
         while True:
             try:
-                queue.give_back(self.db, sid, name, e, ours=is_db_outage(e))
+                queue.give_back(self.db, sid, name, e, ours=health.is_db_outage(e))
                 return
             except Exception as again:
                 self._failed("giving the series back", again, series_id=sid)
