@@ -35,10 +35,26 @@ from tests.support import kernel
 from tests.support.kernel import Edit, WrittenPatch, replace_in
 
 MM_FILES = [
-    "mm/filemap.c", "mm/readahead.c", "mm/swap.c", "mm/vmscan.c", "mm/page_alloc.c",
-    "mm/mempool.c", "mm/truncate.c", "mm/util.c", "mm/balloon_compaction.c", "mm/zsmalloc.c",
-    "mm/rmap.c", "mm/mmap.c", "mm/shmem.c", "mm/migrate.c", "mm/compaction.c",
-    "mm/memory.c", "mm/gup.c", "mm/mlock.c", "mm/mprotect.c", "mm/slub.c",
+    "mm/filemap.c",
+    "mm/readahead.c",
+    "mm/swap.c",
+    "mm/vmscan.c",
+    "mm/page_alloc.c",
+    "mm/mempool.c",
+    "mm/truncate.c",
+    "mm/util.c",
+    "mm/balloon_compaction.c",
+    "mm/zsmalloc.c",
+    "mm/rmap.c",
+    "mm/mmap.c",
+    "mm/shmem.c",
+    "mm/migrate.c",
+    "mm/compaction.c",
+    "mm/memory.c",
+    "mm/gup.c",
+    "mm/mlock.c",
+    "mm/mprotect.c",
+    "mm/slub.c",
 ]
 
 
@@ -57,17 +73,29 @@ def series(n: int) -> list[WrittenPatch]:
         path = MM_FILES[i % len(MM_FILES)]
         out.append(WrittenPatch(f"{path}: note {i + 1}", [append_comment(path, i + 1)]))
     if n >= 6:
-        out[5] = WrittenPatch("mm/filemap: copy flags on removal", [replace_in(
-            "mm/filemap.c",
-            "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
-            "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
-            "\tspin_lock(&mapping->host->i_lock);")])
+        out[5] = WrittenPatch(
+            "mm/filemap: copy flags on removal",
+            [
+                replace_in(
+                    "mm/filemap.c",
+                    "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
+                    "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
+                    "\tspin_lock(&mapping->host->i_lock);",
+                )
+            ],
+        )
     if n >= 10:
-        out[9] = WrittenPatch("mm/readahead: count pages", [replace_in(
-            "mm/readahead.c",
-            "\tunsigned int min_nrpages = mapping_min_folio_nrpages(mapping);\n\n",
-            "\tunsigned int min_nrpages = mapping_min_folio_nrpages(mapping);\n"
-            "\tunsigned long counted;\n\n\tcounted = nr_to_read;\n")])
+        out[9] = WrittenPatch(
+            "mm/readahead: count pages",
+            [
+                replace_in(
+                    "mm/readahead.c",
+                    "\tunsigned int min_nrpages = mapping_min_folio_nrpages(mapping);\n\n",
+                    "\tunsigned int min_nrpages = mapping_min_folio_nrpages(mapping);\n"
+                    "\tunsigned long counted;\n\n\tcounted = nr_to_read;\n",
+                )
+            ],
+        )
     return out
 
 
@@ -85,8 +113,9 @@ class TimingRunner(Runner):
 
 
 def ccache_stats(runner: Runner, ccache_dir: Path) -> dict[str, int]:
-    r = runner.run(["ccache", "--print-stats"], env={"CCACHE_DIR": str(ccache_dir)},
-                   name="ccache-stats")
+    r = runner.run(
+        ["ccache", "--print-stats"], env={"CCACHE_DIR": str(ccache_dir)}, name="ccache-stats"
+    )
     stats = {}
     for line in r.stdout.splitlines():
         k, _, v = line.partition("\t")
@@ -107,10 +136,16 @@ def main() -> int:
 
     cache = kernel.test_cache()
     tmp = Path(tempfile.mkdtemp(prefix="lorebot-bench-"))
-    settings = load_settings(None, paths={"state": str(tmp / "state"), "cache": str(cache)},
-                             lists=[], trees=[])
-    settings = settings.model_copy(update={"build": BuildSettings(
-        arches=args.arches.split(","), max_variants=args.max_variants, jobs=args.jobs)})
+    settings = load_settings(
+        None, paths={"state": str(tmp / "state"), "cache": str(cache)}, lists=[], trees=[]
+    )
+    settings = settings.model_copy(
+        update={
+            "build": BuildSettings(
+                arches=args.arches.split(","), max_variants=args.max_variants, jobs=args.jobs
+            )
+        }
+    )
     t0 = time.monotonic()
     wt = kernel.kernel_slot("bench-build")
     ctx = kernel.series_context(wt, series(args.patches), settings, tmp, cache_dir=cache)
@@ -128,14 +163,14 @@ def main() -> int:
 
     phases: dict[str, float] = {}
     bounds = [(s, t) for s, t in marks]
-    for (step, t), (_, t_next) in zip(bounds, [*bounds[1:], ("end", start + total)],
-                                      strict=True):
+    for (step, t), (_, t_next) in zip(bounds, [*bounds[1:], ("end", start + total)], strict=True):
         key = step if not step.startswith("build: configuring") else "build: configs"
         phases[key] = phases.get(key, 0.0) + (t_next - t)
     builds = [c for c in runner.calls if c[0].endswith("-build")]
     objects_built = sum(sum(1 for a in argv if a.endswith(".o")) for _, argv, _ in builds)
-    variants = sorted({a.split("O=", 1)[1] for _, argv, _ in builds for a in argv
-                       if a.startswith("O=")})
+    variants = sorted(
+        {a.split("O=", 1)[1] for _, argv, _ in builds for a in argv if a.startswith("O=")}
+    )
     hits = stats.get("direct_cache_hit", 0) + stats.get("preprocessed_cache_hit", 0)
     misses = stats.get("cache_miss", 0)
     result = {
@@ -147,17 +182,28 @@ def main() -> int:
         "make_seconds": round(sum(s for _, _, s in builds), 1),
         "objects_x_variants_built": objects_built,
         "variants": [v.rsplit("/", 2)[-2] + "/" + v.rsplit("/", 1)[-1] for v in variants],
-        "ccache": {"hits": hits, "misses": misses,
-                   "hit_rate": round(hits / (hits + misses), 3) if hits + misses else None},
-        "findings": [(f.patch, f.kind, f.arch, f.config, f.file, f.line, f.message)
-                     for f in findings],
+        "ccache": {
+            "hits": hits,
+            "misses": misses,
+            "hit_rate": round(hits / (hits + misses), 3) if hits + misses else None,
+        },
+        "findings": [
+            (f.patch, f.kind, f.arch, f.config, f.file, f.line, f.message) for f in findings
+        ],
     }
     if args.full:
         odir = cache / "build" / "bench-full-x86_64"
         shutil.rmtree(odir, ignore_errors=True)
         env = {"CCACHE_DIR": str(ccache_dir), "CCACHE_BASEDIR": str(wt)}
-        make = ["make", "-C", str(wt), f"O={odir}", "ARCH=x86_64", "CC=ccache gcc",
-                "HOSTCC=ccache gcc"]
+        make = [
+            "make",
+            "-C",
+            str(wt),
+            f"O={odir}",
+            "ARCH=x86_64",
+            "CC=ccache gcc",
+            "HOSTCC=ccache gcc",
+        ]
         runner.run([*make, "defconfig"], env=env, name="full-defconfig")
         t = time.monotonic()
         r = runner.run([*make, "-j2", "vmlinux"], env=env, timeout=3600, name="full-vmlinux")

@@ -32,8 +32,9 @@ from state.models import Message
 from tests.support.mailgen import MailGen
 from tests.support.pi import PublicInboxServer, intake_settings
 
-DEFAULT_MBOX = Path(__file__).resolve().parents[2] / "shared" / "data" / \
-    "virtualization-2023-05.mbox"
+DEFAULT_MBOX = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "virtualization-2023-05.mbox"
+)
 
 
 def main() -> int:
@@ -48,8 +49,12 @@ def main() -> int:
         root = Path(tmp)
         server = PublicInboxServer(root / "pi")
         t = time.monotonic()
-        server.runner.run(["perl", "-e", IMPORT_MBOX, server.name],
-                          input=args.mbox.read_bytes(), check=True, timeout=900)
+        server.runner.run(
+            ["perl", "-e", IMPORT_MBOX, server.name],
+            input=args.mbox.read_bytes(),
+            check=True,
+            timeout=900,
+        )
         print(f"import into public-inbox: {time.monotonic() - t:.2f} s")
         server.start()
         try:
@@ -73,8 +78,9 @@ def throughput(root: Path, server: PublicInboxServer) -> None:
     t = time.monotonic()
     states = intake.assemble_pending(settings, db, lst)
     assemble = time.monotonic() - t
-    print(f"record only (fetch+parse+store): {n} messages in {record:.2f} s = "
-          f"{n / record:.0f} msg/s")
+    print(
+        f"record only (fetch+parse+store): {n} messages in {record:.2f} s = {n / record:.0f} msg/s"
+    )
     print(f"series assembly (b4 over loopback): {assemble:.2f} s, {dict(states)}")
     print(f"whole pass: {n / (record + assemble):.0f} msg/s")
     db.dispose()
@@ -82,9 +88,11 @@ def throughput(root: Path, server: PublicInboxServer) -> None:
     db = Database(fresh.database_url)
     t = time.monotonic()
     report = intake.poll_once(fresh, db)
-    print(f"poll_once from scratch: {report.new_messages} messages in "
-          f"{time.monotonic() - t:.2f} s = {report.new_messages / (time.monotonic() - t):.0f} "
-          "msg/s")
+    print(
+        f"poll_once from scratch: {report.new_messages} messages in "
+        f"{time.monotonic() - t:.2f} s = {report.new_messages / (time.monotonic() - t):.0f} "
+        "msg/s"
+    )
     db.dispose()
 
 
@@ -110,10 +118,12 @@ def delay(root: Path, server: PublicInboxServer, samples: int) -> None:
         waits.append(time.monotonic() - t1)
     print(f"idle poll (nothing new): median {statistics.median(idle) * 1000:.0f} ms")
     print(f"public-inbox-mda delivery: median {statistics.median(mdas) * 1000:.0f} ms")
-    print(f"delivered -> recorded and series queued, poll started right away: "
-          f"median {statistics.median(waits) * 1000:.0f} ms, max {max(waits) * 1000:.0f} ms "
-          f"({samples} samples); in service add up to poll_interval="
-          f"{settings.intake.poll_interval} s of waiting")
+    print(
+        f"delivered -> recorded and series queued, poll started right away: "
+        f"median {statistics.median(waits) * 1000:.0f} ms, max {max(waits) * 1000:.0f} ms "
+        f"({samples} samples); in service add up to poll_interval="
+        f"{settings.intake.poll_interval} s of waiting"
+    )
     db.dispose()
 
 

@@ -31,8 +31,9 @@ from tests.support import kernel
 def run_once(arches: list[str], patches: int, cache: Path) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="lorebot-plan-") as tmp_dir:
         tmp = Path(tmp_dir)
-        settings = load_settings(None, paths={"state": str(tmp / "state"), "cache": str(cache)},
-                                 lists=[], trees=[])
+        settings = load_settings(
+            None, paths={"state": str(tmp / "state"), "cache": str(cache)}, lists=[], trees=[]
+        )
         settings = settings.model_copy(update={"build": BuildSettings(arches=arches)})
         wt = kernel.kernel_slot("bench-build")
         ctx = kernel.series_context(wt, series(patches), settings, tmp, cache_dir=cache)
@@ -70,11 +71,13 @@ def main() -> int:
             print(json.dumps(out, indent=1), flush=True)
     last = {len(r["arches"]): r for r in runs if r["round"] == args.rounds}  # type: ignore[arg-type]
     one, many = last[1], last[len(four)]
-    print(f"\nround {args.rounds}: 1 arch {one['seconds']} s, {one['built']} variants; "
-          f"{len(four)} arches {many['seconds']} s, {many['built']} variants; ratio "
-          f"{float(many['seconds']) / max(0.1, float(one['seconds'])):.2f}x; "  # type: ignore[arg-type]
-          f"MIGRATION=n break found: {one['migration_break_found']} / "
-          f"{many['migration_break_found']}")
+    print(
+        f"\nround {args.rounds}: 1 arch {one['seconds']} s, {one['built']} variants; "
+        f"{len(four)} arches {many['seconds']} s, {many['built']} variants; ratio "
+        f"{float(many['seconds']) / max(0.1, float(one['seconds'])):.2f}x; "  # type: ignore[arg-type]
+        f"MIGRATION=n break found: {one['migration_break_found']} / "
+        f"{many['migration_break_found']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1))
     return 0

@@ -17,12 +17,13 @@ from bot.core.diff import HUNK
 from bot.core.results import CheckResult, CheckStatus, Finding, Note
 from checks.base import CheckContext, Scope
 
-_TERSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<sev>ERROR|WARNING|CHECK):"
-                    r"(?:(?P<type>[A-Z0-9_]+):)? ?(?P<msg>.*)$")
+_TERSE = re.compile(
+    r"^(?P<file>.*?):(?P<line>\d+): (?P<sev>ERROR|WARNING|CHECK):"
+    r"(?:(?P<type>[A-Z0-9_]+):)? ?(?P<msg>.*)$"
+)
 
 
-TITLES = {"error": "checkpatch error", "warning": "checkpatch warning",
-          "check": "checkpatch check"}
+TITLES = {"error": "checkpatch error", "warning": "checkpatch warning", "check": "checkpatch check"}
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,9 @@ def parse_issues(output: str) -> list[Issue]:
     for line in output.splitlines():
         m = _TERSE.match(line.strip())
         if m:
-            out.append(Issue(int(m["line"]), m["sev"].lower(), m["type"] or m["sev"],
-                             m["msg"].strip()))
+            out.append(
+                Issue(int(m["line"]), m["sev"].lower(), m["type"] or m["sev"], m["msg"].strip())
+            )
     return out
 
 
@@ -93,8 +95,7 @@ def map_patch(text: str) -> list[PatchLine]:
     return out
 
 
-def new_issues(issues: list[Issue], lines: list[PatchLine]
-               ) -> list[tuple[Issue, PatchLine | None]]:
+def new_issues(issues: list[Issue], lines: list[PatchLine]) -> list[tuple[Issue, PatchLine | None]]:
     """Issues on added lines, on files the patch adds to, and on the patch as a whole.
 
     Issues on context or removed lines were already in the tree, and issues
@@ -128,9 +129,16 @@ class CheckpatchCheck:
     def run(self, ctx: CheckContext) -> CheckResult:
         script = ctx.worktree / "scripts" / "checkpatch.pl"
         if not script.is_file():
-            return CheckResult(status=CheckStatus.SKIPPED, notes=(Note(
-                check=self.name, kind="tool-missing",
-                message="scripts/checkpatch.pl is not in the tree; checkpatch not run"),))
+            return CheckResult(
+                status=CheckStatus.SKIPPED,
+                notes=(
+                    Note(
+                        check=self.name,
+                        kind="tool-missing",
+                        message="scripts/checkpatch.pl is not in the tree; checkpatch not run",
+                    ),
+                ),
+            )
         return CheckResult.of(self._run_all(ctx, script))
 
     def _run_all(self, ctx: CheckContext, script: Path) -> list[Finding]:
@@ -149,8 +157,12 @@ class CheckpatchCheck:
                 path = Path(tmp) / f"{patch.index:04d}.patch"
                 path.write_bytes(patch.mbox)
                 ctx.progress(f"checkpatch: patch {patch.index}", None)
-                r = ctx.runner.run(["perl", str(script), *options, str(path)], cwd=ctx.worktree,
-                                   timeout=300, name=f"checkpatch-{patch.index}")
+                r = ctx.runner.run(
+                    ["perl", str(script), *options, str(path)],
+                    cwd=ctx.worktree,
+                    timeout=300,
+                    name=f"checkpatch-{patch.index}",
+                )
                 lines = map_patch(patch.mbox.decode("utf-8", "replace"))
                 findings += self._findings(patch.index, parse_issues(r.stdout), lines)
         return findings
@@ -159,11 +171,18 @@ class CheckpatchCheck:
     def _findings(index: int, issues: list[Issue], lines: list[PatchLine]) -> list[Finding]:
         out = []
         for issue, pl in new_issues(issues, lines):
-            out.append(Finding(
-                check="checkpatch", kind=issue.type, severity=issue.severity, patch=index,
-                file=pl.file if pl else "", line=pl.new_line if pl else None,
-                message=issue.message, title=TITLES.get(issue.severity, "checkpatch"),
-                source_line=pl.text[1:].strip() if pl else "",
-                excerpt=_excerpt(lines, issue.line - 1) if pl else "",
-            ))
+            out.append(
+                Finding(
+                    check="checkpatch",
+                    kind=issue.type,
+                    severity=issue.severity,
+                    patch=index,
+                    file=pl.file if pl else "",
+                    line=pl.new_line if pl else None,
+                    message=issue.message,
+                    title=TITLES.get(issue.severity, "checkpatch"),
+                    source_line=pl.text[1:].strip() if pl else "",
+                    excerpt=_excerpt(lines, issue.line - 1) if pl else "",
+                )
+            )
         return out

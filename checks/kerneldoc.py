@@ -82,9 +82,16 @@ class KernelDocCheck:
     def run(self, ctx: CheckContext) -> CheckResult:
         script = ctx.worktree / "scripts" / "kernel-doc"
         if not script.is_file():
-            return CheckResult(status=CheckStatus.SKIPPED, notes=(Note(
-                check=self.name, kind="tool-missing",
-                message="scripts/kernel-doc is not in the tree; kernel-doc not run"),))
+            return CheckResult(
+                status=CheckStatus.SKIPPED,
+                notes=(
+                    Note(
+                        check=self.name,
+                        kind="tool-missing",
+                        message="scripts/kernel-doc is not in the tree; kernel-doc not run",
+                    ),
+                ),
+            )
         return CheckResult.of(self._findings(ctx, script))
 
     def _findings(self, ctx: CheckContext, script: Path) -> list[Finding]:
@@ -95,18 +102,21 @@ class KernelDocCheck:
             for f in parse_diff(ctx.patch_diffs.get(index, "")):
                 if f.is_c and f.new_path:
                     touched[index].append(f.new_path)
-                    base_path.setdefault(f.new_path, base_path.get(f.old_path or "", "")
-                                         or f.old_path or f.new_path)
+                    base_path.setdefault(
+                        f.new_path, base_path.get(f.old_path or "", "") or f.old_path or f.new_path
+                    )
         files = sorted({p for paths in touched.values() for p in paths})
         if not files:
             return []
         history: dict[str, list[tuple[int, list[DocWarning]]]] = {f: [] for f in files}
         with tempfile.TemporaryDirectory(prefix="kernel-doc-") as tmp:
             steps = [(0, ctx.base, files)] + [
-                (i, c, touched[i]) for i, c in ctx.commits if touched.get(i)]
+                (i, c, touched[i]) for i, c in ctx.commits if touched.get(i)
+            ]
             for index, commit, paths in steps:
-                ctx.progress(f"kernel-doc: after patch {index}" if index else "kernel-doc: base",
-                             None)
+                ctx.progress(
+                    f"kernel-doc: after patch {index}" if index else "kernel-doc: base", None
+                )
                 where = {p: base_path.get(p, p) if index == 0 else p for p in paths}
                 warns = self._run_version(ctx, script, Path(tmp) / str(index), commit, where)
                 for path in paths:
@@ -117,21 +127,30 @@ class KernelDocCheck:
             for index, w in new_warnings(versions):
                 if path not in head_lines:
                     src = ctx.worktree / path
-                    head_lines[path] = src.read_text(errors="replace").splitlines() \
-                        if src.is_file() else []
+                    head_lines[path] = (
+                        src.read_text(errors="replace").splitlines() if src.is_file() else []
+                    )
                 lines = head_lines[path]
-                findings.append(Finding(
-                    check="kernel-doc", kind="kernel-doc", severity="warning", patch=index,
-                    title=TITLES["kernel-doc"],
-                    file=path, line=w.line, message=w.message,
-                    excerpt=excerpt(lines, w.line) if 0 < w.line <= len(lines) else "",
-                    source_line=lines[w.line - 1].strip() if 0 < w.line <= len(lines) else "",
-                ))
+                findings.append(
+                    Finding(
+                        check="kernel-doc",
+                        kind="kernel-doc",
+                        severity="warning",
+                        patch=index,
+                        title=TITLES["kernel-doc"],
+                        file=path,
+                        line=w.line,
+                        message=w.message,
+                        excerpt=excerpt(lines, w.line) if 0 < w.line <= len(lines) else "",
+                        source_line=lines[w.line - 1].strip() if 0 < w.line <= len(lines) else "",
+                    )
+                )
         return findings
 
     @staticmethod
-    def _run_version(ctx: CheckContext, script: Path, root: Path, commit: str,
-                     paths: dict[str, str]) -> list[DocWarning]:
+    def _run_version(
+        ctx: CheckContext, script: Path, root: Path, commit: str, paths: dict[str, str]
+    ) -> list[DocWarning]:
         """Warnings for `paths` (name to report -> name at `commit`) as of `commit`."""
         blobs = ctx.git.read_blobs(f"{commit}:{p}" for p in paths.values())
         present = []
@@ -145,6 +164,10 @@ class KernelDocCheck:
             present.append(p)
         if not present:
             return []
-        r = ctx.runner.run(["perl", str(script), "-none", "-Wall", *present], cwd=root,
-                           timeout=300, name="kernel-doc")
+        r = ctx.runner.run(
+            ["perl", str(script), "-none", "-Wall", *present],
+            cwd=root,
+            timeout=300,
+            name="kernel-doc",
+        )
         return parse_warnings(r.stderr + "\n" + r.stdout)

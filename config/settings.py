@@ -169,8 +169,10 @@ class ServiceSettings(_Strict):
     @model_validator(mode="after")
     def _stale_after_beats(self) -> ServiceSettings:
         if self.stale_claim_seconds < 3 * self.heartbeat_seconds:
-            raise ValueError("stale_claim_seconds must be at least 3 x heartbeat_seconds, "
-                             "or live claims on other hosts are taken for dead")
+            raise ValueError(
+                "stale_claim_seconds must be at least 3 x heartbeat_seconds, "
+                "or live claims on other hosts are taken for dead"
+            )
         return self
 
 
@@ -226,8 +228,7 @@ class Settings(BaseSettings):
         raise KeyError(name)
 
 
-_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("lorebot_settings_file",
-                                                          default=None)
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("lorebot_settings_file", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):

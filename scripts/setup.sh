@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   git perl public-inbox libplack-middleware-reverseproxy-perl
   linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev dwarves cpio kmod
-  rsync ccache gcc-powerpc64le-linux-gnu gcc-aarch64-linux-gnu
+  rsync ccache bubblewrap gcc-powerpc64le-linux-gnu gcc-aarch64-linux-gnu
   chromium chromium-driver
 )
 missing=()

@@ -26,8 +26,9 @@ class Database:
         self.engine: Engine = create_engine(url, future=True)
         if url.startswith("sqlite"):
             millis = max(0, int(busy_timeout * 1000))
-            event.listen(self.engine, "connect",
-                         lambda conn, record: _sqlite_pragmas(conn, record, millis))
+            event.listen(
+                self.engine, "connect", lambda conn, record: _sqlite_pragmas(conn, record, millis)
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             self.migrate()

@@ -64,25 +64,37 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     worker = claims.holder_name("cli")
     queue.recover_interrupted(db)  # a claim left by a dead process is not a reason to wait
     if not queue.claim(db, series_id, worker):
-        print(f"lorebot: {series.msgid} is being checked right now by "
-              f"{queue.holder(db, series_id)}; its result will be on "
-              f"{series_url(settings, series.msgid)}", file=sys.stderr)
+        print(
+            f"lorebot: {series.msgid} is being checked right now by "
+            f"{queue.holder(db, series_id)}; its result will be on "
+            f"{series_url(settings, series.msgid)}",
+            file=sys.stderr,
+        )
         return 3
     progress = ProgressPrinter()
     try:
         with claims.held(worker), claims.heartbeat(db, settings.service.heartbeat_seconds):
-            result = run_series(settings, db, series_id, worker, fetched=(series, parent),
-                                progress=progress, queue_mail=args.send)
+            result = run_series(
+                settings,
+                db,
+                series_id,
+                worker,
+                fetched=(series, parent),
+                progress=progress,
+                queue_mail=args.send,
+            )
     except Exception as e:  # the database gave out under us: give the series back
-        queue.release(db, series_id, SeriesState.QUEUED,
-                      f"manual check stopped: {type(e).__name__}")
+        queue.release(
+            db, series_id, SeriesState.QUEUED, f"manual check stopped: {type(e).__name__}"
+        )
         print(f"lorebot: the check stopped: {e}", file=sys.stderr)
         return 1
     finally:
         progress.close()
     if result is None:
-        print(f"lorebot: the check did not complete: {queue.reason(db, series_id)}",
-              file=sys.stderr)
+        print(
+            f"lorebot: the check did not complete: {queue.reason(db, series_id)}", file=sys.stderr
+        )
         return 1
     replies = [reply_json(d) for d in result.drafts]
     if args.send and result.drafts:

@@ -15,10 +15,14 @@ from config.settings import Settings
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole bot offline on a demo series")
     p.add_argument("--port", type=int, default=0, help="status page port (default: a free one)")
-    p.add_argument("--arches", default="x86_64",
-                   help="comma-separated arches to build (default: x86_64)")
-    p.add_argument("--exit", action="store_true",
-                   help="exit once the reply is written instead of serving the page")
+    p.add_argument(
+        "--arches", default="x86_64", help="comma-separated arches to build (default: x86_64)"
+    )
+    p.add_argument(
+        "--exit",
+        action="store_true",
+        help="exit once the reply is written instead of serving the page",
+    )
     p.add_argument("--timeout", type=float, default=1800)
     p.set_defaults(func=cmd_demo)
 
@@ -37,8 +41,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("lorebot").setLevel(logging.WARNING)
     try:
         result = run_demo(
-            settings, port=args.port, arches=[a for a in args.arches.split(",") if a],
-            timeout=args.timeout, keep_serving=None if args.exit else _serve_until_interrupted,
+            settings,
+            port=args.port,
+            arches=[a for a in args.arches.split(",") if a],
+            timeout=args.timeout,
+            keep_serving=None if args.exit else _serve_until_interrupted,
             say=lambda line: print(line, flush=True),
         )
     except DemoError as e:

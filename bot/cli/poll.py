@@ -18,9 +18,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("poll", help="take in new messages from the lists")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
     p.add_argument("--json", action="store_true", help="print each pass as one JSON object")
-    p.add_argument("--skip-history", action="store_true",
-                   help="a list never polled starts at its inbox's current end, "
-                        "instead of taking in its whole archive")
+    p.add_argument(
+        "--skip-history",
+        action="store_true",
+        help="a list never polled starts at its inbox's current end, "
+        "instead of taking in its whole archive",
+    )
     p.set_defaults(func=run)
 
 
@@ -28,8 +31,7 @@ def as_text(report: PollReport) -> str:
     lines = []
     for p in report.lists:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(p.kinds.items())) or "nothing new"
-        lines.append(f"{p.list_name}: {p.new_messages} new message(s): {kinds} "
-                     f"({p.seconds:.2f} s)")
+        lines.append(f"{p.list_name}: {p.new_messages} new message(s): {kinds} ({p.seconds:.2f} s)")
         if p.series:
             lines.append("  series: " + ", ".join(f"{s} {n}" for s, n in sorted(p.series.items())))
         if p.error:

@@ -28,16 +28,23 @@ def as_json(series: Series) -> dict[str, object]:
         "cover": series.cover,
         "base_commit": series.base_commit,
         "parent": series.parent,
-        "patches": [{"index": p.index, "msgid": p.msgid, "subject": p.subject}
-                    for p in series.patches],
+        "patches": [
+            {"index": p.index, "msgid": p.msgid, "subject": p.subject} for p in series.patches
+        ],
     }
 
 
 def as_text(series: Series) -> str:
-    state = "complete" if series.complete else "incomplete, missing " + ", ".join(
-        f"{i}/{series.total}" for i in series.missing)
-    lines = [f"{series.subject}", f"  version: v{series.version}, {series.total} patch(es), "
-             f"{state}", f"  msgid: <{series.msgid}>"]
+    state = (
+        "complete"
+        if series.complete
+        else "incomplete, missing " + ", ".join(f"{i}/{series.total}" for i in series.missing)
+    )
+    lines = [
+        f"{series.subject}",
+        f"  version: v{series.version}, {series.total} patch(es), {state}",
+        f"  msgid: <{series.msgid}>",
+    ]
     if series.cover:
         lines.append(f"  cover: <{series.cover}>")
     if series.base_commit:

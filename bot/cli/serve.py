@@ -12,11 +12,15 @@ from config.settings import Settings
 def register(subparsers: Any) -> None:
     """Add the `serve` sub-command."""
     p = subparsers.add_parser(
-        "serve", help="run the bot: poll, check, reply, status page",
+        "serve",
+        help="run the bot: poll, check, reply, status page",
         description="Run until SIGTERM/SIGINT (which drain: the current step finishes).",
     )
-    p.add_argument("--once", action="store_true",
-                   help="one poll, run every queued series, send replies, then exit")
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="one poll, run every queued series, send replies, then exit",
+    )
     p.add_argument("--no-web", action="store_true", help="do not start the status page")
     p.set_defaults(func=run)
 

@@ -95,8 +95,9 @@ class _File:
 
     def done(self) -> FileDiff:
         self.close_hunk()
-        return FileDiff(self.old, self.new, tuple(self.added), tuple(self.removed),
-                        tuple(self.hunks))
+        return FileDiff(
+            self.old, self.new, tuple(self.added), tuple(self.removed), tuple(self.hunks)
+        )
 
 
 def parse_diff(diff: str) -> list[FileDiff]:

@@ -29,29 +29,43 @@ class Git:
     """git in one repository: a worktree (`-C`), a bare git dir (`--git-dir`), or none
     (`ls-remote`, `init`)."""
 
-    def __init__(self, runner: Runner, *, worktree: Path | None = None,
-                 git_dir: Path | None = None):
+    def __init__(
+        self, runner: Runner, *, worktree: Path | None = None, git_dir: Path | None = None
+    ):
         if worktree is not None and git_dir is not None:
             raise ValueError("Git takes a worktree or a git_dir, not both")
         self.runner = runner
-        self.where = (["-C", str(worktree)] if worktree is not None
-                      else ["--git-dir", str(git_dir)] if git_dir is not None else [])
+        self.where = (
+            ["-C", str(worktree)]
+            if worktree is not None
+            else ["--git-dir", str(git_dir)]
+            if git_dir is not None
+            else []
+        )
 
     def argv(self, *args: str) -> list[str]:
         return ["git", *GIT_SAFE, *self.where, *args]
 
-    def run(self, *args: str, check: bool = False, timeout: float | None = 600,
-            name: str = "git", input: str | bytes | None = None) -> CommandResult:
+    def run(
+        self,
+        *args: str,
+        check: bool = False,
+        timeout: float | None = 600,
+        name: str = "git",
+        input: str | bytes | None = None,
+    ) -> CommandResult:
         """Run one git command; with `check`, a failure raises CommandError."""
-        return self.runner.run(self.argv(*args), env=GIT_ENV, timeout=timeout, name=name,
-                               input=input, check=check)
+        return self.runner.run(
+            self.argv(*args), env=GIT_ENV, timeout=timeout, name=name, input=input, check=check
+        )
 
     def out(self, *args: str, timeout: float | None = 600, name: str = "git") -> str:
         """The stdout of a git command that must succeed, stripped."""
         return self.run(*args, check=True, timeout=timeout, name=name).stdout.strip()
 
-    def read_blobs(self, specs: Iterable[str], timeout: float | None = 600
-                   ) -> dict[str, bytes | None]:
+    def read_blobs(
+        self, specs: Iterable[str], timeout: float | None = 600
+    ) -> dict[str, bytes | None]:
         """Contents of `rev:path` (or object id) specs in one `cat-file --batch`, as bytes;
         None where the object does not exist."""
         wanted = list(dict.fromkeys(specs))
@@ -59,8 +73,13 @@ class Git:
             return {}
         if any("\n" in s for s in wanted):
             raise ValueError("a blob spec cannot contain a newline")
-        r = self.run("cat-file", "--batch", input="".join(f"{s}\n" for s in wanted),
-                     timeout=timeout, name="cat-file")
+        r = self.run(
+            "cat-file",
+            "--batch",
+            input="".join(f"{s}\n" for s in wanted),
+            timeout=timeout,
+            name="cat-file",
+        )
         if not r.ok:
             raise CommandError(r, "git cat-file --batch")
         return parse_batch(r.stdout_bytes, wanted)
@@ -76,7 +95,7 @@ def parse_batch(data: bytes, specs: list[str]) -> dict[str, bytes | None]:
         pos = end + 1
         if len(header) == 3 and header[1] in (b"blob", b"commit", b"tree", b"tag"):
             size = int(header[2])
-            out[spec] = data[pos:pos + size]
+            out[spec] = data[pos : pos + size]
             pos += size + 1  # the content, then a newline
         else:  # "<spec> missing" or "ambiguous"
             out[spec] = None

@@ -149,10 +149,12 @@ class CheckResult(BaseModel):
     dropped: tuple[PlannedVariant, ...] = ()  # build: variants planned but not built
 
     @classmethod
-    def of(cls, findings: Iterable[Finding], notes: Iterable[Note] = (),
-           **extra: object) -> CheckResult:
+    def of(
+        cls, findings: Iterable[Finding], notes: Iterable[Note] = (), **extra: object
+    ) -> CheckResult:
         """A completed check's result: FOUND when it has findings, else PASSED."""
         found = tuple(findings)
         status = CheckStatus.FOUND if found else CheckStatus.PASSED
-        return cls.model_validate({"status": status, "findings": found,
-                                   "notes": tuple(notes), **extra})
+        return cls.model_validate(
+            {"status": status, "findings": found, "notes": tuple(notes), **extra}
+        )

@@ -84,9 +84,15 @@ class Runner:
         try:
             # a session of its own: on a timeout the whole group goes (make's compilers
             # too), not only the direct child
-            proc = subprocess.Popen(args, cwd=cwd, env=full_env, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                args,
+                cwd=cwd,
+                env=full_env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
         except FileNotFoundError as e:
             rc, out, err = 127, b"", f"command not found: {e.filename}".encode()
         else:

@@ -27,30 +27,47 @@ class SeriesState(StrEnum):
 
 #: Each state, and the states a series may move to from it.
 SERIES_MOVES: dict[SeriesState, frozenset[SeriesState]] = {
-    SeriesState.WAITING: frozenset({SeriesState.QUEUED, SeriesState.INCOMPLETE,
-                                    SeriesState.SUPERSEDED, SeriesState.SKIPPED}),
-    SeriesState.INCOMPLETE: frozenset({SeriesState.QUEUED, SeriesState.WAITING,
-                                       SeriesState.SUPERSEDED}),
-    SeriesState.QUEUED: frozenset({SeriesState.RUNNING, SeriesState.SUPERSEDED,
-                                   SeriesState.SKIPPED, SeriesState.WAITING}),
-    SeriesState.RUNNING: frozenset({SeriesState.DONE, SeriesState.FAILED, SeriesState.QUEUED,
-                                    SeriesState.SKIPPED, SeriesState.HELD}),
-    SeriesState.HELD: frozenset({SeriesState.QUEUED, SeriesState.RUNNING,
-                                 SeriesState.SUPERSEDED}),
-    SeriesState.DONE: frozenset({SeriesState.QUEUED, SeriesState.RUNNING,
-                                 SeriesState.SUPERSEDED}),
-    SeriesState.FAILED: frozenset({SeriesState.QUEUED, SeriesState.RUNNING,
-                                   SeriesState.SUPERSEDED}),
-    SeriesState.SKIPPED: frozenset({SeriesState.QUEUED, SeriesState.RUNNING,
-                                    SeriesState.SUPERSEDED}),
+    SeriesState.WAITING: frozenset(
+        {SeriesState.QUEUED, SeriesState.INCOMPLETE, SeriesState.SUPERSEDED, SeriesState.SKIPPED}
+    ),
+    SeriesState.INCOMPLETE: frozenset(
+        {SeriesState.QUEUED, SeriesState.WAITING, SeriesState.SUPERSEDED}
+    ),
+    SeriesState.QUEUED: frozenset(
+        {SeriesState.RUNNING, SeriesState.SUPERSEDED, SeriesState.SKIPPED, SeriesState.WAITING}
+    ),
+    SeriesState.RUNNING: frozenset(
+        {
+            SeriesState.DONE,
+            SeriesState.FAILED,
+            SeriesState.QUEUED,
+            SeriesState.SKIPPED,
+            SeriesState.HELD,
+        }
+    ),
+    SeriesState.HELD: frozenset({SeriesState.QUEUED, SeriesState.RUNNING, SeriesState.SUPERSEDED}),
+    SeriesState.DONE: frozenset({SeriesState.QUEUED, SeriesState.RUNNING, SeriesState.SUPERSEDED}),
+    SeriesState.FAILED: frozenset(
+        {SeriesState.QUEUED, SeriesState.RUNNING, SeriesState.SUPERSEDED}
+    ),
+    SeriesState.SKIPPED: frozenset(
+        {SeriesState.QUEUED, SeriesState.RUNNING, SeriesState.SUPERSEDED}
+    ),
     SeriesState.SUPERSEDED: frozenset({SeriesState.QUEUED, SeriesState.WAITING}),
 }
 
 #: States in which a series has not started and may still change or be superseded.
 OPEN = frozenset({SeriesState.WAITING, SeriesState.INCOMPLETE, SeriesState.QUEUED})
 #: States a run of the pipeline ends in for the series.
-SETTLED = frozenset({SeriesState.DONE, SeriesState.FAILED, SeriesState.INCOMPLETE,
-                     SeriesState.SKIPPED, SeriesState.SUPERSEDED})
+SETTLED = frozenset(
+    {
+        SeriesState.DONE,
+        SeriesState.FAILED,
+        SeriesState.INCOMPLETE,
+        SeriesState.SKIPPED,
+        SeriesState.SUPERSEDED,
+    }
+)
 
 
 def can_move(now: str, to: str) -> bool:

@@ -54,8 +54,13 @@ def mboxrd(messages: Iterable[bytes]) -> bytes:
 class PublicInboxServer:
     """One v2 inbox (`name`) served over HTTP at `self.url`."""
 
-    def __init__(self, root: Path, name: str = "test", address: str = "test@lists.example.org",
-                 indexlevel: str = "basic"):
+    def __init__(
+        self,
+        root: Path,
+        name: str = "test",
+        address: str = "test@lists.example.org",
+        indexlevel: str = "basic",
+    ):
         self.root = root
         self.name = name
         self.address = address
@@ -75,11 +80,14 @@ class PublicInboxServer:
         self.runner = Runner(env=self.env)
         self._proc: subprocess.Popen[bytes] | None = None
         self.runner.run(
-            ["public-inbox-init", "-V2", "-L", indexlevel, name, self.inbox_dir, self.url,
-             address], check=True, name="pi-init",
+            ["public-inbox-init", "-V2", "-L", indexlevel, name, self.inbox_dir, self.url, address],
+            check=True,
+            name="pi-init",
         )
-        self.runner.run(["git", "config", "-f", self.env["PI_CONFIG"],
-                         "publicinboxmda.spamcheck", "none"], check=True)
+        self.runner.run(
+            ["git", "config", "-f", self.env["PI_CONFIG"], "publicinboxmda.spamcheck", "none"],
+            check=True,
+        )
 
     @property
     def url(self) -> str:
@@ -93,13 +101,23 @@ class PublicInboxServer:
     def post_many(self, messages: Iterable[bytes]) -> None:
         """Import messages (indexed, visible to b4) in one step."""
         data = mboxrd(messages)
-        self.runner.run(["perl", "-e", IMPORT_MBOX, self.name], input=data, check=True,
-                        name="pi-import", timeout=900)
+        self.runner.run(
+            ["perl", "-e", IMPORT_MBOX, self.name],
+            input=data,
+            check=True,
+            name="pi-import",
+            timeout=900,
+        )
 
     def deliver(self, raw: bytes) -> None:
         """Deliver one message the way a list does, with public-inbox-mda."""
-        self.runner.run(["public-inbox-mda", "--no-precheck"], input=raw, check=True,
-                        env={"ORIGINAL_RECIPIENT": self.address}, name="pi-mda")
+        self.runner.run(
+            ["public-inbox-mda", "--no-precheck"],
+            input=raw,
+            check=True,
+            env={"ORIGINAL_RECIPIENT": self.address},
+            name="pi-mda",
+        )
 
     def post(self, raw: bytes) -> None:
         self.post_many([raw])
@@ -110,36 +128,49 @@ class PublicInboxServer:
         Lets tests store what public-inbox itself would refuse or repair (no Message-ID).
         """
         git = ["git", "--git-dir", str(self.epoch0)]
-        blob = self.runner.run([*git, "hash-object", "-w", "--stdin"], input=raw,
-                               check=True).stdout.strip()
-        tree = self.runner.run([*git, "mktree"], input=f"100644 blob {blob}\tm\n",
-                               check=True).stdout.strip()
+        blob = self.runner.run(
+            [*git, "hash-object", "-w", "--stdin"], input=raw, check=True
+        ).stdout.strip()
+        tree = self.runner.run(
+            [*git, "mktree"], input=f"100644 blob {blob}\tm\n", check=True
+        ).stdout.strip()
         head = self.head()
         parent = ["-p", head] if head else []
-        commit = self.runner.run([*git, "commit-tree", tree, *parent, "-m", "raw"],
-                                 check=True).stdout.strip()
+        commit = self.runner.run(
+            [*git, "commit-tree", tree, *parent, "-m", "raw"], check=True
+        ).stdout.strip()
         self.runner.run([*git, "update-ref", "refs/heads/master", commit], check=True)
         return commit
 
     def head(self) -> str:
-        r = self.runner.run(["git", "--git-dir", str(self.epoch0), "rev-parse", "-q",
-                             "--verify", "refs/heads/master"])
+        r = self.runner.run(
+            [
+                "git",
+                "--git-dir",
+                str(self.epoch0),
+                "rev-parse",
+                "-q",
+                "--verify",
+                "refs/heads/master",
+            ]
+        )
         return r.stdout.strip() if r.ok else ""
 
     def rewrite_drop(self, commit: str) -> None:
         """Rewrite epoch 0's history without `commit` (what a purge does)."""
         git = ["git", "--git-dir", str(self.epoch0)]
-        revs = self.runner.run([*git, "rev-list", "--reverse", "master"],
-                               check=True).stdout.split()
+        revs = self.runner.run([*git, "rev-list", "--reverse", "master"], check=True).stdout.split()
         tip = ""
         for rev in revs:
             if rev == commit:
                 continue
-            tree = self.runner.run([*git, "rev-parse", f"{rev}^{{tree}}"],
-                                   check=True).stdout.strip()
+            tree = self.runner.run(
+                [*git, "rev-parse", f"{rev}^{{tree}}"], check=True
+            ).stdout.strip()
             parent = ["-p", tip] if tip else []
-            tip = self.runner.run([*git, "commit-tree", tree, *parent, "-m", "rewritten"],
-                                  check=True).stdout.strip()
+            tip = self.runner.run(
+                [*git, "commit-tree", tree, *parent, "-m", "rewritten"], check=True
+            ).stdout.strip()
         self.runner.run([*git, "update-ref", "refs/heads/master", tip], check=True)
 
     # -- server -------------------------------------------------------------
@@ -150,9 +181,19 @@ class PublicInboxServer:
         err = self.root / "httpd.err"
         # the httpd is a long-running daemon; Runner.run only runs commands to completion
         self._proc = subprocess.Popen(
-            ["public-inbox-httpd", "-W0", "-l", f"127.0.0.1:{self.port}",
-             "-1", str(out), "-2", str(err)],
-            env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            [
+                "public-inbox-httpd",
+                "-W0",
+                "-l",
+                f"127.0.0.1:{self.port}",
+                "-1",
+                str(out),
+                "-2",
+                str(err),
+            ],
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + 20
@@ -176,4 +217,3 @@ class PublicInboxServer:
             self._proc.kill()
             self._proc.wait()
         self._proc = None
-

@@ -46,13 +46,17 @@ def demo_settings(base: Settings, inbox_url: str, port: int, arches: list[str]) 
     return load_settings(
         None,
         paths={"state": str(state), "cache": str(base.paths.cache)},
-        lists=[{"name": "demo", "url": inbox_url, "address": "linux-mm@kvack.org",
-                "trees": ["linux"]}],
+        lists=[
+            {"name": "demo", "url": inbox_url, "address": "linux-mm@kvack.org", "trees": ["linux"]}
+        ],
         trees=[{"name": "linux", "url": "", "branches": ["master"]}],
         intake={"poll_interval": 5, "incomplete_timeout": 600},
         build={"arches": arches, "jobs": base.build.jobs},
-        mail={"mode": "outbox", "sender": "lorebot demo <lorebot@localhost>",
-              "reported_by": "lorebot <lorebot@localhost>"},
+        mail={
+            "mode": "outbox",
+            "sender": "lorebot demo <lorebot@localhost>",
+            "reported_by": "lorebot <lorebot@localhost>",
+        },
         web={"listen": "127.0.0.1", "port": port, "base_url": f"http://127.0.0.1:{port}"},
         service={"workers": 1},
     )
@@ -65,8 +69,9 @@ def ensure_tree(settings: Settings, say: Callable[[str], None]) -> str:
     if sha:
         return sha
     if not TARBALL.exists():
-        raise DemoError(f"{TARBALL} is missing: apt-get install linux-source-6.12 "
-                        "(or run scripts/setup.sh)")
+        raise DemoError(
+            f"{TARBALL} is missing: apt-get install linux-source-6.12 (or run scripts/setup.sh)"
+        )
     say(f"importing {TARBALL} into {repo.git_dir} (once, about a minute)")
     sha, files, secs = repo.import_tarball("linux", TARBALL)
     say(f"imported {files} files in {secs:.0f} s")
@@ -80,16 +85,23 @@ def _outbox_subjects(outbox: Path) -> list[str]:
     return [" ".join(str(m["Subject"]).split()) for m in box]
 
 
-def run_demo(base: Settings, *, port: int = 0, arches: list[str] | None = None,
-             timeout: float = 1800, keep_serving: Callable[[str], None] | None = None,
-             say: Callable[[str], None] = print) -> DemoResult:
+def run_demo(
+    base: Settings,
+    *,
+    port: int = 0,
+    arches: list[str] | None = None,
+    timeout: float = 1800,
+    keep_serving: Callable[[str], None] | None = None,
+    say: Callable[[str], None] = print,
+) -> DemoResult:
     """Run the demo; returns when the reply is in the outbox (or the series ended)."""
     from bot.run.scheduler import Service
     from bot.web.server import page_factory
 
     if not shutil.which("public-inbox-httpd"):
-        raise DemoError("public-inbox is not installed: apt-get install public-inbox "
-                        "(or run scripts/setup.sh)")
+        raise DemoError(
+            "public-inbox is not installed: apt-get install public-inbox (or run scripts/setup.sh)"
+        )
     port = port or free_port()
     root = base.paths.state / "demo"
     if root.exists():
@@ -100,8 +112,7 @@ def run_demo(base: Settings, *, port: int = 0, arches: list[str] | None = None,
     ensure_tree(settings, say)
     server.start()
     db = Database(settings.database_url)
-    service = Service(settings, db, poll_interval=2, idle_wait=2,
-                      web=page_factory(settings, db))
+    service = Service(settings, db, poll_interval=2, idle_wait=2, web=page_factory(settings, db))
     try:
         service.start()
         url = settings.web.base_url
@@ -115,10 +126,18 @@ def run_demo(base: Settings, *, port: int = 0, arches: list[str] | None = None,
         say(f"posted the demo series <{mailed.msgids[0]}> to {server.url}/")
         series_url = f"{url}/series/{mailed.msgids[0]}"
         state, replies, seconds = _wait(settings, db, mailed.msgids[0], posted, timeout, say)
-        result = DemoResult(url=url, series_url=series_url, state=state, replies=replies,
-                            outbox=settings.paths.outbox, seconds_to_reply=seconds)
-        say(f"series {state}; {len(replies)} repl{'y' if len(replies) == 1 else 'ies'} in "
-            f"{settings.paths.outbox}" + (f" after {seconds:.0f} s" if seconds else ""))
+        result = DemoResult(
+            url=url,
+            series_url=series_url,
+            state=state,
+            replies=replies,
+            outbox=settings.paths.outbox,
+            seconds_to_reply=seconds,
+        )
+        say(
+            f"series {state}; {len(replies)} repl{'y' if len(replies) == 1 else 'ies'} in "
+            f"{settings.paths.outbox}" + (f" after {seconds:.0f} s" if seconds else "")
+        )
         for subject in replies:
             say(f"  {subject}")
         say(f"series page: {series_url}")
@@ -131,8 +150,14 @@ def run_demo(base: Settings, *, port: int = 0, arches: list[str] | None = None,
         db.dispose()
 
 
-def _wait(settings: Settings, db: Database, msgid: str, posted: float, timeout: float,
-          say: Callable[[str], None]) -> tuple[str, list[str], float | None]:
+def _wait(
+    settings: Settings,
+    db: Database,
+    msgid: str,
+    posted: float,
+    timeout: float,
+    say: Callable[[str], None],
+) -> tuple[str, list[str], float | None]:
     from sqlalchemy import select
 
     from state.models import SeriesRow

@@ -67,14 +67,19 @@ DEMO_PATCHES: tuple[DemoPatch, ...] = (
     DemoPatch(
         "mm/mempool: count elements released by mempool_resize()",
         "Prepare for reporting how many elements a shrinking resize frees.",
-        (Edit("mm/mempool.c",
-              "\tvoid *element;\n\tvoid **new_elements;\n\tunsigned long flags;\n",
-              "\tvoid *element;\n\tvoid **new_elements;\n\tunsigned long flags;\n"
-              "\tint released;\n"),
-         Edit("mm/mempool.c",
-              "\tif (new_min_nr <= pool->min_nr) {\n",
-              "\tif (new_min_nr <= pool->min_nr) {\n"
-              "\t\treleased = pool->curr_nr - new_min_nr;\n")),
+        (
+            Edit(
+                "mm/mempool.c",
+                "\tvoid *element;\n\tvoid **new_elements;\n\tunsigned long flags;\n",
+                "\tvoid *element;\n\tvoid **new_elements;\n\tunsigned long flags;\n"
+                "\tint released;\n",
+            ),
+            Edit(
+                "mm/mempool.c",
+                "\tif (new_min_nr <= pool->min_nr) {\n",
+                "\tif (new_min_nr <= pool->min_nr) {\n\t\treleased = pool->curr_nr - new_min_nr;\n",
+            ),
+        ),
     ),
 )
 
@@ -82,14 +87,27 @@ AUTHOR = "Dev Eloper <dev@example.org>"
 
 
 # git options for the commits the generator (and the tests) write
-GIT_IDENTITY = ("-c", "user.name=Dev Eloper", "-c", "user.email=dev@example.org",
-                "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null",
-                "-c", "init.defaultBranch=master")
+GIT_IDENTITY = (
+    "-c",
+    "user.name=Dev Eloper",
+    "-c",
+    "user.email=dev@example.org",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "init.defaultBranch=master",
+)
 
 
 def _git(wt: Path, *args: str, input: str | None = None) -> str:
     return subprocess.run(
-        ["git", *GIT_IDENTITY, *args], cwd=wt, input=input, text=True, capture_output=True,
+        ["git", *GIT_IDENTITY, *args],
+        cwd=wt,
+        input=input,
+        text=True,
+        capture_output=True,
         check=True,
     ).stdout
 

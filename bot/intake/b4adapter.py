@@ -115,8 +115,7 @@ def _configure(settings: Settings, lst: ListSettings, home: Path) -> None:
         b4.setup_config(argparse.Namespace(config=None), topdir=str(home / "config"))
         b4.LORENODE = liblore.LoreNode(
             lst.url.rstrip("/"),
-            request_timeout=(min(10.0, settings.intake.http_timeout),
-                             settings.intake.http_timeout),
+            request_timeout=(min(10.0, settings.intake.http_timeout), settings.intake.http_timeout),
             cache_dir=str(home / "cache" / "lore"),
             follow_upstream=False,
         )
@@ -132,8 +131,7 @@ def fetch_thread(settings: Settings, lst: ListSettings, msgid: str) -> list[Emai
         try:
             msgs = b4.LORENODE.get_mbox_by_msgid(msgid, nocache=True)  # type: ignore[union-attr]
         except liblore.RemoteError as e:
-            if e.status_code is not None and 400 <= e.status_code < 500 \
-                    and e.status_code != 429:
+            if e.status_code is not None and 400 <= e.status_code < 500 and e.status_code != 429:
                 raise ThreadNotFound(f"{lst.name}: <{msgid}> not found at {lst.url}") from e
             raise ThreadFetchError(f"{lst.name}: cannot fetch thread of <{msgid}>: {e}") from e
         except (liblore.LibloreError, OSError) as e:
@@ -162,16 +160,23 @@ def _fix_threaded_covers(lmbx: b4.LoreMailbox) -> None:
     when its body has a `base-commit:` line; put such covers back."""
     for lmsg in list(lmbx.followups):
         subj = lmsg.lsubject
-        if (lmsg.reply and not subj.reply and subj.patch and lmsg.counter == 0
-                and not lmsg.counters_inferred and not lmsg.has_diff
-                and lmsg.revision not in lmbx.covers):
+        if (
+            lmsg.reply
+            and not subj.reply
+            and subj.patch
+            and lmsg.counter == 0
+            and not lmsg.counters_inferred
+            and not lmsg.has_diff
+            and lmsg.revision not in lmbx.covers
+        ):
             lmbx.followups.remove(lmsg)
             lmsg.reply = False
             lmbx.covers[lmsg.revision] = lmsg
 
 
-def get_series(settings: Settings, lst: ListSettings, lmbx: b4.LoreMailbox,
-               revision: int | None) -> b4.LoreSeries | None:
+def get_series(
+    settings: Settings, lst: ListSettings, lmbx: b4.LoreMailbox, revision: int | None
+) -> b4.LoreSeries | None:
     """`LoreMailbox.get_series` (call ONCE per mailbox: it mutates it), without searches."""
     with b4_session(settings, lst):
         # codereview_trailers would search the whole inbox by patch-id; the thread
@@ -247,15 +252,18 @@ def guess_base(series: Series, repo: Repo) -> tuple[str, str, str] | None:
         if not missing:
             return tree, branch, tip
         for path in missing[:5]:
-            full = repo.git("rev-parse", "-q", "--verify", f"{blobs[path]}^{{blob}}",
-                            check=False).strip()
+            full = repo.git(
+                "rev-parse", "-q", "--verify", f"{blobs[path]}^{{blob}}", check=False
+            ).strip()
             if not full:
                 continue
-            found = repo.git("log", "-1", "--format=%H", f"--find-object={full}", tip, "--",
-                             path, check=False).strip()
+            found = repo.git(
+                "log", "-1", "--format=%H", f"--find-object={full}", tip, "--", path, check=False
+            ).strip()
             for cand in (found, f"{found}~1") if found else ():
-                sha = repo.git("rev-parse", "-q", "--verify", f"{cand}^{{commit}}",
-                               check=False).strip()
+                sha = repo.git(
+                    "rev-parse", "-q", "--verify", f"{cand}^{{commit}}", check=False
+                ).strip()
                 if sha and sha not in tried:
                     tried.add(sha)
                     if not _mismatches(repo, sha, blobs):
@@ -266,8 +274,11 @@ def guess_base(series: Series, repo: Repo) -> tuple[str, str, str] | None:
 def _mismatches(repo: Repo, commit: str, blobs: dict[str, str]) -> list[str]:
     """Paths whose blob at `commit` is not the patch's preimage."""
     paths = list(blobs)
-    r = repo.runner.run(["git", "--git-dir", str(repo.git_dir), "cat-file", "--batch-check"],
-                        input="".join(f"{commit}:{p}\n" for p in paths), name="batch-check")
+    r = repo.runner.run(
+        ["git", "--git-dir", str(repo.git_dir), "cat-file", "--batch-check"],
+        input="".join(f"{commit}:{p}\n" for p in paths),
+        name="batch-check",
+    )
     lines = r.stdout.splitlines()
     out = []
     for path, line in zip(paths, lines + [""] * (len(paths) - len(lines)), strict=True):

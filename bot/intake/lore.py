@@ -107,14 +107,16 @@ def discover_epochs(settings: Settings, lst: ListSettings, runner: Runner) -> li
             break
         found.append(epoch)
     if not found:
-        raise InboxError(f"{lst.name}: no epochs found at {lst.url} (no manifest.js.gz, "
-                         "no git/0.git, no /0)")
+        raise InboxError(
+            f"{lst.name}: no epochs found at {lst.url} (no manifest.js.gz, no git/0.git, no /0)"
+        )
     return found
 
 
 def _ls_remote(runner: Runner, url: str, settings: Settings) -> bool:
-    r = Git(runner).run("ls-remote", "--heads", url, timeout=settings.intake.http_timeout,
-                        name="ls-remote")
+    r = Git(runner).run(
+        "ls-remote", "--heads", url, timeout=settings.intake.http_timeout, name="ls-remote"
+    )
     return r.ok and "refs/heads/" in r.stdout
 
 
@@ -130,9 +132,17 @@ def fetch_epoch(settings: Settings, lst: ListSettings, epoch: Epoch, runner: Run
     urls += [u for u in epoch.urls if u != known]
     errors = []
     for url in urls:
-        r = git.run("fetch", "--quiet", "--no-tags", "--prune", "--force", url,
-                    "+refs/heads/*:refs/heads/*",
-                    timeout=max(3600.0, settings.intake.http_timeout), name="fetch-epoch")
+        r = git.run(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--prune",
+            "--force",
+            url,
+            "+refs/heads/*:refs/heads/*",
+            timeout=max(3600.0, settings.intake.http_timeout),
+            name="fetch-epoch",
+        )
         if r.ok:
             if url != known:
                 git.run("config", "lorebot.url", url, check=True)
@@ -161,15 +171,18 @@ def new_commits(runner: Runner, gitdir: Path, cursor: str, head: str) -> list[st
         if not anc.ok:
             base = git.run("merge-base", cursor, head)
             start = base.stdout.strip() if base.ok else ""
-            log.warning("%s: history rewritten (cursor %s not in master); re-walking from %s",
-                        gitdir, cursor[:12], start[:12] or "the start")
+            log.warning(
+                "%s: history rewritten (cursor %s not in master); re-walking from %s",
+                gitdir,
+                cursor[:12],
+                start[:12] or "the start",
+            )
     span = f"{start}..{head}" if start else head
     r = git.run("rev-list", "--reverse", span, check=True, timeout=3600, name="rev-list")
     return r.stdout.split()
 
 
-def read_blobs(runner: Runner, gitdir: Path, commits: list[str], epoch: int
-               ) -> list[InboxMail]:
+def read_blobs(runner: Runner, gitdir: Path, commits: list[str], epoch: int) -> list[InboxMail]:
     """The raw `m` blob of each commit, read in one `git cat-file --batch`."""
     blobs = Git(runner, git_dir=gitdir).read_blobs([f"{c}:m" for c in commits], timeout=3600)
     mails: list[InboxMail] = []
@@ -188,8 +201,9 @@ def get_cursor(db: Database, list_name: str, epoch: int) -> Cursor | None:
         return s.get(Cursor, (list_name, epoch))
 
 
-def set_cursor(db: Database, list_name: str, epoch: int, commit: str,
-               fingerprint: str | None = None) -> None:
+def set_cursor(
+    db: Database, list_name: str, epoch: int, commit: str, fingerprint: str | None = None
+) -> None:
     """Move the cursor; call only after the messages up to `commit` are committed."""
     with db.session() as s:
         row = s.get(Cursor, (list_name, epoch))
@@ -218,8 +232,9 @@ class Batch:
     final: bool  # the epoch's tip is reached
 
 
-def new_mail(settings: Settings, db: Database, lst: ListSettings, runner: Runner
-             ) -> Iterator[Batch]:
+def new_mail(
+    settings: Settings, db: Database, lst: ListSettings, runner: Runner
+) -> Iterator[Batch]:
     """Fetch every epoch that changed and yield its new messages in batches, in order.
 
     The caller records each batch, commits, then calls `set_cursor(...)`.
@@ -229,8 +244,12 @@ def new_mail(settings: Settings, db: Database, lst: ListSettings, runner: Runner
     for epoch in epochs:
         cur = known.get(epoch.number)
         gitdir = mirror_dir(settings, lst, epoch.number)
-        unchanged = (cur is not None and epoch.fingerprint and cur.fingerprint == epoch.fingerprint
-                     and (gitdir / "HEAD").exists())
+        unchanged = (
+            cur is not None
+            and epoch.fingerprint
+            and cur.fingerprint == epoch.fingerprint
+            and (gitdir / "HEAD").exists()
+        )
         if unchanged:
             continue
         fetch_epoch(settings, lst, epoch, runner)
@@ -242,9 +261,13 @@ def new_mail(settings: Settings, db: Database, lst: ListSettings, runner: Runner
             yield Batch(epoch, [], head, True)
             continue
         for i in range(0, len(commits), BATCH):
-            chunk = commits[i:i + BATCH]
-            yield Batch(epoch, read_blobs(runner, gitdir, chunk, epoch.number), chunk[-1],
-                        i + BATCH >= len(commits))
+            chunk = commits[i : i + BATCH]
+            yield Batch(
+                epoch,
+                read_blobs(runner, gitdir, chunk, epoch.number),
+                chunk[-1],
+                i + BATCH >= len(commits),
+            )
 
 
 def skip_history(settings: Settings, db: Database, lst: ListSettings, runner: Runner) -> int:

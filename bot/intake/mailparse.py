@@ -58,6 +58,7 @@ class ParsedMessage:
             return f"{self.author_name} <{self.author_email}>"
         return self.author_email or self.author_name
 
+
 @dataclass(frozen=True)
 class SubjectInfo:
     """The [PATCH ...] prefix of a subject, decoded."""
@@ -98,14 +99,14 @@ def parse_subject(subject: str) -> SubjectInfo:
         if not m:
             break
         is_reply = True
-        rest = rest[m.end():].lstrip()
+        rest = rest[m.end() :].lstrip()
     words: list[str] = []
     while (m := _PREFIX_RE.match(rest)) is not None:
         words.extend(m.group(1).replace(",", " ").split())
-        rest = rest[m.end():]
+        rest = rest[m.end() :]
         if (r := _REPLY_RE.match(rest)) is not None:
             is_reply = True
-            rest = rest[r.end():].lstrip()
+            rest = rest[r.end() :].lstrip()
     version, counter, total = 1, None, None
     tags: list[str] = []
     is_patch = is_pull = False
@@ -121,8 +122,9 @@ def parse_subject(subject: str) -> SubjectInfo:
             is_pull = is_pull or ("git" in lowered and "pull" in lowered)
         else:
             tags.append(word)
-    return SubjectInfo(is_reply, is_patch, is_pull, version, counter, total,
-                       tuple(tags), rest.strip())
+    return SubjectInfo(
+        is_reply, is_patch, is_pull, version, counter, total, tuple(tags), rest.strip()
+    )
 
 
 def normalize_title(title: str) -> str:
@@ -146,8 +148,9 @@ def parse_message(raw: bytes, max_bytes: int = 20 * 1024 * 1024) -> ParsedMessag
     try:
         parsed = _parse_fields(msg, msgid)
     except LookupError as e:
-        return ParsedMessage(msgid=msgid, subject=_safe_subject(msg),
-                             malformed=f"unknown charset in a header: {e}")
+        return ParsedMessage(
+            msgid=msgid, subject=_safe_subject(msg), malformed=f"unknown charset in a header: {e}"
+        )
     problem = ""
     if not msgid:
         problem = "no Message-ID"
@@ -220,8 +223,13 @@ def _addresses(msg: Message, header: str) -> tuple[str, ...]:
 def _body_text(msg: Message) -> tuple[str, str]:
     """The text/plain parts joined; ("", reason) when the MIME structure is broken."""
     if msg.defects and any(
-        type(d).__name__ in ("StartBoundaryNotFoundDefect", "MultipartInvariantViolationDefect",
-                             "CloseBoundaryNotFoundDefect", "NoBoundaryInMultipartDefect")
+        type(d).__name__
+        in (
+            "StartBoundaryNotFoundDefect",
+            "MultipartInvariantViolationDefect",
+            "CloseBoundaryNotFoundDefect",
+            "NoBoundaryInMultipartDefect",
+        )
         for d in msg.defects
     ):
         names = ", ".join(sorted({type(d).__name__ for d in msg.defects}))

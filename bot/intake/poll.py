@@ -59,10 +59,20 @@ class PollReport:
         return tuple(p.error for p in self.lists if p.error)
 
     def as_dict(self) -> dict[str, object]:
-        return {"new_messages": self.new_messages, "lists": [
-            {"list": p.list_name, "new_messages": p.new_messages, "kinds": dict(p.kinds),
-             "series": dict(p.series), "error": p.error, "seconds": round(p.seconds, 3)}
-            for p in self.lists]}
+        return {
+            "new_messages": self.new_messages,
+            "lists": [
+                {
+                    "list": p.list_name,
+                    "new_messages": p.new_messages,
+                    "kinds": dict(p.kinds),
+                    "series": dict(p.series),
+                    "error": p.error,
+                    "seconds": round(p.seconds, 3),
+                }
+                for p in self.lists
+            ],
+        }
 
 
 def poll_once(settings: Settings, db: Database, runner: Runner | None = None) -> PollReport:
@@ -89,8 +99,13 @@ def poll_list(settings: Settings, db: Database, lst: ListSettings, runner: Runne
     try:
         for batch in lore.new_mail(settings, db, lst, runner):
             kinds.update(record_messages(settings, db, lst, batch.mails))
-            lore.set_cursor(db, lst.name, batch.epoch.number, batch.last,
-                            batch.epoch.fingerprint if batch.final else None)
+            lore.set_cursor(
+                db,
+                lst.name,
+                batch.epoch.number,
+                batch.last,
+                batch.epoch.fingerprint if batch.final else None,
+            )
     except (lore.InboxError, CommandError) as e:
         error = str(e)
         log.error("poll of %s failed (the next poll catches up): %s", lst.name, error)
@@ -104,13 +119,21 @@ def poll_list(settings: Settings, db: Database, lst: ListSettings, runner: Runne
     seconds = time.monotonic() - t0
     new = sum(kinds.values())
     with db.session() as s:
-        s.add(PollRow(list_name=lst.name, started_at=started, seconds=seconds,
-                      new_messages=new, error=error))
+        s.add(
+            PollRow(
+                list_name=lst.name,
+                started_at=started,
+                seconds=seconds,
+                new_messages=new,
+                error=error,
+            )
+        )
     return ListPoll(lst.name, new, dict(kinds), dict(states), error, seconds)
 
 
-def record_messages(settings: Settings, db: Database, lst: ListSettings,
-                    mails: Iterable[lore.InboxMail]) -> Counter[str]:
+def record_messages(
+    settings: Settings, db: Database, lst: ListSettings, mails: Iterable[lore.InboxMail]
+) -> Counter[str]:
     """Record the mails not seen before (by Message-ID) in one transaction; count kinds."""
     rows: dict[str, Message] = {}
     # the bot's own mail is recognised by X-Lorebot, and by its sender address
@@ -121,18 +144,32 @@ def record_messages(settings: Settings, db: Database, lst: ListSettings,
             kind = classify(parsed, bots)
         except Exception as e:  # a parser bug must not stop the poller
             log.exception("cannot parse message %s of %s", mail.commit, lst.name)
-            rows.setdefault(f"unparsed-{mail.blob}", Message(
-                list_name=lst.name, msgid=f"unparsed-{mail.blob}", epoch=mail.epoch,
-                blob_commit=mail.commit, kind="malformed", reason=f"parser error: {e}"))
+            rows.setdefault(
+                f"unparsed-{mail.blob}",
+                Message(
+                    list_name=lst.name,
+                    msgid=f"unparsed-{mail.blob}",
+                    epoch=mail.epoch,
+                    blob_commit=mail.commit,
+                    kind="malformed",
+                    reason=f"parser error: {e}",
+                ),
+            )
             continue
         # no Message-ID: key it by blob so a re-read after a rewrite stays one row
         msgid = parsed.msgid or f"no-message-id-{mail.blob}"
         if msgid in rows:
             continue
         rows[msgid] = Message(
-            list_name=lst.name, msgid=msgid[:998], epoch=mail.epoch, blob_commit=mail.commit,
-            subject=parsed.subject, author=parsed.author, date=parsed.date,
-            in_reply_to=parsed.in_reply_to, kind=kind.kind,
+            list_name=lst.name,
+            msgid=msgid[:998],
+            epoch=mail.epoch,
+            blob_commit=mail.commit,
+            subject=parsed.subject,
+            author=parsed.author,
+            date=parsed.date,
+            in_reply_to=parsed.in_reply_to,
+            kind=kind.kind,
             # for series mail, `reason` is kept for why no series could be made
             reason="" if kind.kind in SERIES_KINDS else kind.reason,
         )
@@ -153,9 +190,14 @@ def record_messages(settings: Settings, db: Database, lst: ListSettings,
 def _existing(s: Session, list_name: str, msgids: list[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(msgids), 500):
-        chunk = msgids[i:i + 500]
-        found.update(s.scalars(select(Message.msgid).where(
-            Message.list_name == list_name, Message.msgid.in_(chunk))))
+        chunk = msgids[i : i + 500]
+        found.update(
+            s.scalars(
+                select(Message.msgid).where(
+                    Message.list_name == list_name, Message.msgid.in_(chunk)
+                )
+            )
+        )
     return found
 
 
@@ -166,9 +208,16 @@ def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Cou
     thread that cannot be fetched stops the pass (retried next poll).
     """
     with db.session() as s:
-        pending = s.scalars(select(Message).where(
-            Message.list_name == lst.name, Message.kind.in_(SERIES_KINDS),
-            Message.series_id.is_(None), Message.reason == "").order_by(Message.id)).all()
+        pending = s.scalars(
+            select(Message)
+            .where(
+                Message.list_name == lst.name,
+                Message.kind.in_(SERIES_KINDS),
+                Message.series_id.is_(None),
+                Message.reason == "",
+            )
+            .order_by(Message.id)
+        ).all()
     states: Counter[str] = Counter()
     done: set[str] = set()
     for msg in pending:
@@ -198,15 +247,25 @@ def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Cou
         with db.session() as s:
             row, moved = upsert_series(s, lst, series)
             s.flush()
-            s.execute(update(Message).where(
-                Message.list_name == lst.name, Message.series_id.is_(None),
-                Message.msgid.in_(covered) | (Message.in_reply_to.in_(covered)
-                                              & Message.kind.not_in(SERIES_KINDS)),
-            ).values(series_id=row.id))
+            s.execute(
+                update(Message)
+                .where(
+                    Message.list_name == lst.name,
+                    Message.series_id.is_(None),
+                    Message.msgid.in_(covered)
+                    | (Message.in_reply_to.in_(covered) & Message.kind.not_in(SERIES_KINDS)),
+                )
+                .values(series_id=row.id)
+            )
             # e.g. a cover taken in before its patches: no longer without a series
-            s.execute(update(Message).where(
-                Message.series_id == row.id, Message.kind.in_(SERIES_KINDS),
-            ).values(reason=""))
+            s.execute(
+                update(Message)
+                .where(
+                    Message.series_id == row.id,
+                    Message.kind.in_(SERIES_KINDS),
+                )
+                .values(reason="")
+            )
         if moved:
             states[moved] += 1
         if msg.msgid not in covered:
@@ -219,18 +278,27 @@ def _ensure_parent(settings: Settings, db: Database, lst: ListSettings, series: 
     """A follow-up's parent gets a row, so workers find it (skipped when older than intake)."""
     assert series.parent
     with db.session() as s:
-        if s.scalars(select(SeriesRow.id).where(SeriesRow.list_name == lst.name,
-                                                SeriesRow.msgid == series.parent)).first():
+        if s.scalars(
+            select(SeriesRow.id).where(
+                SeriesRow.list_name == lst.name, SeriesRow.msgid == series.parent
+            )
+        ).first():
             return
     try:
         parent = load_series(settings, lst, series.parent)
     except (SeriesError, ThreadNotFound) as e:
-        log.warning("%s: parent <%s> of follow-up <%s> not loaded: %s", lst.name,
-                    series.parent, series.msgid, e)
+        log.warning(
+            "%s: parent <%s> of follow-up <%s> not loaded: %s",
+            lst.name,
+            series.parent,
+            series.msgid,
+            e,
+        )
         return
     with db.session() as s:
-        taken_in = s.scalars(select(Message.id).where(
-            Message.list_name == lst.name, Message.msgid == series.parent)).first()
+        taken_in = s.scalars(
+            select(Message.id).where(Message.list_name == lst.name, Message.msgid == series.parent)
+        ).first()
         row, _ = upsert_series(s, lst, parent)
         if row.state in OPEN and not taken_in:
             row.state = SeriesState.SKIPPED
@@ -244,16 +312,21 @@ def _set_reason(db: Database, message_id: int, reason: str) -> None:
 
 def upsert_series(s: Session, lst: ListSettings, series: Series) -> tuple[SeriesRow, str]:
     """Create or refresh the row of one revision; returns (row, new state or "")."""
-    row = s.scalars(select(SeriesRow).where(SeriesRow.list_name == lst.name,
-                                            SeriesRow.msgid == series.msgid)).first()
+    row = s.scalars(
+        select(SeriesRow).where(SeriesRow.list_name == lst.name, SeriesRow.msgid == series.msgid)
+    ).first()
     before = row.state if row else ""
     if row is None:
-        row = SeriesRow(list_name=lst.name, msgid=series.msgid, state=SeriesState.WAITING,
-                        first_seen=utcnow())
+        row = SeriesRow(
+            list_name=lst.name, msgid=series.msgid, state=SeriesState.WAITING, first_seen=utcnow()
+        )
         s.add(row)
     if row.state in OPEN or not before:
-        row.thread_msgid = (series.patches[0].references[0] if series.patches
-                            and series.patches[0].references else series.msgid)
+        row.thread_msgid = (
+            series.patches[0].references[0]
+            if series.patches and series.patches[0].references
+            else series.msgid
+        )
         row.subject = series.subject
         row.version = series.version
         row.total = series.total
@@ -265,8 +338,11 @@ def upsert_series(s: Session, lst: ListSettings, series: Series) -> tuple[Series
         row.base_commit = series.base_commit or ""
         row.last_message_at = utcnow()
         if series.parent:
-            row.parent_id = s.scalars(select(SeriesRow.id).where(
-                SeriesRow.list_name == lst.name, SeriesRow.msgid == series.parent)).first()
+            row.parent_id = s.scalars(
+                select(SeriesRow.id).where(
+                    SeriesRow.list_name == lst.name, SeriesRow.msgid == series.parent
+                )
+            ).first()
         _sync_patches(s, row, series)
         if row.state in (SeriesState.WAITING, SeriesState.INCOMPLETE) and series.complete:
             row.state, row.reason = SeriesState.QUEUED, ""
@@ -292,8 +368,11 @@ def _supersede(s: Session, lst: ListSettings, row: SeriesRow) -> None:
     """Within a revision family (same key), the highest version (then the latest) wins."""
     if not row.key or row.key.startswith("followup:"):
         return
-    family = list(s.scalars(select(SeriesRow).where(SeriesRow.list_name == lst.name,
-                                                    SeriesRow.key == row.key)))
+    family = list(
+        s.scalars(
+            select(SeriesRow).where(SeriesRow.list_name == lst.name, SeriesRow.key == row.key)
+        )
+    )
     newest = max(family, key=lambda r: (r.version, r.id))
     for old in family:
         if old.id == newest.id:
@@ -313,14 +392,17 @@ def expire_waiting(settings: Settings, db: Database, lst: ListSettings) -> Count
     limit = utcnow() - timedelta(seconds=settings.intake.incomplete_timeout)
     states: Counter[str] = Counter()
     with db.session() as s:
-        for row in s.scalars(select(SeriesRow).where(
-                SeriesRow.list_name == lst.name, SeriesRow.state == SeriesState.WAITING,
-                SeriesRow.first_seen <= limit)):
+        for row in s.scalars(
+            select(SeriesRow).where(
+                SeriesRow.list_name == lst.name,
+                SeriesRow.state == SeriesState.WAITING,
+                SeriesRow.first_seen <= limit,
+            )
+        ):
             have = {p.idx for p in row.patches}
             missing = [i for i in range(1, row.total + 1) if i not in have]
             names = ", ".join(f"{i}/{row.total}" for i in missing) or "none"
             row.state = SeriesState.INCOMPLETE
-            row.reason = (f"patches {names} missing after "
-                          f"{settings.intake.incomplete_timeout} s")
+            row.reason = f"patches {names} missing after {settings.intake.incomplete_timeout} s"
             states["incomplete"] += 1
     return states

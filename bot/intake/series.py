@@ -81,9 +81,9 @@ def load_series(settings: Settings, lst: ListSettings, msgid: str) -> Series:
 _parsed: weakref.WeakKeyDictionary[EmailMessage, ParsedMessage] = weakref.WeakKeyDictionary()
 
 
-
-def load_target(settings: Settings, target: str, list_name: str | None = None
-                ) -> tuple[ListSettings, Series, Series | None]:
+def load_target(
+    settings: Settings, target: str, list_name: str | None = None
+) -> tuple[ListSettings, Series, Series | None]:
     """The list, the series and a follow-up's parent for a Message-ID or lore URL.
 
     Raises TargetError or LookupError with a message for the user.
@@ -95,12 +95,14 @@ def load_target(settings: Settings, target: str, list_name: str | None = None
     return lst, series, parent
 
 
-def load_with_parent(settings: Settings, lst: ListSettings, msgid: str
-                     ) -> tuple[Series, Series | None]:
+def load_with_parent(
+    settings: Settings, lst: ListSettings, msgid: str
+) -> tuple[Series, Series | None]:
     """The series containing `msgid` and, for a follow-up, the series it goes on top of."""
     series = load_series(settings, lst, msgid)
     parent = load_series(settings, lst, series.parent) if series.parent else None
     return series, parent
+
 
 def _parse(msg: EmailMessage) -> ParsedMessage:
     """Our parse of a message b4 fetched (kept while the message lives: a thread is
@@ -115,8 +117,9 @@ def _parse(msg: EmailMessage) -> ParsedMessage:
     return parsed
 
 
-def _patch_upthread(parsed: ParsedMessage, by_id: dict[str, EmailMessage],
-                    settings: Settings) -> str:
+def _patch_upthread(
+    parsed: ParsedMessage, by_id: dict[str, EmailMessage], settings: Settings
+) -> str:
     """The nearest ancestor that is a patch or a cover letter, else ""."""
     chain = [parsed.in_reply_to] if parsed.in_reply_to else []
     chain += [r for r in reversed(parsed.references) if r not in chain]
@@ -130,11 +133,13 @@ def _patch_upthread(parsed: ParsedMessage, by_id: dict[str, EmailMessage],
     return ""
 
 
-def _assemble(settings: Settings, lst: ListSettings, thread: list[EmailMessage],
-              msgid: str) -> Series:
+def _assemble(
+    settings: Settings, lst: ListSettings, thread: list[EmailMessage], msgid: str
+) -> Series:
     # a reply carrying a patch is checked on its own; its Signed-off-by is no trailer
-    lmbx = b4adapter.make_mailbox([m for m in thread if classify(
-        _parse(m), settings.intake.bot_senders).kind != "followup"])
+    lmbx = b4adapter.make_mailbox(
+        [m for m in thread if classify(_parse(m), settings.intake.bot_senders).kind != "followup"]
+    )
     revision = None
     for rev, candidate in lmbx.series.items():
         if any(p is not None and p.msgid == msgid for p in candidate.patches):
@@ -152,7 +157,8 @@ def _assemble(settings: Settings, lst: ListSettings, thread: list[EmailMessage],
         raise SeriesError(f"b4 could not assemble revision {revision} of <{msgid}>")
     am = b4adapter.am_ready(settings, lst, lser)
     present: list[tuple[int, b4adapter.LoreMessage]] = [
-        (i, p) for i, p in enumerate(lser.patches) if i > 0 and p is not None]
+        (i, p) for i, p in enumerate(lser.patches) if i > 0 and p is not None
+    ]
     if not present:
         raise SeriesError(f"revision {revision} of <{msgid}> has no patches")
     if len(am) != len(present):
@@ -176,8 +182,11 @@ def _assemble(settings: Settings, lst: ListSettings, thread: list[EmailMessage],
         subject_tags=parse_subject(subject).tags,
         change_id=b4adapter.change_id(lser),
         patches=patches,
-        missing=tuple(i for i in range(1, lser.expected + 1)
-                      if i >= len(lser.patches) or lser.patches[i] is None),
+        missing=tuple(
+            i
+            for i in range(1, lser.expected + 1)
+            if i >= len(lser.patches) or lser.patches[i] is None
+        ),
     )
 
 
@@ -212,12 +221,13 @@ def followup_body(body: str) -> str:
     """The patch part of a reply: from in-body headers or a scissors line, else unquoted text."""
     m = _SCISSORS_RE.search(body)
     if m:
-        return body[m.end():].lstrip("\n")
+        return body[m.end() :].lstrip("\n")
     m = _INBODY_RE.search(body)
-    if m and "\n---" in body[m.start():]:
-        return body[m.start():]
-    lines = [ln for ln in body.split("\n") if not ln.startswith(">")
-             and not _ATTRIBUTION_RE.match(ln)]
+    if m and "\n---" in body[m.start() :]:
+        return body[m.start() :]
+    lines = [
+        ln for ln in body.split("\n") if not ln.startswith(">") and not _ATTRIBUTION_RE.match(ln)
+    ]
     return "\n".join(lines).strip("\n") + "\n"
 
 
@@ -226,18 +236,35 @@ def _followup_series(p: ParsedMessage, parent: Series | None) -> Series:
     m = re.match(r"(?:From: .*\n)?Subject: (.+)\n", body)
     title = m.group(1).strip() if m else parse_subject(p.subject).title
     date = format_datetime(p.date) if p.date else ""
-    head = (f"From lorebot Thu Jan  1 00:00:00 1970\nFrom: {p.author}\nDate: {date}\n"
-            f"Subject: [PATCH] {title}\nMessage-ID: <{p.msgid}>\n"
-            "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
-            "Content-Transfer-Encoding: 8bit\n\n")
+    head = (
+        f"From lorebot Thu Jan  1 00:00:00 1970\nFrom: {p.author}\nDate: {date}\n"
+        f"Subject: [PATCH] {title}\nMessage-ID: <{p.msgid}>\n"
+        "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: 8bit\n\n"
+    )
     patch = PatchMail(
-        index=1, msgid=p.msgid, subject=p.subject, title=title, author=p.author,
-        author_email=p.author_email, date=p.date.isoformat() if p.date else "",
-        mbox=(head + body).encode(), references=(*p.references, p.msgid), to=p.to, cc=p.cc,
+        index=1,
+        msgid=p.msgid,
+        subject=p.subject,
+        title=title,
+        author=p.author,
+        author_email=p.author_email,
+        date=p.date.isoformat() if p.date else "",
+        mbox=(head + body).encode(),
+        references=(*p.references, p.msgid),
+        to=p.to,
+        cc=p.cc,
         reply_to=p.reply_to,
     )
     return Series(
-        msgid=p.msgid, subject=p.subject, version=1, total=1, complete=True,
-        parent=parent.msgid if parent else None, author=p.author, author_email=p.author_email,
-        subject_tags=parent.subject_tags if parent else (), patches=(patch,),
+        msgid=p.msgid,
+        subject=p.subject,
+        version=1,
+        total=1,
+        complete=True,
+        parent=parent.msgid if parent else None,
+        author=p.author,
+        author_email=p.author_email,
+        subject_tags=parent.subject_tags if parent else (),
+        patches=(patch,),
     )

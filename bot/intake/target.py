@@ -11,10 +11,14 @@ from config.settings import ListSettings, Settings
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments every command that takes one series shares: target, --list, --json."""
-    parser.add_argument("target", metavar="MSGID_OR_LORE_URL",
-                        help="Message-ID or lore URL of any message of the series")
-    parser.add_argument("--list", dest="list_name",
-                        help="configured list to ask (for a bare Message-ID)")
+    parser.add_argument(
+        "target",
+        metavar="MSGID_OR_LORE_URL",
+        help="Message-ID or lore URL of any message of the series",
+    )
+    parser.add_argument(
+        "--list", dest="list_name", help="configured list to ask (for a bare Message-ID)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 

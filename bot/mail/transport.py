@@ -97,16 +97,21 @@ class SmtpTransport:
         m = self.mail
         # the timeout bounds the connect, the greeting and every later command
         if m.smtp_security == "ssl":
-            return smtplib.SMTP_SSL(m.smtp_host, m.smtp_port, timeout=m.smtp_timeout,
-                                    context=ssl.create_default_context())
+            return smtplib.SMTP_SSL(
+                m.smtp_host,
+                m.smtp_port,
+                timeout=m.smtp_timeout,
+                context=ssl.create_default_context(),
+            )
         return smtplib.SMTP(m.smtp_host, m.smtp_port, timeout=m.smtp_timeout)
 
     def send(self, sender: str, recipients: Sequence[str], raw: bytes) -> dict[str, str]:
         try:
             smtp = self._connect()
         except smtplib.SMTPConnectError as e:  # the greeting was not 220
-            raise self._by_code(e.smtp_code, f"greeting: {_answer(e.smtp_code, e.smtp_error)}",
-                                whole_pass=True) from e
+            raise self._by_code(
+                e.smtp_code, f"greeting: {_answer(e.smtp_code, e.smtp_error)}", whole_pass=True
+            ) from e
         except (OSError, smtplib.SMTPException) as e:
             raise MailTemporary(f"{self.where}: cannot connect: {e}", whole_pass=True) from e
         try:
@@ -116,11 +121,11 @@ class SmtpTransport:
         except MailError:
             raise
         except smtplib.SMTPResponseException as e:
-            raise self._by_code(e.smtp_code, _answer(e.smtp_code, e.smtp_error),
-                                whole_pass=True) from e
+            raise self._by_code(
+                e.smtp_code, _answer(e.smtp_code, e.smtp_error), whole_pass=True
+            ) from e
         except (OSError, smtplib.SMTPException) as e:  # timeouts, disconnects
-            raise MailTemporary(f"{self.where}: {type(e).__name__}: {e}",
-                                whole_pass=True) from e
+            raise MailTemporary(f"{self.where}: {type(e).__name__}: {e}", whole_pass=True) from e
 
     def _by_code(self, code: int, what: str, *, whole_pass: bool = False) -> MailError:
         if 500 <= code < 600:
@@ -142,13 +147,15 @@ class SmtpTransport:
             except smtplib.SMTPNotSupportedError as e:
                 raise MailConfigFault(f"{self.where}: AUTH: {e}") from e
             except smtplib.SMTPResponseException as e:
-                raise self._by_code(e.smtp_code,
-                                    f"AUTH: {_answer(e.smtp_code, e.smtp_error)}") from e
+                raise self._by_code(
+                    e.smtp_code, f"AUTH: {_answer(e.smtp_code, e.smtp_error)}"
+                ) from e
             except smtplib.SMTPException as e:  # no mechanism both sides know
                 raise MailConfigFault(f"{self.where}: AUTH: {e}") from e
 
-    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipients: Sequence[str],
-                     raw: bytes) -> dict[str, str]:
+    def _transaction(
+        self, smtp: smtplib.SMTP, sender: str, recipients: Sequence[str], raw: bytes
+    ) -> dict[str, str]:
         options = ["BODY=8BITMIME"] if not raw.isascii() and smtp.has_extn("8bitmime") else []
         code, text = smtp.mail(sender, options)
         if code != 250:
@@ -164,12 +171,15 @@ class SmtpTransport:
         if later:
             # all or nobody: a partial send now would leave the rest to a second copy later
             _rset(smtp)
-            raise MailTemporary(f"{self.where}: RCPT " + ", ".join(
-                f"{a}: {r}" for a, r in later.items()))
+            raise MailTemporary(
+                f"{self.where}: RCPT " + ", ".join(f"{a}: {r}" for a, r in later.items())
+            )
         if len(refused) == len(recipients):
             _rset(smtp)
-            raise MailConfigFault(f"{self.where}: every recipient refused: " + ", ".join(
-                f"{a}: {r}" for a, r in refused.items()))
+            raise MailConfigFault(
+                f"{self.where}: every recipient refused: "
+                + ", ".join(f"{a}: {r}" for a, r in refused.items())
+            )
         code, text = smtp.data(raw)
         if code != 250:
             what = f"{self.where}: DATA: {_answer(code, text)}"

@@ -19,8 +19,9 @@ def mailable(findings: Iterable[Finding], policy: MailPolicySettings = DEFAULT) 
     """The findings the policy lets reach an author's mail, in their order."""
     out = []
     for f in findings:
-        if f.check in policy.checks or (f.check == "checkpatch" and policy.checkpatch_errors
-              and f.severity == Severity.ERROR):
+        if f.check in policy.checks or (
+            f.check == "checkpatch" and policy.checkpatch_errors and f.severity == Severity.ERROR
+        ):
             out.append(f)
     return out
 

@@ -83,8 +83,7 @@ def render_replies(
     if not series.patches:
         return []
     if not applied.ok:
-        return [_not_applied(series, applied, settings, series_url)] if applied.base_certain \
-            else []
+        return [_not_applied(series, applied, settings, series_url)] if applied.base_certain else []
     mailed = mailable(findings, policy)
     known = {p.index for p in series.patches}
     per_patch: dict[int, list[Finding]] = {}
@@ -95,16 +94,48 @@ def render_replies(
         else:
             whole.append(f)
     if flooded(len(per_patch), policy):
-        return [_summary(series, applied, per_patch, whole, settings, series_url, policy,
-                         flood=True, archive=archive, coverage=rt.coverage(uncompiled))]
+        return [
+            _summary(
+                series,
+                applied,
+                per_patch,
+                whole,
+                settings,
+                series_url,
+                policy,
+                flood=True,
+                archive=archive,
+                coverage=rt.coverage(uncompiled),
+            )
+        ]
     drafts = [
-        _patch_reply(series, applied, _patch(series, idx), fs, settings, series_url, archive,
-                     rt.coverage(uncompiled))
+        _patch_reply(
+            series,
+            applied,
+            _patch(series, idx),
+            fs,
+            settings,
+            series_url,
+            archive,
+            rt.coverage(uncompiled),
+        )
         for idx, fs in sorted(per_patch.items())
     ]
     if len(per_patch) > 1 or whole:
-        drafts.insert(0, _summary(series, applied, per_patch, whole, settings, series_url,
-                                  policy, archive=archive, coverage=rt.coverage(uncompiled)))
+        drafts.insert(
+            0,
+            _summary(
+                series,
+                applied,
+                per_patch,
+                whole,
+                settings,
+                series_url,
+                policy,
+                archive=archive,
+                coverage=rt.coverage(uncompiled),
+            ),
+        )
     elif not findings and all_passed and settings.mail.success_summary:
         drafts.append(_success(series, applied, settings, series_url))
     return drafts
@@ -266,8 +297,14 @@ def _closes(archive: str, msgid: str) -> str:
 
 
 def _patch_reply(
-    series: Series, applied: ApplyResult, patch: PatchMail, found: list[Finding],
-    settings: Settings, series_url: str, archive: str = "", coverage: str = "",
+    series: Series,
+    applied: ApplyResult,
+    patch: PatchMail,
+    found: list[Finding],
+    settings: Settings,
+    series_url: str,
+    archive: str = "",
+    coverage: str = "",
 ) -> ReplyDraft:
     problems = rt.group_findings(found)
     keys = [f"{p.first.patch}:{p.first.fingerprint}" for p in problems]
@@ -275,24 +312,40 @@ def _patch_reply(
     msgid = reply_msgid(settings, digest)
     name, to, cc = recipients(patch, settings)
     parts = [rt.greeting(name), rt.intro(problems, "this patch")]
-    parts += [rt.problem_section(p, i, len(problems), series, applied,
-                                 _tree_url(settings, applied))
-              for i, p in enumerate(problems, 1)]
-    parts += [*([coverage] if coverage else []),
-              rt.base_section(applied, patch.index, series.total),
-              rt.reported_by(settings.mail.reported_by, _closes(archive, msgid)),
-              rt.footer(series_url)]
+    parts += [
+        rt.problem_section(p, i, len(problems), series, applied, _tree_url(settings, applied))
+        for i, p in enumerate(problems, 1)
+    ]
+    parts += [
+        *([coverage] if coverage else []),
+        rt.base_section(applied, patch.index, series.total),
+        rt.reported_by(settings.mail.reported_by, _closes(archive, msgid)),
+        rt.footer(series_url),
+    ]
     return ReplyDraft(
-        kind="patch", patch=patch.index, in_reply_to=bare_msgid(patch.msgid),
-        references=_chain(patch), to=to, cc=cc, subject=reply_subject(patch.subject),
-        body="\n\n".join(parts) + "\n", digest=digest, msgid=msgid,
+        kind="patch",
+        patch=patch.index,
+        in_reply_to=bare_msgid(patch.msgid),
+        references=_chain(patch),
+        to=to,
+        cc=cc,
+        subject=reply_subject(patch.subject),
+        body="\n\n".join(parts) + "\n",
+        digest=digest,
+        msgid=msgid,
     )
 
 
 def _summary(
-    series: Series, applied: ApplyResult, per_patch: dict[int, list[Finding]],
-    whole: list[Finding], settings: Settings, series_url: str,
-    policy: MailPolicySettings = DEFAULT, flood: bool = False, archive: str = "",
+    series: Series,
+    applied: ApplyResult,
+    per_patch: dict[int, list[Finding]],
+    whole: list[Finding],
+    settings: Settings,
+    series_url: str,
+    policy: MailPolicySettings = DEFAULT,
+    flood: bool = False,
+    archive: str = "",
     coverage: str = "",
 ) -> ReplyDraft:
     """One line per problem, at most `summary_max_lines` of them; with `flood`, it stands
@@ -302,32 +355,54 @@ def _summary(
     grouped = {idx: rt.group_findings(fs) for idx, fs in sorted(per_patch.items())}
     series_wide = rt.group_findings(whole)
     n = sum(len(ps) for ps in grouped.values()) + len(series_wide)
-    in_patches = f" in {len(grouped)} patch{'es' if len(grouped) != 1 else ''}" \
-        if grouped else ""
+    in_patches = f" in {len(grouped)} patch{'es' if len(grouped) != 1 else ''}" if grouped else ""
     text = f"This series introduces {n} problem{'s' if n > 1 else ''}{in_patches}"
     text += " that the tested base does not have."
     if flood:
         text += " They are listed here, one line each; the details are on the status page:"
     elif grouped:
         text += " The details are in the reply to each patch:"
-    groups = [[rt.patch_label(_patch(series, idx), series.total),
-               *(rt.item("  ", rt.headline(p), "    ") for p in problems)]
-              for idx, problems in grouped.items()]
+    groups = [
+        [
+            rt.patch_label(_patch(series, idx), series.total),
+            *(rt.item("  ", rt.headline(p), "    ") for p in problems),
+        ]
+        for idx, problems in grouped.items()
+    ]
     if series_wide:
-        groups.append(["The series as a whole:",
-                       *(rt.item("  ", rt.headline(p), "    ") for p in series_wide)])
-    parts = [rt.greeting(name), rt.wrap(text), *rt.bounded(groups, policy.summary_max_lines),
-             *([coverage] if coverage else []), rt.base_section(applied, None, series.total)]
-    keys = [f"{p.first.patch}:{p.first.fingerprint}"
-            for ps in (*grouped.values(), series_wide) for p in ps]
+        groups.append(
+            [
+                "The series as a whole:",
+                *(rt.item("  ", rt.headline(p), "    ") for p in series_wide),
+            ]
+        )
+    parts = [
+        rt.greeting(name),
+        rt.wrap(text),
+        *rt.bounded(groups, policy.summary_max_lines),
+        *([coverage] if coverage else []),
+        rt.base_section(applied, None, series.total),
+    ]
+    keys = [
+        f"{p.first.patch}:{p.first.fingerprint}"
+        for ps in (*grouped.values(), series_wide)
+        for p in ps
+    ]
     digest = draft_digest("summary", target, keys)
     msgid = reply_msgid(settings, digest)
     if series_wide or flood:
         parts.append(rt.reported_by(settings.mail.reported_by, _closes(archive, msgid)))
     parts.append(rt.footer(series_url))
     return ReplyDraft(
-        kind="summary", patch=None, in_reply_to=target, references=refs, to=to, cc=cc,
-        subject=reply_subject(subject), body="\n\n".join(parts) + "\n", digest=digest,
+        kind="summary",
+        patch=None,
+        in_reply_to=target,
+        references=refs,
+        to=to,
+        cc=cc,
+        subject=reply_subject(subject),
+        body="\n\n".join(parts) + "\n",
+        digest=digest,
         msgid=msgid,
     )
 
@@ -341,15 +416,24 @@ def _not_applied(
     failed = _patch(series, idx) if idx in {p.index for p in series.patches} else None
     parts = [rt.greeting(name)]
     if failed is not None:
-        parts.append(rt.wrap(f"This series does not apply, so it was not built or checked: "
-                             f"patch {failed.index}/{series.total} fails."))
-        parts.append(f"  {clean_header(failed.subject)}\n"
-                     f"  Message-ID: <{bare_msgid(failed.msgid)}>")
+        parts.append(
+            rt.wrap(
+                f"This series does not apply, so it was not built or checked: "
+                f"patch {failed.index}/{series.total} fails."
+            )
+        )
+        parts.append(
+            f"  {clean_header(failed.subject)}\n  Message-ID: <{bare_msgid(failed.msgid)}>"
+        )
     else:
         parts.append(rt.wrap("This series does not apply, so it was not built or checked."))
     if applied.failed_file:
-        parts.append(rt.wrap(f"It fails in {applied.failed_file}"
-                             + (", at this hunk:" if applied.failed_hunk else ".")))
+        parts.append(
+            rt.wrap(
+                f"It fails in {applied.failed_file}"
+                + (", at this hunk:" if applied.failed_hunk else ".")
+            )
+        )
     if applied.failed_hunk:
         parts.append(applied.failed_hunk.strip("\n"))
     if applied.message.strip():
@@ -357,15 +441,24 @@ def _not_applied(
         parts.append(applied.message.strip("\n"))
     if applied.tried:
         parts.append(rt.tried_list(applied.tried, "Bases tried:"))
-    parts.append(rt.wrap(
-        "If the series depends on other patches or on a particular tree, please say "
-        "so in the cover letter, or record its base when you send it:"))
+    parts.append(
+        rt.wrap(
+            "If the series depends on other patches or on a particular tree, please say "
+            "so in the cover letter, or record its base when you send it:"
+        )
+    )
     parts.append("  git format-patch --base=<commit> ...")
     parts.append(rt.footer(series_url))
     keys = [str(idx), applied.failed_file, applied.failed_hunk]
     return ReplyDraft(
-        kind="not-applied", patch=None, in_reply_to=target, references=refs, to=to, cc=cc,
-        subject=reply_subject(subject), body="\n\n".join(parts) + "\n",
+        kind="not-applied",
+        patch=None,
+        in_reply_to=target,
+        references=refs,
+        to=to,
+        cc=cc,
+        subject=reply_subject(subject),
+        body="\n\n".join(parts) + "\n",
         digest=draft_digest("not-applied", target, keys),
     )
 
@@ -375,12 +468,20 @@ def _success(
 ) -> ReplyDraft:
     target, subject, refs = _series_target(series)
     name, to, cc = recipients(series.patches[0], settings, _all_cc(series))
-    parts = [rt.greeting(name),
-             rt.wrap("This series builds and passes the checks: no new problems found."),
-             rt.base_section(applied, None, series.total),
-             rt.footer(series_url)]
+    parts = [
+        rt.greeting(name),
+        rt.wrap("This series builds and passes the checks: no new problems found."),
+        rt.base_section(applied, None, series.total),
+        rt.footer(series_url),
+    ]
     return ReplyDraft(
-        kind="success", patch=None, in_reply_to=target, references=refs, to=to, cc=cc,
-        subject=reply_subject(subject), body="\n\n".join(parts) + "\n",
+        kind="success",
+        patch=None,
+        in_reply_to=target,
+        references=refs,
+        to=to,
+        cc=cc,
+        subject=reply_subject(subject),
+        body="\n\n".join(parts) + "\n",
         digest=draft_digest("success", target, []),
     )

@@ -62,17 +62,20 @@ def wrap(text: str) -> str:
     """Prose wrapped at 72 columns, paragraph by paragraph; long words are not broken."""
     paras = [" ".join(p.split()) for p in text.split("\n\n")]
     return "\n\n".join(
-        textwrap.fill(p, WIDTH, break_long_words=False, break_on_hyphens=False)
-        for p in paras
-        if p
+        textwrap.fill(p, WIDTH, break_long_words=False, break_on_hyphens=False) for p in paras if p
     )
 
 
 def item(first: str, text: str, indent: str = "  ") -> str:
     """One list item wrapped at 72 columns: `first` then the text, continued under it."""
-    return textwrap.fill(" ".join(text.split()), WIDTH, initial_indent=first,
-                         subsequent_indent=indent, break_long_words=False,
-                         break_on_hyphens=False)
+    return textwrap.fill(
+        " ".join(text.split()),
+        WIDTH,
+        initial_indent=first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def config_name(f: Finding) -> str:
@@ -174,8 +177,12 @@ def problem_section(
         parts.append("\n".join(facts))
     others = [n for n in p.lines if n != f.line]
     if others:
-        parts.append(wrap(f"The same in {f.file} at line{'s' if len(others) > 1 else ''} "
-                          f"{', '.join(map(str, others))}."))
+        parts.append(
+            wrap(
+                f"The same in {f.file} at line{'s' if len(others) > 1 else ''} "
+                f"{', '.join(map(str, others))}."
+            )
+        )
     if len(p.checks) > 1:
         parts.append(wrap(f"Found by the {' and the '.join(p.checks)} checks."))
     if f.detail.strip():
@@ -192,8 +199,10 @@ def _reproduce(f: Finding, series: Series, applied: ApplyResult, tree_url: str) 
     intro = f"To reproduce, apply {applied_text(upto, series.total)} on the tested base"
     if not tree_url and applied.base:
         # a tree known here only by a local path: name the commit, never the path
-        intro += (f" (the tested tree is not public; its base is commit {applied.base[:12]} "
-                  f"of {applied.tree or 'the tree'})")
+        intro += (
+            f" (the tested tree is not public; its base is commit {applied.base[:12]} "
+            f"of {applied.tree or 'the tree'})"
+        )
     out = [wrap(intro + ":")]
     out.append("\n".join([*apply_commands(series, applied, upto, tree_url), *f.reproduce]))
     if frag:
@@ -262,9 +271,9 @@ def tried_list(attempts: Sequence[BaseAttempt], heading: str) -> str:
 def reported_by(reporter: str, closes: str = "") -> str:
     """The tags the author can copy into a separate fix (Closes: links this report)."""
     return (
-        wrap("If you fix this in a separate patch (not in a new revision of this one), "
-             "please add:")
-        + f"\n\nReported-by: {reporter}" + (f"\nCloses: {closes}" if closes else "")
+        wrap("If you fix this in a separate patch (not in a new revision of this one), please add:")
+        + f"\n\nReported-by: {reporter}"
+        + (f"\nCloses: {closes}" if closes else "")
     )
 
 
@@ -303,8 +312,11 @@ def bounded(groups: list[list[str]], limit: int) -> list[str]:
     for i, lines in enumerate(groups):
         if len(lines) > left:
             rest = sum(len(g) for g in groups[i:]) - max(left - 1, 0)
-            out.append("\n".join([*lines[:max(left - 1, 0)],
-                                  f"  ... and {rest} more lines on the status page"]))
+            out.append(
+                "\n".join(
+                    [*lines[: max(left - 1, 0)], f"  ... and {rest} more lines on the status page"]
+                )
+            )
             break
         out.append("\n".join(lines))
         left -= len(lines)

@@ -94,8 +94,7 @@ def process_state(pid: int) -> tuple[str, datetime | None] | None:
     boot = _boot_time()
     try:
         ticks = int(fields[19])  # field 22, starttime, in clock ticks since boot
-        start = None if boot is None else boot + timedelta(
-            seconds=ticks / os.sysconf("SC_CLK_TCK"))
+        start = None if boot is None else boot + timedelta(seconds=ticks / os.sysconf("SC_CLK_TCK"))
     except (IndexError, ValueError, OSError):
         start = None
     return (fields[0] if fields else "?"), start
@@ -127,8 +126,9 @@ def claim_alive(
         return False
     started = state[1]
     # a process that started after the claim was made cannot have made it: the pid was reused
-    return not (started is not None and claimed_at is not None
-                and started > claimed_at + _START_SLACK)
+    return not (
+        started is not None and claimed_at is not None and started > claimed_at + _START_SLACK
+    )
 
 
 def beat(db: Database) -> int:
@@ -139,11 +139,16 @@ def beat(db: Database) -> int:
     now = utcnow()
     n = 0
     with db.session() as s:
-        for table, working in ((SeriesRow, SeriesRow.state == SeriesState.RUNNING),
-                               (ReplyRow, ReplyRow.state == ReplyState.SENDING)):
+        for table, working in (
+            (SeriesRow, SeriesRow.state == SeriesState.RUNNING),
+            (ReplyRow, ReplyRow.state == ReplyState.SENDING),
+        ):
             result = s.execute(
-                update(table).where(working, table.claimed_by.in_(holders))
-                .values(heartbeat_at=now).execution_options(synchronize_session=False))
+                update(table)
+                .where(working, table.claimed_by.in_(holders))
+                .values(heartbeat_at=now)
+                .execution_options(synchronize_session=False)
+            )
             n += getattr(result, "rowcount", 0) or 0
     return n
 

@@ -83,21 +83,33 @@ class Mailer:
         rows: list[ReplyRow] = []
         with self.db.session() as s:
             for d in drafts:
-                known = s.scalar(select(ReplyRow.id).where(
-                    ReplyRow.digest == d.digest, ReplyRow.in_reply_to == d.in_reply_to
-                ).limit(1))
+                known = s.scalar(
+                    select(ReplyRow.id)
+                    .where(ReplyRow.digest == d.digest, ReplyRow.in_reply_to == d.in_reply_to)
+                    .limit(1)
+                )
                 if known is not None:
-                    log.info("reply to <%s> already recorded (digest %s): skipped",
-                             d.in_reply_to, d.digest[:12])
+                    log.info(
+                        "reply to <%s> already recorded (digest %s): skipped",
+                        d.in_reply_to,
+                        d.digest[:12],
+                    )
                     continue
                 msgid = d.msgid or policy.message_id(mail.sender, now, secrets.token_hex(8))
                 msg = policy.build_message(d, msgid, mail.sender, _aware(now), bot_version())
                 row = ReplyRow(
-                    series_id=series_id, run_id=run_id, msgid=msgid,
-                    in_reply_to=d.in_reply_to, to_addrs=list(d.to), cc_addrs=list(d.cc),
+                    series_id=series_id,
+                    run_id=run_id,
+                    msgid=msgid,
+                    in_reply_to=d.in_reply_to,
+                    to_addrs=list(d.to),
+                    cc_addrs=list(d.cc),
                     author_email=parseaddr(d.to[0])[1].lower() if d.to else "",
-                    subject=d.subject, raw=msg.as_bytes().decode("utf-8"),
-                    digest=d.digest, state=ReplyState.PENDING, created_at=now,
+                    subject=d.subject,
+                    raw=msg.as_bytes().decode("utf-8"),
+                    digest=d.digest,
+                    state=ReplyState.PENDING,
+                    created_at=now,
                 )
                 if not d.to and not d.cc:
                     row.state, row.reason = ReplyState.DROPPED, "no recipients"
@@ -118,8 +130,7 @@ class Mailer:
             (ReplyRow.state == ReplyState.HELD) & (ReplyRow.not_before <= now),
         )
 
-    def deliver_pending(self, should_stop: Callable[[], bool] = lambda: False
-                        ) -> DeliveryReport:
+    def deliver_pending(self, should_stop: Callable[[], bool] = lambda: False) -> DeliveryReport:
         """Send the due replies, each claimed first, so that no two deliverers send one.
 
         The pass ends early when the server is unreachable or refuses us
@@ -128,8 +139,7 @@ class Mailer:
         report = DeliveryReport()
         now = self.clock()
         with self.db.session() as s:
-            ids = list(s.scalars(select(ReplyRow.id).where(self._due(now))
-                                 .order_by(ReplyRow.id)))
+            ids = list(s.scalars(select(ReplyRow.id).where(self._due(now)).order_by(ReplyRow.id)))
         with claims.held(self.holder):
             for reply_id in ids:
                 if should_stop() or not self._deliver_one(reply_id, report):
@@ -142,19 +152,28 @@ class Mailer:
             result = s.execute(
                 update(ReplyRow)
                 .where(ReplyRow.id == reply_id, self._due(now))
-                .values(state=ReplyState.SENDING, claimed_by=self.holder, claimed_at=now,
-                        heartbeat_at=utcnow())
-                .execution_options(synchronize_session=False))
+                .values(
+                    state=ReplyState.SENDING,
+                    claimed_by=self.holder,
+                    claimed_at=now,
+                    heartbeat_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
             return getattr(result, "rowcount", 0) == 1
 
     def _release(self, s: Session, reply_id: int, **values: object) -> bool:
         """Leave our claim with `values`; False if it was taken from us meanwhile."""
         result = s.execute(
             update(ReplyRow)
-            .where(ReplyRow.id == reply_id, ReplyRow.state == ReplyState.SENDING,
-                   ReplyRow.claimed_by == self.holder)
+            .where(
+                ReplyRow.id == reply_id,
+                ReplyRow.state == ReplyState.SENDING,
+                ReplyRow.claimed_by == self.holder,
+            )
             .values(claimed_by="", heartbeat_at=None, **values)
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False)
+        )
         return getattr(result, "rowcount", 0) == 1
 
     def _deliver_one(self, reply_id: int, report: DeliveryReport) -> bool:
@@ -167,9 +186,11 @@ class Mailer:
             row = s.get(ReplyRow, reply_id)
             assert row is not None
             series = s.get(SeriesRow, row.series_id) if row.series_id is not None else None
-            why = (policy.superseded_reason(series.id, series.state, series.superseded_by)
-                   if series is not None else "") or policy.mute_reason(
-                row.to_addrs, row.cc_addrs, mail.mute, self.settings.lists)
+            why = (
+                policy.superseded_reason(series.id, series.state, series.superseded_by)
+                if series is not None
+                else ""
+            ) or policy.mute_reason(row.to_addrs, row.cc_addrs, mail.mute, self.settings.lists)
             msgid = row.msgid
             if why:
                 self._release(s, reply_id, state=ReplyState.DROPPED, reason=why)
@@ -206,17 +227,21 @@ class Mailer:
             whole_pass = not isinstance(e, MailTemporary) or e.whole_pass
             later = now + retry_delay(mail.retry_seconds, mail.retry_max_seconds, attempts + 1)
             why = f"send failed {attempts + 1} time(s); retry after {later:%H:%M:%S} UTC: {e}"
-            self._settle(reply_id, state=ReplyState.PENDING, reason=why, not_before=later,
-                         attempts=attempts + 1)
+            self._settle(
+                reply_id,
+                state=ReplyState.PENDING,
+                reason=why,
+                not_before=later,
+                attempts=attempts + 1,
+            )
             report.failed.append((msgid, why))
             log.warning("reply <%s> not sent: %s", msgid, why)
             return not whole_pass
-        reason = ("refused: " + ", ".join(f"{a} ({r})" for a, r in refused.items())
-                  if refused else "")
-        if not self._settle(reply_id, state=ReplyState.SENT, sent_at=self.clock(),
-                            reason=reason):
-            log.error("reply <%s> was sent, but its claim had been judged dead meanwhile",
-                      msgid)
+        reason = (
+            "refused: " + ", ".join(f"{a} ({r})" for a, r in refused.items()) if refused else ""
+        )
+        if not self._settle(reply_id, state=ReplyState.SENT, sent_at=self.clock(), reason=reason):
+            log.error("reply <%s> was sent, but its claim had been judged dead meanwhile", msgid)
         faults.clear_fault(self.db, faults.Fault.MAIL)
         report.sent.append(msgid)
         log.info("reply <%s> sent", msgid)
@@ -231,8 +256,14 @@ class Mailer:
         since = now - timedelta(hours=1)
         recent = (ReplyRow.state == ReplyState.SENT) & (ReplyRow.sent_at >= since)
         total = s.scalar(select(func.count()).select_from(ReplyRow).where(recent)) or 0
-        mine = s.scalar(select(func.count()).select_from(ReplyRow).where(
-            recent & (ReplyRow.author_email == author))) or 0
+        mine = (
+            s.scalar(
+                select(func.count())
+                .select_from(ReplyRow)
+                .where(recent & (ReplyRow.author_email == author))
+            )
+            or 0
+        )
         return total, mine
 
 
@@ -249,25 +280,35 @@ def recover_sending(db: Database, stale_after: timedelta) -> list[str]:
     """
     now = utcnow()
     with db.session() as s:
-        dead = [(r.id, r.claimed_by, r.msgid) for r in s.scalars(
-            select(ReplyRow).where(ReplyRow.state == ReplyState.SENDING))
-            if not claims.claim_alive(r.claimed_by, r.claimed_at, r.heartbeat_at, now,
-                                      stale_after)]
+        dead = [
+            (r.id, r.claimed_by, r.msgid)
+            for r in s.scalars(select(ReplyRow).where(ReplyRow.state == ReplyState.SENDING))
+            if not claims.claim_alive(r.claimed_by, r.claimed_at, r.heartbeat_at, now, stale_after)
+        ]
     recovered = []
     for reply_id, holder, msgid in dead:
         with db.session() as s:
             result = s.execute(
                 update(ReplyRow)
-                .where(ReplyRow.id == reply_id, ReplyRow.state == ReplyState.SENDING,
-                       ReplyRow.claimed_by == holder)
-                .values(state=ReplyState.PENDING, claimed_by="", heartbeat_at=None,
-                        reason=f"interrupted while sending by {holder}; it may have left, "
-                               "and is sent again with the same Message-ID")
-                .execution_options(synchronize_session=False))
+                .where(
+                    ReplyRow.id == reply_id,
+                    ReplyRow.state == ReplyState.SENDING,
+                    ReplyRow.claimed_by == holder,
+                )
+                .values(
+                    state=ReplyState.PENDING,
+                    claimed_by="",
+                    heartbeat_at=None,
+                    reason=f"interrupted while sending by {holder}; it may have left, "
+                    "and is sent again with the same Message-ID",
+                )
+                .execution_options(synchronize_session=False)
+            )
             if getattr(result, "rowcount", 0) == 1:
                 recovered.append(msgid)
-                log.warning("reply <%s> interrupted while sending by %s: pending again",
-                            msgid, holder)
+                log.warning(
+                    "reply <%s> interrupted while sending by %s: pending again", msgid, holder
+                )
     return recovered
 
 

@@ -31,8 +31,7 @@ def raise_fault(db: Database, fault: Fault, message: str) -> None:
     with db.session() as s:
         row = s.get(FaultRow, str(fault))
         if row is None:
-            s.add(FaultRow(name=str(fault), message=message, since=utcnow(),
-                           updated_at=utcnow()))
+            s.add(FaultRow(name=str(fault), message=message, since=utcnow(), updated_at=utcnow()))
             log.error("fault %s: %s", fault, message)
         else:
             row.message, row.updated_at = message, utcnow()

@@ -96,8 +96,7 @@ class Health:
             out = []
             if self._db:
                 since, reason = self._db
-                out.append(f"database unavailable since {since:%Y-%m-%d %H:%M:%S} UTC: "
-                           f"{reason}")
+                out.append(f"database unavailable since {since:%Y-%m-%d %H:%M:%S} UTC: {reason}")
             out += [f"thread {n} died: {r}" for n, r in sorted(self._threads.items())]
             return out
 

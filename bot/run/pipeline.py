@@ -80,8 +80,10 @@ class CheckOutcome:
 
     def plan_json(self) -> dict[str, object]:
         """The build plan as the JSON and the page show it."""
-        return {"variants": [v.model_dump(mode="json") for v in self.variants],
-                "dropped": [v.model_dump(mode="json") for v in self.dropped]}
+        return {
+            "variants": [v.model_dump(mode="json") for v in self.variants],
+            "dropped": [v.model_dump(mode="json") for v in self.dropped],
+        }
 
 
 class Stopped(Exception):
@@ -110,8 +112,9 @@ def check_series(
         t0 = time.monotonic()
         applied = apply_series(settings, repo, slot, series, lst, parent=parent, guess=guess)
         timings["apply"] = round(time.monotonic() - t0, 2)
-        outcome = CheckOutcome(series=series, applied=applied, timings=timings,
-                               list_name=lst.name if lst else "")
+        outcome = CheckOutcome(
+            series=series, applied=applied, timings=timings, list_name=lst.name if lst else ""
+        )
         if not applied.ok:
             return outcome
         checked = as_checked(applied)
@@ -146,15 +149,19 @@ def check_series(
                 outcome.check_status[name] = f"error: {type(e).__name__}: {e}"
                 outcome.results[name] = CheckStatus.ERRORED
                 outcome.faults.append(f"{name} crashed: {type(e).__name__}")
-                outcome.notes.append(Note(check=name, kind="check-errored",
-                                          message=f"{name} did not complete: {type(e).__name__}"))
+                outcome.notes.append(
+                    Note(
+                        check=name,
+                        kind="check-errored",
+                        message=f"{name} did not complete: {type(e).__name__}",
+                    )
+                )
             finally:
                 timings[name] = round(time.monotonic() - t0, 2)
                 if check is None or check.moves_head:
                     # it checked out other commits (its interface says so); the next check
                     # expects the series' head
-                    slot.run_git("checkout", "-q", "--detach", "-f", ctx.head,
-                                 name="restore-head")
+                    slot.run_git("checkout", "-q", "--detach", "-f", ctx.head, name="restore-head")
     outcome.findings = dedupe(outcome.findings)
     return outcome
 
@@ -166,8 +173,10 @@ def as_checked(applied: ApplyResult) -> ApplyResult:
     inherited = [p for p in applied.patches if p.parent_patch]
     if not inherited or inherited[-1].commit is None:
         return applied
-    own = tuple(p.model_copy(update={"index": i})
-                for i, p in enumerate((p for p in applied.patches if not p.parent_patch), 1))
+    own = tuple(
+        p.model_copy(update={"index": i})
+        for i, p in enumerate((p for p in applied.patches if not p.parent_patch), 1)
+    )
     return applied.model_copy(update={"base": inherited[-1].commit, "patches": own})
 
 

@@ -87,8 +87,15 @@ def claim(db: Database, series_id: int, worker: str) -> bool:
         result = s.execute(
             update(SeriesRow)
             .where(SeriesRow.id == series_id, SeriesRow.state != SeriesState.RUNNING)
-            .values(state=SeriesState.RUNNING, claimed_by=worker, claimed_at=now, heartbeat_at=now,
-                    attempts=SeriesRow.attempts + 1, step="", reason="")
+            .values(
+                state=SeriesState.RUNNING,
+                claimed_by=worker,
+                claimed_at=now,
+                heartbeat_at=now,
+                attempts=SeriesRow.attempts + 1,
+                step="",
+                reason="",
+            )
             .execution_options(synchronize_session=False)
         )
         won = getattr(result, "rowcount", 0) == 1
@@ -139,8 +146,15 @@ def _close_runs(s: Session, series_id: int, state: str, reason: str) -> None:
         run.finished_at = utcnow()
 
 
-def give_back(db: Database, series_id: int, worker: str, error: Exception, *,
-              ours: bool, max_attempts: int = MAX_ATTEMPTS) -> str:
+def give_back(
+    db: Database,
+    series_id: int,
+    worker: str,
+    error: Exception,
+    *,
+    ours: bool,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> str:
     """Leave a series whose run raised `error`; the state it was left in.
 
     A fault of ours (`ours`: the database was out) requeues it with the
@@ -168,8 +182,13 @@ def requeue(db: Database, series_id: int) -> bool:
         result = s.execute(
             update(SeriesRow)
             .where(SeriesRow.id == series_id, SeriesRow.state != SeriesState.RUNNING)
-            .values(state=SeriesState.QUEUED, reason="re-run requested", claimed_by="",
-                    attempts=0, step="")
+            .values(
+                state=SeriesState.QUEUED,
+                reason="re-run requested",
+                claimed_by="",
+                attempts=0,
+                step="",
+            )
             .execution_options(synchronize_session=False)
         )
         ok = getattr(result, "rowcount", 0) == 1
@@ -182,13 +201,20 @@ def retry_held(db: Database, now: datetime | None = None) -> list[int]:
     """Queue again the series held for a fault of ours whose retry time has come."""
     now = now or utcnow()
     with db.session() as s:
-        due = list(s.scalars(select(SeriesRow.id).where(
-            SeriesRow.state == SeriesState.HELD, SeriesRow.retry_at <= now)))
+        due = list(
+            s.scalars(
+                select(SeriesRow.id).where(
+                    SeriesRow.state == SeriesState.HELD, SeriesRow.retry_at <= now
+                )
+            )
+        )
         for sid in due:
-            s.execute(update(SeriesRow)
-                      .where(SeriesRow.id == sid, SeriesRow.state == SeriesState.HELD)
-                      .values(state=SeriesState.QUEUED, attempts=0)
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                update(SeriesRow)
+                .where(SeriesRow.id == sid, SeriesRow.state == SeriesState.HELD)
+                .values(state=SeriesState.QUEUED, attempts=0)
+                .execution_options(synchronize_session=False)
+            )
     for sid in due:
         log.info("retrying a held series", extra={"series_id": sid})
     return due
@@ -213,15 +239,17 @@ def recover_interrupted(
     now = utcnow()
 
     def default_alive(row: SeriesRow) -> bool:
-        return claims.claim_alive(row.claimed_by, row.claimed_at, row.heartbeat_at, now,
-                                  stale_after)
+        return claims.claim_alive(
+            row.claimed_by, row.claimed_at, row.heartbeat_at, now, stale_after
+        )
 
     is_alive = alive or default_alive
     with db.session() as s:
-        dead = [(row.id, row.claimed_by, row.attempts, row.step, row.msgid)
-                for row in s.scalars(
-                    select(SeriesRow).where(SeriesRow.state == SeriesState.RUNNING))
-                if not is_alive(row)]
+        dead = [
+            (row.id, row.claimed_by, row.attempts, row.step, row.msgid)
+            for row in s.scalars(select(SeriesRow).where(SeriesRow.state == SeriesState.RUNNING))
+            if not is_alive(row)
+        ]
     recovered: list[int] = []
     for sid, claimed_by, attempts, step, msgid in dead:
         if attempts >= max_attempts:
@@ -232,8 +260,11 @@ def recover_interrupted(
         with db.session() as s:
             result = s.execute(
                 update(SeriesRow)
-                .where(SeriesRow.id == sid, SeriesRow.state == SeriesState.RUNNING,
-                       SeriesRow.claimed_by == claimed_by)
+                .where(
+                    SeriesRow.id == sid,
+                    SeriesRow.state == SeriesState.RUNNING,
+                    SeriesRow.claimed_by == claimed_by,
+                )
                 .values(state=state, reason=reason, claimed_by="", heartbeat_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -246,8 +277,9 @@ def recover_interrupted(
                 run.error = run.error or "interrupted: the worker stopped during this run"
                 run.finished_at = utcnow()
         if state == SeriesState.FAILED:
-            log.warning("given up after %d attempts", attempts,
-                        extra={"msgid": msgid, "step": step})
+            log.warning(
+                "given up after %d attempts", attempts, extra={"msgid": msgid, "step": step}
+            )
         else:
             recovered.append(sid)
             log.info("resumed", extra={"msgid": msgid, "step": step})

@@ -42,7 +42,11 @@ class Pipeline(Protocol):
     """bot.run.worker.run_series, or a stand-in in tests; what it returns is not used."""
 
     def __call__(
-        self, settings: Settings, db: Database, series_id: int, worker: str,
+        self,
+        settings: Settings,
+        db: Database,
+        series_id: int,
+        worker: str,
         should_stop: Callable[[], bool],
     ) -> object: ...
 
@@ -103,7 +107,6 @@ class Service:
         self._scheduler: BackgroundScheduler | None = None
         self._web: Page | None = None
 
-
     def should_stop(self) -> bool:
         """True once a drain was asked for: the pipeline ends after its current step."""
         return self._stopping.is_set()
@@ -116,16 +119,29 @@ class Service:
             self._start_worker(i, self._worker_loop)
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._scheduler.add_job(
-            self.poll, "interval", seconds=self.poll_interval, id="poll",
-            max_instances=1, coalesce=True, next_run_time=datetime.now().astimezone(),
+            self.poll,
+            "interval",
+            seconds=self.poll_interval,
+            id="poll",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now().astimezone(),
         )
         self._scheduler.add_job(
-            self._deliver_job, "interval", seconds=self.settings.mail.deliver_interval,
-            id="deliver", max_instances=1, coalesce=True,
+            self._deliver_job,
+            "interval",
+            seconds=self.settings.mail.deliver_interval,
+            id="deliver",
+            max_instances=1,
+            coalesce=True,
         )
         self._scheduler.add_job(
-            self.upkeep, "interval", seconds=self.settings.service.heartbeat_seconds,
-            id="upkeep", max_instances=1, coalesce=True,
+            self.upkeep,
+            "interval",
+            seconds=self.settings.service.heartbeat_seconds,
+            id="upkeep",
+            max_instances=1,
+            coalesce=True,
         )
         self._scheduler.start()
         if self._page_factory:
@@ -184,7 +200,6 @@ class Service:
         self._stopped.set()
         return 0
 
-
     def wake(self) -> None:
         """Tell idle workers there may be queued series."""
         with self._cond:
@@ -211,8 +226,13 @@ class Service:
             self._failed("poll", e)
             try:
                 with self.db.session() as s:
-                    s.add(PollRow(list_name="*", seconds=time.monotonic() - started,
-                                  error=f"{type(e).__name__}: {e}"))
+                    s.add(
+                        PollRow(
+                            list_name="*",
+                            seconds=time.monotonic() - started,
+                            error=f"{type(e).__name__}: {e}",
+                        )
+                    )
             except Exception as again:
                 self._failed("recording the poll's error", again)
         finally:
@@ -240,8 +260,7 @@ class Service:
             recovered = queue.recover_interrupted(self.db, stale_after=stale_after)
             retried = queue.retry_held(self.db)
             if recovered or retried:
-                log.info("resuming %d interrupted and %d held series", len(recovered),
-                         len(retried))
+                log.info("resuming %d interrupted and %d held series", len(recovered), len(retried))
                 self.wake()
             if recover_sending(self.db, stale_after):
                 self.wake_delivery()
@@ -281,12 +300,12 @@ class Service:
             except Exception as e:
                 self._failed("mail delivery", e)
 
-
     def _start_worker(self, index: int, loop: Callable[[str], None]) -> None:
         name = queue.worker_name(index)
         self.board.set(WorkerInfo(name=name))
-        t = threading.Thread(target=self._thread_main, args=(index, name, loop),
-                             name=f"worker-{index}", daemon=True)
+        t = threading.Thread(
+            target=self._thread_main, args=(index, name, loop), name=f"worker-{index}", daemon=True
+        )
         self._threads[index] = t
         t.start()
 
@@ -296,8 +315,12 @@ class Service:
         except BaseException as e:
             # the loop guards each unit of work; this is a bug or an exit from a library
             self.health.thread_died(f"worker-{index}", f"{type(e).__name__}: {e}")
-            log.critical("worker-%d died; the upkeep job restarts it", index, exc_info=True,
-                         extra={"worker": name})
+            log.critical(
+                "worker-%d died; the upkeep job restarts it",
+                index,
+                exc_info=True,
+                extra={"worker": name},
+            )
 
     def _supervise(self) -> None:
         """Restart worker threads that died (only in `start()`'s long-running mode)."""
@@ -392,7 +415,8 @@ class Service:
             step = row.step
         if self._stopping.is_set():
             # stopped between steps: resumed by the next start
-            queue.release(self.db, sid, SeriesState.QUEUED,
-                          f"drained during step {step or '?'}; resumes")
+            queue.release(
+                self.db, sid, SeriesState.QUEUED, f"drained during step {step or '?'}; resumes"
+            )
         else:
             queue.release(self.db, sid, SeriesState.FAILED, "the pipeline ended without a result")

@@ -35,10 +35,17 @@ def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]
     if outcome.fault:
         return []
     lst = _list(settings, outcome.list_name) if outcome.list_name else None
-    return render_replies(outcome.series, outcome.applied, outcome.findings, settings,
-                          series_url(settings, outcome.series.msgid),
-                          policy=lst.mail if lst else DEFAULT, all_passed=outcome.all_passed,
-                          archive=lst.url if lst else "", uncompiled=outcome.uncompiled)
+    return render_replies(
+        outcome.series,
+        outcome.applied,
+        outcome.findings,
+        settings,
+        series_url(settings, outcome.series.msgid),
+        policy=lst.mail if lst else DEFAULT,
+        all_passed=outcome.all_passed,
+        archive=lst.url if lst else "",
+        uncompiled=outcome.uncompiled,
+    )
 
 
 def _list(settings: Settings, name: str) -> ListSettings | None:
@@ -56,6 +63,7 @@ def load_for_run(settings: Settings, row: SeriesRow) -> tuple[Series, Series | N
     if lst is None:
         raise LookupError(f"list '{row.list_name}' is no longer configured")
     return load_with_parent(settings, lst, row.msgid)
+
 
 def record_outcome(db: Database, run_id: int, outcome: CheckOutcome) -> None:
     a = outcome.applied
@@ -192,17 +200,36 @@ def run_series(
         return RunResult(outcome, drafts)
     except Stopped:
         # draining: the series goes back to the queue and is redone from the start
-        finish_run(db, series_id, run_id, SeriesState.QUEUED, "interrupted by shutdown",
-                   time.monotonic() - start, run_state=RunState.INTERRUPTED)
+        finish_run(
+            db,
+            series_id,
+            run_id,
+            SeriesState.QUEUED,
+            "interrupted by shutdown",
+            time.monotonic() - start,
+            run_state=RunState.INTERRUPTED,
+        )
     except Exception as e:
         if is_db_outage(e):
             raise  # our fault, not the series': the service requeues it (bot.queue.give_back)
         log.exception("series=%s run=%s failed", series_id, run_id)
-        finish_run(db, series_id, run_id, SeriesState.FAILED, f"{type(e).__name__}: {e}",
-                   time.monotonic() - start)
+        finish_run(
+            db,
+            series_id,
+            run_id,
+            SeriesState.FAILED,
+            f"{type(e).__name__}: {e}",
+            time.monotonic() - start,
+        )
     except BaseException as e:  # Ctrl-C in a foreground check: the run still ends, with why
-        finish_run(db, series_id, run_id, SeriesState.FAILED, f"interrupted: {type(e).__name__}",
-                   time.monotonic() - start)
+        finish_run(
+            db,
+            series_id,
+            run_id,
+            SeriesState.FAILED,
+            f"interrupted: {type(e).__name__}",
+            time.monotonic() - start,
+        )
         raise
     return None
 
@@ -211,8 +238,9 @@ def _quiet(step: str, frac: float | None) -> None:
     return None
 
 
-def hold(settings: Settings, db: Database, series_id: int, run_id: int, reason: str,
-         seconds: float) -> None:
+def hold(
+    settings: Settings, db: Database, series_id: int, run_id: int, reason: str, seconds: float
+) -> None:
     """Hold a series for a fault of ours: the run ends with the reason, the series waits
     for its retry (the delay doubles with each hold in a row), nothing is mailed."""
     from datetime import timedelta
@@ -221,8 +249,15 @@ def hold(settings: Settings, db: Database, series_id: int, run_id: int, reason: 
         row = s.get(SeriesRow, series_id)
         holds = (row.holds if row else 0) + 1
     delay = min(86400, settings.service.hold_retry_seconds * 2 ** min(holds - 1, 10))
-    finish_run(db, series_id, run_id, SeriesState.HELD, f"held: {reason}", seconds,
-               run_state=RunState.FAILED)
+    finish_run(
+        db,
+        series_id,
+        run_id,
+        SeriesState.HELD,
+        f"held: {reason}",
+        seconds,
+        run_state=RunState.FAILED,
+    )
     with db.session() as s:
         row = s.get(SeriesRow, series_id)
         if row:
@@ -244,8 +279,9 @@ def finish_run(
         row = s.get(SeriesRow, series_id)
         run = s.get(RunRow, run_id)
         if run:
-            run.state = run_state or (RunState.DONE if state == SeriesState.DONE
-                                      else RunState.FAILED)
+            run.state = run_state or (
+                RunState.DONE if state == SeriesState.DONE else RunState.FAILED
+            )
             run.finished_at = utcnow()
             run.error = reason
             run.timings = {**(run.timings or {}), "total": round(seconds, 2)}

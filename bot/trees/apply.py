@@ -58,33 +58,52 @@ def base_candidates(
     cands: list[Candidate] = []
     failed: list[BaseAttempt] = []
 
-    def consider(how: str, tree: str, branch: str, sha: str | None, missing: str,
-                 asked: str = "") -> None:
+    def consider(
+        how: str, tree: str, branch: str, sha: str | None, missing: str, asked: str = ""
+    ) -> None:
         if sha:
             cands.append(Candidate(how, tree, branch, sha))
         else:
-            failed.append(BaseAttempt(how=how, tree=tree, branch=branch, sha=asked,
-                                      reason=missing, missing=True))
+            failed.append(
+                BaseAttempt(
+                    how=how, tree=tree, branch=branch, sha=asked, reason=missing, missing=True
+                )
+            )
 
     list_trees = list(lst.trees) if lst else [t.name for t in settings.trees]
     default_tree = list_trees[0] if list_trees else ""
     if series.base_commit:
         sha = repo.resolve(series.base_commit)
         tree, branch = (repo.trees_containing(sha) or [(default_tree, "")])[0] if sha else ("", "")
-        consider("base-commit", tree, branch, sha,
-                 f"base-commit {series.base_commit[:12]} is in no configured tree",
-                 series.base_commit)
+        consider(
+            "base-commit",
+            tree,
+            branch,
+            sha,
+            f"base-commit {series.base_commit[:12]} is in no configured tree",
+            series.base_commit,
+        )
     for tree, branch in tag_target(settings.base.subject_tags, series.subject_tags, default_tree):
-        consider("subject-tag", tree, branch, repo.branch_sha(tree, branch),
-                 f"{tree_ref(tree, branch)} not synced")
+        consider(
+            "subject-tag",
+            tree,
+            branch,
+            repo.branch_sha(tree, branch),
+            f"{tree_ref(tree, branch)} not synced",
+        )
     for tree in list_trees:
         try:
             branches = settings.tree(tree).branches
         except KeyError:
             branches = []
         for branch in branches or repo.branches(tree):
-            consider("branch", tree, branch, repo.branch_sha(tree, branch),
-                     "branch not synced (run `lorebot tree sync`)")
+            consider(
+                "branch",
+                tree,
+                branch,
+                repo.branch_sha(tree, branch),
+                "branch not synced (run `lorebot tree sync`)",
+            )
     seen: set[str] = set()
     unique = []
     for c in cands:
@@ -217,8 +236,15 @@ def apply_series(
             tried.append(BaseAttempt(how="b4-guess", tree="", reason="no matching blobs found"))
             break
         if g[2] in {a.sha for a in tried}:
-            tried.append(BaseAttempt(how="b4-guess", tree=g[0], branch=g[1], sha=g[2],
-                                     reason="the blobs point to a base already tried"))
+            tried.append(
+                BaseAttempt(
+                    how="b4-guess",
+                    tree=g[0],
+                    branch=g[1],
+                    sha=g[2],
+                    reason="the blobs point to a base already tried",
+                )
+            )
             break
         cands = [Candidate("b4-guess", *g)]
     if best is None:
@@ -227,8 +253,13 @@ def apply_series(
             ok=False,
             patches=listing(none),
             tried=tuple(tried),
-            fault=(f"no base to apply on: {', '.join(unsynced)} not synced" if unsynced
-                   else "" if tried else "no tree is configured for this list"),
+            fault=(
+                f"no base to apply on: {', '.join(unsynced)} not synced"
+                if unsynced
+                else ""
+                if tried
+                else "no tree is configured for this list"
+            ),
             message="no base to apply on: "
             + "; ".join(f"{a.how} {a.tree}/{a.branch}: {a.reason}" for a in tried)
             if tried

@@ -15,7 +15,9 @@ _RENAME = re.compile(r"^(?:rename|copy) (?:from|to) (.+)$", re.M)
 # `index a..b MODE` line carries the mode of an unchanged-mode file (a retargeted link)
 _MODE = re.compile(
     r"^(?:(?:new file mode|new mode|old mode|deleted file mode)[ \t]+|"
-    r"index [0-9a-fA-F]+\.\.[0-9a-fA-F]+[ \t]+)([0-7]+)\s*$", re.M)
+    r"index [0-9a-fA-F]+\.\.[0-9a-fA-F]+[ \t]+)([0-7]+)\s*$",
+    re.M,
+)
 _S_IFMT, _S_IFLNK, _S_IFGITLINK = 0o170000, 0o120000, 0o160000
 
 

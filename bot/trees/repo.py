@@ -25,7 +25,6 @@ from config.settings import Settings, TreeSettings
 log = logging.getLogger("lorebot.trees")
 
 
-
 class TreeError(Exception):
     """A tree cannot be synced, imported or checked out; the message says why."""
 
@@ -74,8 +73,9 @@ class Repo:
 
     def resolve(self, rev: str) -> str | None:
         """The commit sha of `rev`, or None if the repository does not have it."""
-        r = self.g.run("rev-parse", "--verify", "-q", f"{rev}^{{commit}}", timeout=60,
-                       name="rev-parse")
+        r = self.g.run(
+            "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", timeout=60, name="rev-parse"
+        )
         return r.stdout.strip() if r.ok and r.stdout.strip() else None
 
     def branch_sha(self, tree: str, branch: str) -> str | None:

@@ -41,8 +41,11 @@ def make_router(ctx: WebContext) -> APIRouter:
     """Routes under /api, plus /metrics and /healthz."""
     r = APIRouter()
 
-    @r.get("/healthz", response_class=PlainTextResponse,
-           responses={503: {"description": "unhealthy: one line per fault"}})
+    @r.get(
+        "/healthz",
+        response_class=PlainTextResponse,
+        responses={503: {"description": "unhealthy: one line per fault"}},
+    )
     def healthz() -> PlainTextResponse:
         problems = ctx.health.problems() if ctx.health is not None else []
         if not problems:
@@ -67,24 +70,29 @@ def make_router(ctx: WebContext) -> APIRouter:
             return queries.overview(s, ctx.service_state)
 
     @r.get("/api/series")
-    def series_list(state: str = "", list_name: str = Query("", alias="list"),
-                    author: str = "", limit: int = 100,
-                    offset: int = 0) -> list[dict[str, Any]]:
+    def series_list(
+        state: str = "",
+        list_name: str = Query("", alias="list"),
+        author: str = "",
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
         with ctx.db.session() as s:
-            rows = queries.list_series(s, state, list_name, author, clamp_limit(limit),
-                                       max(0, offset))
+            rows = queries.list_series(
+                s, state, list_name, author, clamp_limit(limit), max(0, offset)
+            )
         return [{k: row[k] for k in API_SERIES_KEYS} for row in rows]
 
     @r.post("/api/series/{msgid:path}/rerun")
     async def series_rerun(msgid: str, request: Request) -> JSONResponse:
         token = await request_token(request)
         code, message = await run_in_threadpool(rerun, ctx, msgid, token)
-        return JSONResponse({"msgid": queries.clean_msgid(msgid), "result": message},
-                            status_code=code)
+        return JSONResponse(
+            {"msgid": queries.clean_msgid(msgid), "result": message}, status_code=code
+        )
 
     @r.get("/api/series/{msgid:path}")
-    def series_detail(msgid: str,
-                      list_name: str = Query("", alias="list")) -> dict[str, Any]:
+    def series_detail(msgid: str, list_name: str = Query("", alias="list")) -> dict[str, Any]:
         with ctx.db.session() as s:
             row = queries.find_series(s, msgid, list_name)
             if row is None:

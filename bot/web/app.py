@@ -75,14 +75,16 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     return templates
 
 
-def create_app(settings: Settings, db: Database, service_state: Any = None,
-               health: Any = None) -> FastAPI:
+def create_app(
+    settings: Settings, db: Database, service_state: Any = None, health: Any = None
+) -> FastAPI:
     """The web app over `db`; `service_state` (a WorkerBoard) adds idle workers of this process,
     `health` (a bot.health.Health) the service's faults to /healthz."""
     ctx = WebContext(settings, db, service_state, health)
     templates = make_templates(settings)
-    app = FastAPI(title="lorebot", docs_url="/api/docs", redoc_url=None,
-                  openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="lorebot", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
+    )
     app.include_router(api.make_router(ctx))
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
@@ -95,8 +97,13 @@ def create_app(settings: Settings, db: Database, service_state: Any = None,
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if wants_html(request):
-            return page(request, "error.html", exc.status_code, title=str(exc.status_code),
-                        message=exc.detail)
+            return page(
+                request,
+                "error.html",
+                exc.status_code,
+                title=str(exc.status_code),
+                message=exc.detail,
+            )
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
@@ -110,31 +117,53 @@ def create_app(settings: Settings, db: Database, service_state: Any = None,
         with db.session() as s:
             data = queries.overview(s, service_state)
             recent = queries.list_series(s, limit=15)
-        return page(request, "overview.html", title="lorebot", o=data, recent=recent,
-                    now=datetime.fromisoformat(data["now"][:-1]))
+        return page(
+            request,
+            "overview.html",
+            title="lorebot",
+            o=data,
+            recent=recent,
+            now=datetime.fromisoformat(data["now"][:-1]),
+        )
 
     @app.get("/series")
-    def series_list(request: Request, state: str = "",
-                    list_name: str = Query("", alias="list"), author: str = "",
-                    limit: int = 100, offset: int = 0) -> Response:
+    def series_list(
+        request: Request,
+        state: str = "",
+        list_name: str = Query("", alias="list"),
+        author: str = "",
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Response:
         limit, offset = api.clamp_limit(limit), max(0, offset)
         with db.session() as s:
             rows = queries.list_series(s, state, list_name, author, limit, offset)
-        return page(request, "series_list.html", title="series", rows=rows, state=state,
-                    list_name=list_name, author=author, limit=limit, offset=offset)
+        return page(
+            request,
+            "series_list.html",
+            title="series",
+            rows=rows,
+            state=state,
+            list_name=list_name,
+            author=author,
+            limit=limit,
+            offset=offset,
+        )
 
     @app.post("/series/{msgid:path}/rerun")
     async def series_rerun(request: Request, msgid: str) -> Response:
         token = await request_token(request)
         code, message = await run_in_threadpool(api.rerun, ctx, msgid, token)
         if code == 202:
-            return RedirectResponse(f"/series/{msgid_url(queries.clean_msgid(msgid))}?rerun=1",
-                                    status_code=303)
+            return RedirectResponse(
+                f"/series/{msgid_url(queries.clean_msgid(msgid))}?rerun=1", status_code=303
+            )
         return page(request, "error.html", code, title=str(code), message=message)
 
     @app.get("/series/{msgid:path}")
-    def series_page(request: Request, msgid: str,
-                    list_name: str = Query("", alias="list")) -> Response:
+    def series_page(
+        request: Request, msgid: str, list_name: str = Query("", alias="list")
+    ) -> Response:
         with db.session() as s:
             row = queries.find_series(s, msgid, list_name)
             if row is None:
@@ -142,8 +171,13 @@ def create_app(settings: Settings, db: Database, service_state: Any = None,
             d = queries.series_detail(s, row)
         for run in d["runs"]:
             run["logs"] = logs.list_log_files(settings.paths.logs, run["log_dir"])
-        return page(request, "series.html", title=d["subject"], d=d,
-                    rerun=request.query_params.get("rerun") == "1")
+        return page(
+            request,
+            "series.html",
+            title=d["subject"],
+            d=d,
+            rerun=request.query_params.get("rerun") == "1",
+        )
 
     @app.get("/logs/{run_id}/{path:path}")
     def log_file(run_id: int, path: str) -> Response:
@@ -157,7 +191,10 @@ def create_app(settings: Settings, db: Database, service_state: Any = None,
         except logs.LogPathError as e:
             raise HTTPException(404, str(e)) from e
         # always text/plain: a log is never rendered as HTML in the browser
-        return FileResponse(target, media_type="text/plain; charset=utf-8",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        return FileResponse(
+            target,
+            media_type="text/plain; charset=utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
 
     return app

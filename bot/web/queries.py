@@ -54,14 +54,21 @@ def finding_counts(s: Session, run_ids: list[int]) -> dict[int, int]:
     """run id -> number of findings."""
     if not run_ids:
         return {}
-    q = (select(FindingRow.run_id, func.count(FindingRow.id))
-         .where(FindingRow.run_id.in_(run_ids)).group_by(FindingRow.run_id))
+    q = (
+        select(FindingRow.run_id, func.count(FindingRow.id))
+        .where(FindingRow.run_id.in_(run_ids))
+        .group_by(FindingRow.run_id)
+    )
     return {rid: n for rid, n in s.execute(q)}
 
 
 def list_series(
-    s: Session, state: str = "", list_name: str = "", author: str = "",
-    limit: int = 100, offset: int = 0,
+    s: Session,
+    state: str = "",
+    list_name: str = "",
+    author: str = "",
+    limit: int = 100,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Series, newest first, filtered; each with the findings count of its latest run."""
     q = select(SeriesRow).order_by(SeriesRow.id.desc()).limit(limit).offset(offset)
@@ -130,11 +137,22 @@ def _run(r: RunRow) -> dict[str, Any]:
     if r.finished_at and r.started_at:
         elapsed = round((r.finished_at - r.started_at).total_seconds(), 1)
     return {
-        "id": r.id, "state": r.state, "step": r.step, "worker": r.worker,
-        "started_at": iso(r.started_at), "finished_at": iso(r.finished_at), "seconds": elapsed,
-        "tree": r.tree, "branch": r.branch, "base_sha": r.base_sha, "apply_ok": r.apply_ok,
-        "failed_patch": r.failed_patch, "message": r.message, "error": r.error,
-        "tried": list(r.tried or []), "patch_commits": list(r.patch_commits or []),
+        "id": r.id,
+        "state": r.state,
+        "step": r.step,
+        "worker": r.worker,
+        "started_at": iso(r.started_at),
+        "finished_at": iso(r.finished_at),
+        "seconds": elapsed,
+        "tree": r.tree,
+        "branch": r.branch,
+        "base_sha": r.base_sha,
+        "apply_ok": r.apply_ok,
+        "failed_patch": r.failed_patch,
+        "message": r.message,
+        "error": r.error,
+        "tried": list(r.tried or []),
+        "patch_commits": list(r.patch_commits or []),
         "timings": dict(r.timings or {}),
         "checks": {k: _check_status(v) for k, v in (r.checks or {}).items()},
         "log_dir": r.log_dir,
@@ -167,37 +185,74 @@ def patch_matrix(patches: list[dict[str, Any]], run: dict[str, Any] | None) -> d
 def series_detail(s: Session, row: SeriesRow) -> dict[str, Any]:
     """Everything about one series: patches, runs with checks and findings, replies."""
     patches = [
-        {"index": p.idx, "msgid": p.msgid, "subject": p.subject, "author": p.author,
-         "trailers": list(p.trailers or [])}
-        for p in s.scalars(select(PatchRow).where(PatchRow.series_id == row.id)
-                           .order_by(PatchRow.idx))
+        {
+            "index": p.idx,
+            "msgid": p.msgid,
+            "subject": p.subject,
+            "author": p.author,
+            "trailers": list(p.trailers or []),
+        }
+        for p in s.scalars(
+            select(PatchRow).where(PatchRow.series_id == row.id).order_by(PatchRow.idx)
+        )
     ]
-    runs = [_run(r) for r in s.scalars(select(RunRow).where(RunRow.series_id == row.id)
-                                       .order_by(RunRow.id.desc()))]
+    runs = [
+        _run(r)
+        for r in s.scalars(
+            select(RunRow).where(RunRow.series_id == row.id).order_by(RunRow.id.desc())
+        )
+    ]
     replies = [
-        {"msgid": r.msgid, "state": r.state, "subject": r.subject, "reason": r.reason,
-         "to": list(r.to_addrs or []), "cc": list(r.cc_addrs or []), "run_id": r.run_id,
-         "created_at": iso(r.created_at), "sent_at": iso(r.sent_at), "raw": r.raw}
-        for r in s.scalars(select(ReplyRow).where(ReplyRow.series_id == row.id)
-                           .order_by(ReplyRow.id))
+        {
+            "msgid": r.msgid,
+            "state": r.state,
+            "subject": r.subject,
+            "reason": r.reason,
+            "to": list(r.to_addrs or []),
+            "cc": list(r.cc_addrs or []),
+            "run_id": r.run_id,
+            "created_at": iso(r.created_at),
+            "sent_at": iso(r.sent_at),
+            "raw": r.raw,
+        }
+        for r in s.scalars(
+            select(ReplyRow).where(ReplyRow.series_id == row.id).order_by(ReplyRow.id)
+        )
     ]
     latest = runs[0] if runs else None
-    findings = sorted(latest["findings"] if latest else [],
-                      key=lambda f: (f["patch"] or 0, severity_rank(f["severity"])))
+    findings = sorted(
+        latest["findings"] if latest else [],
+        key=lambda f: (f["patch"] or 0, severity_rank(f["severity"])),
+    )
     related = {}
     for name, sid in (("parent", row.parent_id), ("superseded_by", row.superseded_by)):
         other = s.get(SeriesRow, sid) if sid else None
         related[name] = other.msgid if other else None
     return {
-        "msgid": row.msgid, "list": row.list_name, "subject": row.subject,
-        "version": row.version, "total": row.total, "author": row.author,
-        "author_email": row.author_email, "state": row.state, "step": row.step,
-        "reason": row.reason, "complete": row.complete, "has_cover": row.has_cover,
-        "base_commit": row.base_commit, "attempts": row.attempts,
-        "claimed_by": row.claimed_by, "claimed_at": iso(row.claimed_at),
-        "first_seen": iso(row.first_seen), "updated_at": iso(row.updated_at),
-        "thread_msgid": row.thread_msgid, **related,
-        "findings": findings, "patches": patches, "runs": runs, "replies": replies,
+        "msgid": row.msgid,
+        "list": row.list_name,
+        "subject": row.subject,
+        "version": row.version,
+        "total": row.total,
+        "author": row.author,
+        "author_email": row.author_email,
+        "state": row.state,
+        "step": row.step,
+        "reason": row.reason,
+        "complete": row.complete,
+        "has_cover": row.has_cover,
+        "base_commit": row.base_commit,
+        "attempts": row.attempts,
+        "claimed_by": row.claimed_by,
+        "claimed_at": iso(row.claimed_at),
+        "first_seen": iso(row.first_seen),
+        "updated_at": iso(row.updated_at),
+        "thread_msgid": row.thread_msgid,
+        **related,
+        "findings": findings,
+        "patches": patches,
+        "runs": runs,
+        "replies": replies,
         "matrix": patch_matrix(patches, latest),
     }
 
@@ -208,39 +263,73 @@ def poll_health(s: Session, now: datetime) -> list[dict[str, Any]]:
     day_ago = now - timedelta(days=1)
     names = s.scalars(select(PollRow.list_name).distinct().order_by(PollRow.list_name)).all()
     for name in names:
-        last = s.scalars(select(PollRow).where(PollRow.list_name == name)
-                         .order_by(PollRow.id.desc()).limit(1)).first()
-        good = s.scalar(select(func.max(PollRow.started_at))
-                        .where(PollRow.list_name == name, PollRow.error == ""))
-        errors = s.scalar(select(func.count(PollRow.id)).where(
-            PollRow.list_name == name, PollRow.error != "", PollRow.started_at >= day_ago)) or 0
+        last = s.scalars(
+            select(PollRow).where(PollRow.list_name == name).order_by(PollRow.id.desc()).limit(1)
+        ).first()
+        good = s.scalar(
+            select(func.max(PollRow.started_at)).where(
+                PollRow.list_name == name, PollRow.error == ""
+            )
+        )
+        errors = (
+            s.scalar(
+                select(func.count(PollRow.id)).where(
+                    PollRow.list_name == name, PollRow.error != "", PollRow.started_at >= day_ago
+                )
+            )
+            or 0
+        )
         assert last is not None
-        out.append({
-            "list": name, "last_poll": iso(last.started_at), "seconds": round(last.seconds, 2),
-            "new_messages": last.new_messages, "error": last.error,
-            "last_success": iso(good),
-            "lag_seconds": None if good is None else max(0, int((now - good).total_seconds())),
-            "errors_24h": errors,
-        })
+        out.append(
+            {
+                "list": name,
+                "last_poll": iso(last.started_at),
+                "seconds": round(last.seconds, 2),
+                "new_messages": last.new_messages,
+                "error": last.error,
+                "last_success": iso(good),
+                "lag_seconds": None if good is None else max(0, int((now - good).total_seconds())),
+                "errors_24h": errors,
+            }
+        )
     return out
 
 
-def running(s: Session, now: datetime,
-            service_state: WorkerSource | None = None) -> list[dict[str, Any]]:
+def running(
+    s: Session, now: datetime, service_state: WorkerSource | None = None
+) -> list[dict[str, Any]]:
     """The workers: series running in any process (DB), plus idle ones of this process."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for row in s.scalars(select(SeriesRow).where(SeriesRow.state == SeriesState.RUNNING)
-                         .order_by(SeriesRow.claimed_at)):
+    for row in s.scalars(
+        select(SeriesRow)
+        .where(SeriesRow.state == SeriesState.RUNNING)
+        .order_by(SeriesRow.claimed_at)
+    ):
         since = row.claimed_at
-        out.append({"worker": row.claimed_by, "msgid": row.msgid, "subject": row.subject,
-                    "step": row.step, "started": iso(since),
-                    "elapsed_seconds": int((now - since).total_seconds()) if since else None})
+        out.append(
+            {
+                "worker": row.claimed_by,
+                "msgid": row.msgid,
+                "subject": row.subject,
+                "step": row.step,
+                "started": iso(since),
+                "elapsed_seconds": int((now - since).total_seconds()) if since else None,
+            }
+        )
         seen.add(row.claimed_by)
     for w in service_state.snapshot() if service_state else []:
         if w["name"] not in seen and w.get("series_id") is None:
-            out.append({"worker": w["name"], "msgid": "", "subject": "", "step": "idle",
-                        "started": None, "elapsed_seconds": None})
+            out.append(
+                {
+                    "worker": w["name"],
+                    "msgid": "",
+                    "subject": "",
+                    "step": "idle",
+                    "started": None,
+                    "elapsed_seconds": None,
+                }
+            )
     return out
 
 
@@ -267,14 +356,17 @@ def overview(s: Session, service_state: WorkerSource | None = None) -> dict[str,
     return {
         "now": iso(now),
         "polls": poll_health(s, now),
-        "queue_length": s.scalar(select(func.count(SeriesRow.id))
-                                 .where(SeriesRow.state == SeriesState.QUEUED)) or 0,
+        "queue_length": s.scalar(
+            select(func.count(SeriesRow.id)).where(SeriesRow.state == SeriesState.QUEUED)
+        )
+        or 0,
         "workers": running(s, now, service_state),
         "today": today,
         "total": counts_by_state(s),
         "replies": reply_counts(s),
-        "faults": [{"name": f.name, "message": f.message, "since": iso(f.since)}
-                   for f in faults.active(s)],
+        "faults": [
+            {"name": f.name, "message": f.message, "since": iso(f.since)} for f in faults.active(s)
+        ],
     }
 
 
@@ -288,29 +380,47 @@ def metrics(s: Session) -> str:
     for state, n in counts_by_state(s).items():
         lines.append(f'lorebot_series{{state="{_label(state)}"}} {n}')
     findings = s.scalar(select(func.count(FindingRow.id))) or 0
-    lines += ["# HELP lorebot_findings_total Findings recorded by all runs.",
-              "# TYPE lorebot_findings_total counter", f"lorebot_findings_total {findings}"]
+    lines += [
+        "# HELP lorebot_findings_total Findings recorded by all runs.",
+        "# TYPE lorebot_findings_total counter",
+        f"lorebot_findings_total {findings}",
+    ]
     lines += ["# HELP lorebot_replies Reply mails by state.", "# TYPE lorebot_replies gauge"]
     replies = reply_counts(s)
     for state in sorted(set(ReplyState) | set(replies)):
         lines.append(f'lorebot_replies{{state="{_label(state)}"}} {replies.get(state, 0)}')
-    lines += ["# HELP lorebot_last_poll_timestamp_seconds Start of the last good poll per list.",
-              "# TYPE lorebot_last_poll_timestamp_seconds gauge"]
-    q = (select(PollRow.list_name, func.max(PollRow.started_at)).where(PollRow.error == "")
-         .group_by(PollRow.list_name).order_by(PollRow.list_name))
+    lines += [
+        "# HELP lorebot_last_poll_timestamp_seconds Start of the last good poll per list.",
+        "# TYPE lorebot_last_poll_timestamp_seconds gauge",
+    ]
+    q = (
+        select(PollRow.list_name, func.max(PollRow.started_at))
+        .where(PollRow.error == "")
+        .group_by(PollRow.list_name)
+        .order_by(PollRow.list_name)
+    )
     for name, t in s.execute(q):
         ts = (t - datetime(1970, 1, 1)).total_seconds()
         lines.append(f'lorebot_last_poll_timestamp_seconds{{list="{_label(name)}"}} {ts:.0f}')
     errors = s.scalar(select(func.count(PollRow.id)).where(PollRow.error != "")) or 0
-    lines += ["# HELP lorebot_poll_errors_total Polls that failed.",
-              "# TYPE lorebot_poll_errors_total counter", f"lorebot_poll_errors_total {errors}"]
+    lines += [
+        "# HELP lorebot_poll_errors_total Polls that failed.",
+        "# TYPE lorebot_poll_errors_total counter",
+        f"lorebot_poll_errors_total {errors}",
+    ]
     active = {f.name: f for f in faults.active(s)}
-    lines += ["# HELP lorebot_fault A fault an operator must fix (1 while it lasts).",
-              "# TYPE lorebot_fault gauge"]
+    lines += [
+        "# HELP lorebot_fault A fault an operator must fix (1 while it lasts).",
+        "# TYPE lorebot_fault gauge",
+    ]
     for name in sorted(set(faults.Fault) | set(active)):
         lines.append(f'lorebot_fault{{name="{_label(name)}"}} {int(name in active)}')
-    queued = s.scalar(select(func.count(SeriesRow.id))
-                      .where(SeriesRow.state == SeriesState.QUEUED)) or 0
-    lines += ["# HELP lorebot_queue_length Series waiting for a worker.",
-              "# TYPE lorebot_queue_length gauge", f"lorebot_queue_length {queued}"]
+    queued = (
+        s.scalar(select(func.count(SeriesRow.id)).where(SeriesRow.state == SeriesState.QUEUED)) or 0
+    )
+    lines += [
+        "# HELP lorebot_queue_length Series waiting for a worker.",
+        "# TYPE lorebot_queue_length gauge",
+        f"lorebot_queue_length {queued}",
+    ]
     return "\n".join(lines) + "\n"

@@ -18,8 +18,9 @@ log = logging.getLogger("lorebot.web")
 class WebServer:
     """uvicorn serving bot.web's app; `start()` waits until it listens (or failed to)."""
 
-    def __init__(self, settings: Settings, db: Database, board: WorkerBoard,
-                 health: Health) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, board: WorkerBoard, health: Health
+    ) -> None:
         self.settings = settings
         self.db = db
         self.board = board
@@ -35,8 +36,9 @@ class WebServer:
 
         web = self.settings.web
         app = create_app(self.settings, self.db, service_state=self.board, health=self.health)
-        config = uvicorn.Config(app, host=web.listen, port=web.port, log_level="warning",
-                                access_log=False)
+        config = uvicorn.Config(
+            app, host=web.listen, port=web.port, log_level="warning", access_log=False
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         self._thread.start()

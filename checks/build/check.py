@@ -73,8 +73,12 @@ class Lane:
 
     @property
     def config_label(self) -> str:
-        return label(self.variant.spec.target, self.defconfig, self.variant.config,
-                     self.variant.spec.requests)
+        return label(
+            self.variant.spec.target,
+            self.defconfig,
+            self.variant.config,
+            self.variant.spec.requests,
+        )
 
     def symbols(self) -> dict[str, str]:
         names = [*self.variant.spec.requests, *self.variant.helpers, *self.relevant]
@@ -82,8 +86,11 @@ class Lane:
 
     def objects(self, chains: Sequence[ObjectChain], worktree: Path) -> list[str]:
         """The chains' objects this variant can build (symbol chain on, source present)."""
-        return [o.object for o in arch_objects(chains, self.arch)
-                if buildable(o, self.variant.config) and (worktree / o.source).exists()]
+        return [
+            o.object
+            for o in arch_objects(chains, self.arch)
+            if buildable(o, self.variant.config) and (worktree / o.source).exists()
+        ]
 
 
 def _parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
@@ -134,15 +141,26 @@ class BuildRun:
         finally:
             target = head_ref if head_ref != "HEAD" else head_sha
             self.git("checkout", "-q", *([] if head_ref != "HEAD" else ["--detach"]), target)
-        built = tuple(PlannedVariant(arch=lane.arch.name, config=lane.config_label,
-                                     flip=lane.flip, objects=tuple(lane.built), reason=lane.why)
-                      for lane in self.lanes)
+        built = tuple(
+            PlannedVariant(
+                arch=lane.arch.name,
+                config=lane.config_label,
+                flip=lane.flip,
+                objects=tuple(lane.built),
+                reason=lane.why,
+            )
+            for lane in self.lanes
+        )
         missing = [n.message for n in self.notes if n.kind == "toolchain-missing"]
-        result = CheckResult.of(self.findings.values(), self.notes, variants=built,
-                                uncompiled=tuple(self.uncompiled),
-                                dropped=tuple(self.dropped),
-                                seconds=round(time.monotonic() - self.start, 2),
-                                fault="; ".join(missing))
+        result = CheckResult.of(
+            self.findings.values(),
+            self.notes,
+            variants=built,
+            uncompiled=tuple(self.uncompiled),
+            dropped=tuple(self.dropped),
+            seconds=round(time.monotonic() - self.start, 2),
+            fault="; ".join(missing),
+        )
         if missing:  # an arch it should have built was not built: not a result to mail
             result = result.model_copy(update={"status": CheckStatus.ERRORED})
         return result
@@ -153,8 +171,7 @@ class BuildRun:
         for index, sha in commits:
             diff = self.ctx.patch_diffs.get(index) or self.git("show", "--format=", sha)
             tree = GitTree(self.ctx.runner, self.wt, sha, grep_worktree=sha == head)
-            out[index] = analyze(diff, tree,
-                                 self.cfg.max_header_objects)
+            out[index] = analyze(diff, tree, self.cfg.max_header_objects)
             for note in out[index].notes:
                 log.info("patch %d: %s", index, note)
         return out
@@ -170,9 +187,14 @@ class BuildRun:
             if a.available(self.llvm(a)):
                 arches.append(a)
             else:
-                self.notes.append(_note(
-                    "toolchain-missing", f"{a.name}: {a.compiler(self.llvm(a))} not found; "
-                    f"not built for {a.name} (apt-get install {a.package})", a.name))
+                self.notes.append(
+                    _note(
+                        "toolchain-missing",
+                        f"{a.name}: {a.compiler(self.llvm(a))} not found; "
+                        f"not built for {a.name} (apt-get install {a.package})",
+                        a.name,
+                    )
+                )
         base = self.ctx.base
         self.git("checkout", "-q", "--detach", base)
         lanes = self.lanes = self._lanes(arches, impacts, base)
@@ -183,12 +205,18 @@ class BuildRun:
         steps = [(0, base), *commits]
         for n, (index, sha) in enumerate(steps):
             if self.past_deadline():
-                self.notes.append(_note("deadline-reached", f"build.deadline_seconds "
-                                        f"({self.cfg.deadline_seconds} s) reached; patches "
-                                        f"{index} and later not built"))
+                self.notes.append(
+                    _note(
+                        "deadline-reached",
+                        f"build.deadline_seconds "
+                        f"({self.cfg.deadline_seconds} s) reached; patches "
+                        f"{index} and later not built",
+                    )
+                )
                 break
-            self.ctx.progress(f"build: {'baseline' if index == 0 else f'patch {index}'}",
-                              n / len(steps))
+            self.ctx.progress(
+                f"build: {'baseline' if index == 0 else f'patch {index}'}", n / len(steps)
+            )
             if index:
                 self.git("checkout", "-q", "--detach", sha)
             # every planned object at every step: make recompiles the ones whose sources
@@ -204,46 +232,92 @@ class BuildRun:
         ctx = self.ctx
         root = ctx.cache_dir / "build" / f"{ctx.applied.tree or 'tree'}-{self.wt.name}"
         arches = by_cost(arches, host_arch_name())
-        makes = {a.name: Make(ctx.runner, self.wt, a,
-                              root / (a.name + ("-llvm" if self.llvm(a) else "")),
-                              ctx.cache_dir / "ccache",
-                              self.llvm(a)) for a in arches}
+        makes = {
+            a.name: Make(
+                ctx.runner,
+                self.wt,
+                a,
+                root / (a.name + ("-llvm" if self.llvm(a) else "")),
+                ctx.cache_dir / "ccache",
+                self.llvm(a),
+            )
+            for a in arches
+        }
         targets = {a.name: self.cfg.presets.get(a.name, a.defconfig) for a in arches}
         ctx.progress(f"build: configuring {len(arches)} arches", None)
-        defconfigs = dict(zip(makes, _parallel(
-            lambda m: m.defconfig(targets[m.arch.name], base),
-            list(makes.values()), self.cfg.jobs), strict=True))
+        defconfigs = dict(
+            zip(
+                makes,
+                _parallel(
+                    lambda m: m.defconfig(targets[m.arch.name], base),
+                    list(makes.values()),
+                    self.cfg.jobs,
+                ),
+                strict=True,
+            )
+        )
         for name, cfg in defconfigs.items():
             if cfg is None:
-                self.notes.append(_note("build-failed", f"{name}: make {targets[name]} failed; "
-                                        f"not built for {name}", name,
-                                        "\n".join(makes[name].log)))
+                self.notes.append(
+                    _note(
+                        "build-failed",
+                        f"{name}: make {targets[name]} failed; not built for {name}",
+                        name,
+                        "\n".join(makes[name].log),
+                    )
+                )
         arches = [a for a in arches if defconfigs[a.name] is not None]
         if not arches:
             return []
         kconfig = GitTree(ctx.runner, self.wt, base, grep_worktree=True)  # checked out at base
         objects = list({o.object: o for i in impacts.values() for o in i.objects}.values())
-        specs = {a.name: VariantSpec(a.name, targets[a.name], tuple(dict.fromkeys(
-            s for o in arch_objects(objects, a) for s in o.symbols))) for a in arches}
-        configured = _parallel(lambda s: makes[s.arch].variant(s, base, kconfig),
-                               list(specs.values()), self.cfg.jobs)
+        specs = {
+            a.name: VariantSpec(
+                a.name,
+                targets[a.name],
+                tuple(dict.fromkeys(s for o in arch_objects(objects, a) for s in o.symbols)),
+            )
+            for a in arches
+        }
+        configured = _parallel(
+            lambda s: makes[s.arch].variant(s, base, kconfig), list(specs.values()), self.cfg.jobs
+        )
         bases = {v.spec.arch: v for v in configured}
         flips = best_flips(f for i in impacts.values() for f in i.flips)
         steps = [[o.object for o in impacts[i].objects] for i in sorted(impacts)]
         srcarches = sorted({s for i in impacts.values() for s in i.srcarches})
         cost = Cost(self.cfg.object_seconds, self.cfg.config_seconds, self.cfg.jobs)
-        plan = choose(candidates(arches, {n: v.config for n, v in bases.items()}, specs, flips,
-                                 objects, steps, srcarches, cost),
-                      self.cfg.budget_seconds, self.cfg.max_variants)
-        log.info("build plan: %d variants (~%.0f s of work), %d dropped", len(plan.chosen),
-                 plan.seconds, len(plan.dropped))
+        plan = choose(
+            candidates(
+                arches,
+                {n: v.config for n, v in bases.items()},
+                specs,
+                flips,
+                objects,
+                steps,
+                srcarches,
+                cost,
+            ),
+            self.cfg.budget_seconds,
+            self.cfg.max_variants,
+        )
+        log.info(
+            "build plan: %d variants (~%.0f s of work), %d dropped",
+            len(plan.chosen),
+            plan.seconds,
+            len(plan.dropped),
+        )
         for d in plan.dropped:
             self._drop(d.candidate, d.reason)
         wanted = [c.spec for c in plan.chosen if c.spec.flip]
         if wanted:
             ctx.progress(f"build: configuring {len(wanted)} variants", None)
-        flipped = {v.spec: v for v in _parallel(
-            lambda s: makes[s.arch].variant(s, base, kconfig), wanted, self.cfg.jobs)}
+        flipped = {
+            v.spec: v
+            for v in _parallel(
+                lambda s: makes[s.arch].variant(s, base, kconfig), wanted, self.cfg.jobs
+            )
+        }
         relevant = tuple(dict.fromkeys(f.symbol for f in flips))
         compilers: dict[str, str] = {}
         seen: dict[tuple[str, frozenset[tuple[str, str]]], Lane] = {}
@@ -252,10 +326,15 @@ class BuildRun:
             arch = c.spec.arch
             v = flipped[c.spec] if c.spec.flip else bases[arch]
             if v.flip_refused:
-                self.notes.append(_note(
-                    "config-refused", f"{arch}: {v.spec.target} with CONFIG_{c.flip_label} "
-                    f"refused by Kconfig: {'; '.join(v.refused)}; variant not built", arch,
-                    "helpers tried: " + (fragment_line(v.helpers) or "none")))
+                self.notes.append(
+                    _note(
+                        "config-refused",
+                        f"{arch}: {v.spec.target} with CONFIG_{c.flip_label} "
+                        f"refused by Kconfig: {'; '.join(v.refused)}; variant not built",
+                        arch,
+                        "helpers tried: " + (fragment_line(v.helpers) or "none"),
+                    )
+                )
                 self._drop(c, f"refused by Kconfig: {'; '.join(v.refused)}")
                 continue
             key = (arch, frozenset(v.config.items()))
@@ -264,34 +343,51 @@ class BuildRun:
                 continue
             if arch not in compilers:
                 compilers[arch] = makes[arch].compiler_version()
-            lane = Lane(makes[arch], v, defconfigs[arch] or {}, compilers[arch], relevant,
-                        c.reason)
+            lane = Lane(makes[arch], v, defconfigs[arch] or {}, compilers[arch], relevant, c.reason)
             seen[key] = lane
             lanes.append(lane)
         self.uncompiled = self._unbuilt(lanes, impacts)
         for u in self.uncompiled:
-            self.notes.append(_note("not-built", f"{u.what} ({u.needs}): its Kconfig symbols "
-                                    "are off in every variant built; not compiled"))
+            self.notes.append(
+                _note(
+                    "not-built",
+                    f"{u.what} ({u.needs}): its Kconfig symbols "
+                    "are off in every variant built; not compiled",
+                )
+            )
         return lanes
 
     def _drop(self, c: Candidate, reason: str) -> None:
         """A planned variant that is not built: in the plan's dropped list and a Note."""
         config = " ".join([c.spec.target, *([c.flip_label] if c.flip_label else [])])
-        what = f"{c.spec.arch} {c.spec.target}" + (f" with {c.flip_label}" if c.flip_label
-                                                   else " (base)")
-        self.dropped.append(PlannedVariant(arch=c.spec.arch, config=config, flip=c.flip_label,
-                                           objects=c.objects, reason=reason))
-        self.notes.append(_note("variant-dropped", f"{what} not built: {reason}",
-                                c.spec.arch, f"planned for: {c.reason}"))
+        what = f"{c.spec.arch} {c.spec.target}" + (
+            f" with {c.flip_label}" if c.flip_label else " (base)"
+        )
+        self.dropped.append(
+            PlannedVariant(
+                arch=c.spec.arch, config=config, flip=c.flip_label, objects=c.objects, reason=reason
+            )
+        )
+        self.notes.append(
+            _note(
+                "variant-dropped",
+                f"{what} not built: {reason}",
+                c.spec.arch,
+                f"planned for: {c.reason}",
+            )
+        )
 
     def _unbuilt(self, lanes: list[Lane], impacts: dict[int, Impact]) -> list[Uncompiled]:
         objs = {o.object: o for i in impacts.values() for o in i.objects}
-        return [Uncompiled(what=name, needs=" ".join(f"CONFIG_{s}" for s in o.symbols))
-                for name, o in objs.items()
-                if not any(o.object in lane.objects([o], self.wt) for lane in lanes)]
+        return [
+            Uncompiled(what=name, needs=" ".join(f"CONFIG_{s}" for s in o.symbols))
+            for name, o in objs.items()
+            if not any(o.object in lane.objects([o], self.wt) for lane in lanes)
+        ]
 
-    def _step(self, index: int, lanes: list[Lane], chains: list[ObjectChain],
-              forced: set[str], w1: bool) -> None:
+    def _step(
+        self, index: int, lanes: list[Lane], chains: list[ObjectChain], forced: set[str], w1: bool
+    ) -> None:
         """Build the objects of one step in every lane; record baseline or new diagnostics."""
         parallel = max(1, min(self.cfg.jobs, len(lanes)))
         jobs = max(1, self.cfg.jobs // parallel)
@@ -322,16 +418,24 @@ class BuildRun:
     def _failed(self, lane: Lane, index: int, output: str) -> None:
         """make failed without a compiler error (prepare, a tool, a timeout): say so once."""
         where = f"{lane.arch.name} {lane.config_label}"
-        if any(n.kind == "build-failed" and (n.arch, n.config) == (lane.arch.name,
-                                                                   lane.config_label)
-               for n in self.notes):
+        if any(
+            n.kind == "build-failed" and (n.arch, n.config) == (lane.arch.name, lane.config_label)
+            for n in self.notes
+        ):
             return
         tail = "\n".join(output.strip().splitlines()[-15:])
-        self.notes.append(Note(
-            check="build", kind="build-failed", arch=lane.arch.name,
-            config=lane.config_label, message=f"make failed for {where} "
-            f"({'baseline' if index == 0 else f'after patch {index}'}) with no compiler "
-            "error; its results are incomplete", detail=tail))
+        self.notes.append(
+            Note(
+                check="build",
+                kind="build-failed",
+                arch=lane.arch.name,
+                config=lane.config_label,
+                message=f"make failed for {where} "
+                f"({'baseline' if index == 0 else f'after patch {index}'}) with no compiler "
+                "error; its results are incomplete",
+                detail=tail,
+            )
+        )
 
     def _also(self, d: Diagnostic, lane: Lane) -> None:
         f = self.findings[d.key]
@@ -339,27 +443,30 @@ class BuildRun:
         if where not in f.detail and where != f"{f.arch} {f.config}":
             extra = f"also with {where}"
             self.findings[d.key] = f.model_copy(
-                update={"detail": (f.detail + "\n" + extra).strip()})
+                update={"detail": (f.detail + "\n" + extra).strip()}
+            )
 
-    def _finding(self, index: int, lane: Lane, d: Diagnostic, objects: list[str],
-                 w1: bool) -> Finding:
-        text = (self.wt / d.file).read_text(errors="replace") if (self.wt / d.file).is_file() \
-            else ""
+    def _finding(
+        self, index: int, lane: Lane, d: Diagnostic, objects: list[str], w1: bool
+    ) -> Finding:
+        text = (
+            (self.wt / d.file).read_text(errors="replace") if (self.wt / d.file).is_file() else ""
+        )
         lines = text.splitlines()
         symbols = lane.symbols()
         source = d.include_chain[-1].rsplit(":", 1)[0] if d.include_chain else d.file
         obj = next((o for o in objects if o[:-2] == source[:-2]), objects[0] if objects else "")
         setup = {**lane.variant.helpers, **lane.variant.spec.requests}
         fixed = {s: v for s, v in FIXED.items() if s in lane.defconfig}
-        changed = {s: v for s, v in {**fixed, **setup}.items()
-                   if v != lane.defconfig.get(s, "n")}
+        changed = {s: v for s, v in {**fixed, **setup}.items() if v != lane.defconfig.get(s, "n")}
         # what a person runs in their own tree (the report says how to get the
         # patches applied): a build dir of their own, not our cache path
         odir = Path("build")
         repro = [lane.make.shown(odir, lane.variant.spec.target)]
         if changed:
-            repro.append(" ".join(["./scripts/config", "--file", f"{odir}/.config",
-                                   *config_args(changed)]))
+            repro.append(
+                " ".join(["./scripts/config", "--file", f"{odir}/.config", *config_args(changed)])
+            )
             repro.append(lane.make.shown(odir, "olddefconfig"))
         repro.append(lane.make.shown(odir, *(["W=1"] if w1 else []), obj))
         detail = []
@@ -369,12 +476,23 @@ class BuildRun:
             detail.append(f"in function {d.function}()")
         detail += [f"note: {n}" for n in d.notes[:3]]
         return Finding(
-            check="build", kind=d.severity, severity=d.severity, patch=index, file=d.file,
-            line=d.line, column=d.column, message=d.message, option=d.option,
+            check="build",
+            kind=d.severity,
+            severity=d.severity,
+            patch=index,
+            file=d.file,
+            line=d.line,
+            column=d.column,
+            message=d.message,
+            option=d.option,
             excerpt=excerpt(lines, d.line) if text else "",
             source_line=lines[d.line - 1] if 0 < d.line <= len(lines) else "",
-            arch=lane.arch.name, config=lane.config_label, symbols=symbols,
-            compiler=lane.compiler, reproduce=tuple(repro),
-            config_fragment=fragment({**changed, **symbols}), detail="\n".join(detail),
+            arch=lane.arch.name,
+            config=lane.config_label,
+            symbols=symbols,
+            compiler=lane.compiler,
+            reproduce=tuple(repro),
+            config_fragment=fragment({**changed, **symbols}),
+            detail="\n".join(detail),
             title=TITLES.get(d.severity, f"build {d.severity}"),
         )

@@ -50,7 +50,7 @@ def _option(raw: str | None) -> str:
     if not raw:
         return ""
     if raw.startswith("-Werror="):
-        return "-W" + raw[len("-Werror="):]
+        return "-W" + raw[len("-Werror=") :]
     return raw
 
 

@@ -21,16 +21,89 @@ _IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _C_WORDS = frozenset(
     (
-        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
-        "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
-        "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
-        "typedef", "union", "unsigned", "void", "volatile", "while", "bool", "true", "false",
-        "NULL", "typeof", "__typeof__", "defined", "include", "define", "ifdef", "ifndef",
-        "endif", "elif", "undef", "likely", "unlikely", "u8", "u16", "u32", "u64", "s8", "s16",
-        "s32", "s64", "size_t", "ssize_t", "loff_t", "gfp_t", "__user", "__iomem", "__init",
-        "__exit", "__always_inline", "noinline", "IS_ENABLED", "IS_BUILTIN", "IS_MODULE",
-        "WARN_ON", "WARN_ON_ONCE", "BUG_ON", "pr_err", "pr_info", "pr_warn", "pr_debug",
-        "EXPORT_SYMBOL", "EXPORT_SYMBOL_GPL", "min", "max", "unsigned",
+        "auto",
+        "break",
+        "case",
+        "char",
+        "const",
+        "continue",
+        "default",
+        "do",
+        "double",
+        "else",
+        "enum",
+        "extern",
+        "float",
+        "for",
+        "goto",
+        "if",
+        "inline",
+        "int",
+        "long",
+        "register",
+        "restrict",
+        "return",
+        "short",
+        "signed",
+        "sizeof",
+        "static",
+        "struct",
+        "switch",
+        "typedef",
+        "union",
+        "unsigned",
+        "void",
+        "volatile",
+        "while",
+        "bool",
+        "true",
+        "false",
+        "NULL",
+        "typeof",
+        "__typeof__",
+        "defined",
+        "include",
+        "define",
+        "ifdef",
+        "ifndef",
+        "endif",
+        "elif",
+        "undef",
+        "likely",
+        "unlikely",
+        "u8",
+        "u16",
+        "u32",
+        "u64",
+        "s8",
+        "s16",
+        "s32",
+        "s64",
+        "size_t",
+        "ssize_t",
+        "loff_t",
+        "gfp_t",
+        "__user",
+        "__iomem",
+        "__init",
+        "__exit",
+        "__always_inline",
+        "noinline",
+        "IS_ENABLED",
+        "IS_BUILTIN",
+        "IS_MODULE",
+        "WARN_ON",
+        "WARN_ON_ONCE",
+        "BUG_ON",
+        "pr_err",
+        "pr_info",
+        "pr_warn",
+        "pr_debug",
+        "EXPORT_SYMBOL",
+        "EXPORT_SYMBOL_GPL",
+        "min",
+        "max",
+        "unsigned",
     )
 )
 SOURCE_SUFFIXES = (".c", ".S")
@@ -42,8 +115,13 @@ class Tree(Protocol):
     def read(self, path: str) -> str | None: ...
 
     def grep(
-        self, patterns: Sequence[str], paths: Sequence[str], *, word: bool = False,
-        fixed: bool = False, files_only: bool = False,
+        self,
+        patterns: Sequence[str],
+        paths: Sequence[str],
+        *,
+        word: bool = False,
+        fixed: bool = False,
+        files_only: bool = False,
     ) -> list[tuple[str, int, str]]:
         """git grep -E (or -F): (path, line, text) hits; line 0 with files_only."""
         ...
@@ -105,7 +183,7 @@ def changed_identifiers(change: FileDiff, new_text: str) -> list[str]:
 def include_name(header: str) -> str | None:
     """`include/linux/mm.h` → `linux/mm.h`; `arch/x86/include/asm/a.h` → `asm/a.h`."""
     if header.startswith("include/"):
-        return header[len("include/"):]
+        return header[len("include/") :]
     m = re.match(r"arch/[^/]+/include/(.+)$", header)
     return m[1] if m else None
 
@@ -143,14 +221,18 @@ def declaration_flips(tree: Tree, names: Sequence[str], search: Sequence[str]) -
         stubbed = {c.symbol for cs in all_conds for c in cs if c.on is False}
         for c in sorted(required, key=lambda c: c.symbol):
             if c.symbol not in stubbed:
-                flips.append(Flip(c.symbol, "n", 0, f"{name}() is declared only when "
-                                  f"CONFIG_{c.symbol} is set"))
+                flips.append(
+                    Flip(
+                        c.symbol, "n", 0, f"{name}() is declared only when CONFIG_{c.symbol} is set"
+                    )
+                )
     return flips
 
 
 def _want(conds: Iterable[Cond], priority: int, reason: str) -> list[Flip]:
-    return [Flip(c.symbol, "y" if c.on else "n", priority, reason) for c in conds
-            if c.on is not None]
+    return [
+        Flip(c.symbol, "y" if c.on else "n", priority, reason) for c in conds if c.on is not None
+    ]
 
 
 def line_flips(path: str, text: str, lines: Iterable[int], priority: int) -> list[Flip]:
@@ -212,10 +294,16 @@ def analyze(diff: str, tree: Tree, max_header_objects: int) -> Impact:
         if chain.found and chain.object not in objects:
             objects[chain.object] = chain
     if len(header_users) > max_header_objects:
-        notes.append(f"{len(header_users)} files use changed header names; "
-                     f"built {max_header_objects}")
-    return Impact(tuple(objects.values()), frozenset(w1), best_flips(flips),
-                  tuple(sorted(srcarches)), tuple(notes))
+        notes.append(
+            f"{len(header_users)} files use changed header names; built {max_header_objects}"
+        )
+    return Impact(
+        tuple(objects.values()),
+        frozenset(w1),
+        best_flips(flips),
+        tuple(sorted(srcarches)),
+        tuple(notes),
+    )
 
 
 def _header_users(
@@ -229,26 +317,34 @@ def _header_users(
         return [], []
     directory = posixpath.dirname(ch.path)
     if inc:
-        includers = {p for p, _, _ in tree.grep([f"<{inc}>"], ["*.c"], fixed=True,
-                                                 files_only=True)}
+        includers = {p for p, _, _ in tree.grep([f"<{inc}>"], ["*.c"], fixed=True, files_only=True)}
     else:  # a local header: its own directory
         base = posixpath.basename(ch.path)
-        includers = {p for p, _, _ in tree.grep([f'"{base}"'], [f"{directory}/*.c"],
-                                                 fixed=True, files_only=True)}
+        includers = {
+            p
+            for p, _, _ in tree.grep(
+                [f'"{base}"'], [f"{directory}/*.c"], fixed=True, files_only=True
+            )
+        }
     if not includers:
         return [], []
     uses = tree.grep(names[:30], sorted(includers), word=True)
     by_file = _specific_uses(names[:30], uses)
     changed_dirs = {posixpath.dirname(c.path) for c in changes}
-    ranked = sorted(by_file, key=lambda p: (posixpath.dirname(p) not in changed_dirs,
-                                            -len(by_file[p]), p))
-    flips = [f for path in ranked[:limit]
-             for f in line_flips(path, tree.read(path) or "", by_file[path], 2)]
+    ranked = sorted(
+        by_file, key=lambda p: (posixpath.dirname(p) not in changed_dirs, -len(by_file[p]), p)
+    )
+    flips = [
+        f
+        for path in ranked[:limit]
+        for f in line_flips(path, tree.read(path) or "", by_file[path], 2)
+    ]
     return ranked, flips
 
 
-def _specific_uses(names: Sequence[str], uses: Sequence[tuple[str, int, str]],
-                   generic: int = 40) -> dict[str, list[int]]:
+def _specific_uses(
+    names: Sequence[str], uses: Sequence[tuple[str, int, str]], generic: int = 40
+) -> dict[str, list[int]]:
     """Lines per file that use the names, leaving out names used so widely (`mode`,
     a parameter's name) that they say nothing, unless nothing else is left."""
     per_name: dict[str, list[tuple[str, int]]] = {}

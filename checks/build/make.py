@@ -56,8 +56,14 @@ class Make:
         }
 
     def command(self, odir: Path, *args: str, ccache: bool = True) -> list[str]:
-        return ["make", "-C", str(self.worktree), f"O={odir}",
-                *self.arch.make_vars(self.llvm, ccache), *args]
+        return [
+            "make",
+            "-C",
+            str(self.worktree),
+            f"O={odir}",
+            *self.arch.make_vars(self.llvm, ccache),
+            *args,
+        ]
 
     def shown(self, odir: Path, *args: str) -> str:
         """The command a person would run (from the tree's top directory)."""
@@ -65,20 +71,29 @@ class Make:
 
     def run(self, odir: Path, *args: str, name: str, timeout: float | None = None) -> CommandResult:
         odir.mkdir(parents=True, exist_ok=True)
-        return self.runner.run(self.command(odir, *args), cwd=self.worktree, env=self.env,
-                               timeout=timeout or self.timeout, name=name)
+        return self.runner.run(
+            self.command(odir, *args),
+            cwd=self.worktree,
+            env=self.env,
+            timeout=timeout or self.timeout,
+            name=name,
+        )
 
     def compiler_version(self) -> str:
-        r = self.runner.run([self.arch.compiler(self.llvm), "--version"], timeout=30,
-                            name="cc-version")
+        r = self.runner.run(
+            [self.arch.compiler(self.llvm), "--version"], timeout=30, name="cc-version"
+        )
         return r.stdout.splitlines()[0] if r.ok and r.stdout else self.arch.compiler(self.llvm)
 
     def defconfig(self, target: str, base: str) -> dict[str, str] | None:
         """The plain target config (made once per base), or None when make fails."""
         odir = self.root / target
         stamp = odir / _STAMP
-        if (stamp.exists() and (odir / ".config").exists()
-                and json.loads(stamp.read_text()).get("base") == base):
+        if (
+            stamp.exists()
+            and (odir / ".config").exists()
+            and json.loads(stamp.read_text()).get("base") == base
+        ):
             return read_config((odir / ".config").read_text())
         r = self.run(odir, target, name=f"{self.arch.name}-{target}")
         if not r.ok:
@@ -97,8 +112,12 @@ class Make:
         (odir / ".config").write_text((self.root / spec.target / ".config").read_text())
         args = config_args({**FIXED, **settings})
         if args:
-            self.runner.run([str(self.worktree / "scripts/config"), "--file", str(odir / ".config"),
-                             *args], cwd=self.worktree, timeout=60, name="scripts-config")
+            self.runner.run(
+                [str(self.worktree / "scripts/config"), "--file", str(odir / ".config"), *args],
+                cwd=self.worktree,
+                timeout=60,
+                name="scripts-config",
+            )
         self.run(odir, "olddefconfig", name=f"{self.arch.name}-olddefconfig")
         return read_config((odir / ".config").read_text())
 
@@ -109,8 +128,11 @@ class Make:
         requests = spec.requests
         if stamp.exists() and (odir / ".config").exists():
             saved = json.loads(stamp.read_text())
-            if (saved.get("base") == base and saved.get("requests") == requests
-                    and saved.get("fixed") == FIXED):
+            if (
+                saved.get("base") == base
+                and saved.get("requests") == requests
+                and saved.get("fixed") == FIXED
+            ):
                 cfg = read_config((odir / ".config").read_text())
                 return Variant(spec, cfg, saved["helpers"], tuple(refusals(cfg, requests)))
         helpers: dict[str, str] = {}
@@ -128,12 +150,14 @@ class Make:
                 break
             helpers.update(extra)
             cfg = self.apply(spec, {**helpers, **requests})
-        stamp.write_text(json.dumps({"base": base, "requests": requests, "helpers": helpers,
-                                     "fixed": FIXED}))
+        stamp.write_text(
+            json.dumps({"base": base, "requests": requests, "helpers": helpers, "fixed": FIXED})
+        )
         return Variant(spec, cfg, helpers, tuple(refusals(cfg, requests)))
 
-    def build(self, odir: Path, objects: Sequence[str], forced: Collection[str], *, w1: bool,
-              jobs: int) -> CommandResult:
+    def build(
+        self, odir: Path, objects: Sequence[str], forced: Collection[str], *, w1: bool, jobs: int
+    ) -> CommandResult:
         """Compile the objects in one make call (-k: an error stops only its object).
 
         The `forced` ones are removed first so that their diagnostics are
@@ -163,8 +187,9 @@ def config_args(settings: Mapping[str, str]) -> list[str]:
 
 def kconfig_facts(tree: Tree, symbol: str) -> tuple[list[str], list[str], bool]:
     """(selectors, depends-on symbols, has a prompt) of a Kconfig symbol, from the tree."""
-    sel_hits = tree.grep([rf"^[[:space:]]*select[[:space:]]+{symbol}([[:space:]]|$)"],
-                         ["*Kconfig*"])
+    sel_hits = tree.grep(
+        [rf"^[[:space:]]*select[[:space:]]+{symbol}([[:space:]]|$)"], ["*Kconfig*"]
+    )
     selectors = []
     for path, line, _ in sel_hits:
         name = enclosing_config(tree.read(path) or "", line)
@@ -172,8 +197,9 @@ def kconfig_facts(tree: Tree, symbol: str) -> tuple[list[str], list[str], bool]:
             selectors.append(name)
     deps: list[str] = []
     prompt = False
-    for path, _, _ in tree.grep([rf"^[[:space:]]*(menu)?config[[:space:]]+{symbol}[[:space:]]*$"],
-                                ["*Kconfig*"]):
+    for path, _, _ in tree.grep(
+        [rf"^[[:space:]]*(menu)?config[[:space:]]+{symbol}[[:space:]]*$"], ["*Kconfig*"]
+    ):
         block = config_block(tree.read(path) or "", symbol)
         if block:
             prompt = prompt or block[0]

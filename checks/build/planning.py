@@ -101,8 +101,9 @@ def _with_flip(config: Mapping[str, str], flip: Flip) -> dict[str, str]:
     return {**config, flip.symbol: flip.value}
 
 
-def _flip_home(flip: Flip, arches: Sequence[Arch],
-               bases: Mapping[str, Mapping[str, str]]) -> tuple[Arch | None, list[Arch]]:
+def _flip_home(
+    flip: Flip, arches: Sequence[Arch], bases: Mapping[str, Mapping[str, str]]
+) -> tuple[Arch | None, list[Arch]]:
     """The cheapest arch where the flip means something, and the other such arches.
 
     None with no others when every arch that knows the symbol already has the
@@ -118,10 +119,16 @@ def _flip_home(flip: Flip, arches: Sequence[Arch],
     return arches[0], []
 
 
-def candidates(arches: Sequence[Arch], bases: Mapping[str, Mapping[str, str]],
-               specs: Mapping[str, VariantSpec], flips: Sequence[Flip],
-               objects: Sequence[ObjectChain], steps: Sequence[Sequence[str]],
-               srcarches: Sequence[str], cost: Cost) -> list[Candidate]:
+def candidates(
+    arches: Sequence[Arch],
+    bases: Mapping[str, Mapping[str, str]],
+    specs: Mapping[str, VariantSpec],
+    flips: Sequence[Flip],
+    objects: Sequence[ObjectChain],
+    steps: Sequence[Sequence[str]],
+    srcarches: Sequence[str],
+    cost: Cost,
+) -> list[Candidate]:
     """Every variant worth building, in the order they are to be built.
 
     `arches` are cheapest first and each has its verified base config in
@@ -154,15 +161,19 @@ def candidates(arches: Sequence[Arch], bases: Mapping[str, Mapping[str, str]],
     for arch in arches[1:]:
         own = [o for o in buildable_in(arch, bases[arch.name]) if o not in covered]
         if own or arch.srcarch in srcarches:
-            what = (f"compiles {', '.join(own[:3])}" if own
-                    else f"the series changes arch/{arch.srcarch}/")
+            what = (
+                f"compiles {', '.join(own[:3])}"
+                if own
+                else f"the series changes arch/{arch.srcarch}/"
+            )
             out.append(candidate(arch, None, Why.ARCH_SPECIFIC, what))
             covered.update(own)
         else:
             later.append(arch)
     out += [candidate(a, None, Why.BREADTH, f"base config of {a.name} (breadth)") for a in later]
-    out += [candidate(a, f, Why.FLIP_ELSEWHERE, f"{f.reason} (also on {a.name})")
-            for f, a in elsewhere]
+    out += [
+        candidate(a, f, Why.FLIP_ELSEWHERE, f"{f.reason} (also on {a.name})") for f, a in elsewhere
+    ]
     return out
 
 
@@ -180,8 +191,13 @@ def choose(cands: Sequence[Candidate], budget_seconds: float, max_variants: int)
                 continue
             if used + c.seconds > budget_seconds:
                 left = max(0.0, budget_seconds - used)
-                dropped.append(Dropped(c, f"estimated {c.seconds:.0f} s of work, {left:.0f} s "
-                                          f"left of build.budget_seconds ({budget_seconds:.0f})"))
+                dropped.append(
+                    Dropped(
+                        c,
+                        f"estimated {c.seconds:.0f} s of work, {left:.0f} s "
+                        f"left of build.budget_seconds ({budget_seconds:.0f})",
+                    )
+                )
                 continue
         chosen.append(c)
         used += c.seconds

@@ -59,5 +59,3 @@ def parse_arches(text: str) -> dict[str, Arch]:
 def load_arches(path: Path = ARCHES_TOML) -> dict[str, Arch]:
     """The table shipped in config/arches.toml."""
     return parse_arches(path.read_text())
-
-

@@ -30,8 +30,13 @@ class GitTree:
         return self._files[path]
 
     def grep(
-        self, patterns: Sequence[str], paths: Sequence[str], *, word: bool = False,
-        fixed: bool = False, files_only: bool = False,
+        self,
+        patterns: Sequence[str],
+        paths: Sequence[str],
+        *,
+        word: bool = False,
+        fixed: bool = False,
+        files_only: bool = False,
     ) -> list[tuple[str, int, str]]:
         argv = ["grep", "-I", "--no-color", "-F" if fixed else "-E"]
         argv += ["-w"] if word else []

@@ -93,12 +93,16 @@ class Variant:
 
 def arch_objects(objects: Iterable[ObjectChain], arch: Arch) -> list[ObjectChain]:
     """Objects that belong to this arch (anything outside arch/, or under arch/<srcarch>/)."""
-    return [o for o in objects
-            if not o.object.startswith("arch/") or o.object.startswith(f"arch/{arch.srcarch}/")]
+    return [
+        o
+        for o in objects
+        if not o.object.startswith("arch/") or o.object.startswith(f"arch/{arch.srcarch}/")
+    ]
 
 
-def select_arches(impacts: Sequence[Impact], table: Mapping[str, Arch],
-                  configured: Sequence[str]) -> list[Arch]:
+def select_arches(
+    impacts: Sequence[Impact], table: Mapping[str, Arch], configured: Sequence[str]
+) -> list[Arch]:
     """Arches to build: configured ones, plus those whose arch/ dirs the series touches;
     only the touched ones when every affected object lives under arch/."""
     srcarches = {s for i in impacts for s in i.srcarches}
@@ -118,8 +122,11 @@ def flip_needed(base_config: Mapping[str, str], flip: Flip) -> bool:
 
 def refusals(config: Mapping[str, str], requests: Mapping[str, str]) -> list[str]:
     """Requests the config did not keep, as "X=n (got y)"."""
-    return [f"{s}={v} (got {value(config, s)})" for s, v in requests.items()
-            if not satisfied(config, s, v)]
+    return [
+        f"{s}={v} (got {value(config, s)})"
+        for s, v in requests.items()
+        if not satisfied(config, s, v)
+    ]
 
 
 def buildable(obj: ObjectChain, config: Mapping[str, str]) -> bool:
@@ -127,30 +134,38 @@ def buildable(obj: ObjectChain, config: Mapping[str, str]) -> bool:
     return all(satisfied(config, s, "y") for s in obj.symbols)
 
 
-def label(target: str, defconfig: Mapping[str, str], config: Mapping[str, str],
-          requests: Mapping[str, str]) -> str:
-    """"defconfig MIGRATION=n": the target plus the requested symbols that differ from it."""
-    diff = [f"{s}={value(config, s)}" for s in requests
-            if value(config, s) != value(defconfig, s)]
+def label(
+    target: str,
+    defconfig: Mapping[str, str],
+    config: Mapping[str, str],
+    requests: Mapping[str, str],
+) -> str:
+    """ "defconfig MIGRATION=n": the target plus the requested symbols that differ from it."""
+    diff = [f"{s}={value(config, s)}" for s in requests if value(config, s) != value(defconfig, s)]
     return " ".join([target, *diff])
 
 
-def symbols_diff(defconfig: Mapping[str, str], config: Mapping[str, str],
-                 symbols: Iterable[str]) -> dict[str, str]:
+def symbols_diff(
+    defconfig: Mapping[str, str], config: Mapping[str, str], symbols: Iterable[str]
+) -> dict[str, str]:
     """Those of `symbols` whose value differs from the plain defconfig."""
-    return {s: value(config, s) for s in dict.fromkeys(symbols)
-            if value(config, s) != value(defconfig, s)}
+    return {
+        s: value(config, s)
+        for s in dict.fromkeys(symbols)
+        if value(config, s) != value(defconfig, s)
+    }
 
 
 def fragment_line(symbols: Mapping[str, str]) -> str:
-    """"X=y Y=n": symbols on one line, for a note."""
+    """ "X=y Y=n": symbols on one line, for a note."""
     return " ".join(f"{s}={v}" for s, v in symbols.items())
 
 
 def fragment(symbols: Mapping[str, str]) -> str:
     """CONFIG_X=... lines (or `# CONFIG_X is not set`)."""
-    return "\n".join(f"# CONFIG_{s} is not set" if v == "n" else f"CONFIG_{s}={v}"
-                     for s, v in symbols.items())
+    return "\n".join(
+        f"# CONFIG_{s} is not set" if v == "n" else f"CONFIG_{s}={v}" for s, v in symbols.items()
+    )
 
 
 def enclosing_config(kconfig_text: str, line: int) -> str | None:
@@ -173,7 +188,7 @@ def config_block(kconfig_text: str, symbol: str) -> tuple[bool, list[str]] | Non
             continue
         prompt = False
         deps: list[str] = []
-        for body in lines[i + 1:]:
+        for body in lines[i + 1 :]:
             if _CONFIG_LINE.match(body) or _BLOCK_END.match(body):
                 break
             prompt = prompt or bool(_PROMPT.match(body))
@@ -183,8 +198,14 @@ def config_block(kconfig_text: str, symbol: str) -> tuple[bool, list[str]] | Non
     return None
 
 
-def helpers_for(symbol: str, wanted: str, config: Mapping[str, str], selectors: Sequence[str],
-                depends: Sequence[str], has_prompt: bool) -> dict[str, str]:
+def helpers_for(
+    symbol: str,
+    wanted: str,
+    config: Mapping[str, str],
+    selectors: Sequence[str],
+    depends: Sequence[str],
+    has_prompt: bool,
+) -> dict[str, str]:
     """Extra symbols that may let a refused request stick.
 
     Off: switch off whatever still selects it. On: switch on its dependencies,

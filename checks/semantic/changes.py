@@ -57,8 +57,10 @@ class PatchChanges:
     prototypes: list[ChangedPrototype] = field(default_factory=list)
     stubs: list[BrokenStub] = field(default_factory=list)
 
-def removed_members(patch: int, old: dict[str, FileDefs], new: dict[str, FileDefs]
-                    ) -> list[RemovedMember]:
+
+def removed_members(
+    patch: int, old: dict[str, FileDefs], new: dict[str, FileDefs]
+) -> list[RemovedMember]:
     """Members of structs still defined after the patch that the patch removed."""
     after: dict[str, dict] = {}
     for defs in new.values():
@@ -72,15 +74,28 @@ def removed_members(patch: int, old: dict[str, FileDefs], new: dict[str, FileDef
             gone = [m for m in members.values() if m.name not in after[s]]
             added = [m for m in after[s].values() if m.name not in members]
             for m in gone:
-                same = [a.name for a in added if (a.type, a.function_pointer) == (
-                    m.type, m.function_pointer)]
-                out.append(RemovedMember(patch, s, m.name, path, m.line, m.function_pointer,
-                                         same[0] if len(same) == 1 and len(gone) == 1 else ""))
+                same = [
+                    a.name
+                    for a in added
+                    if (a.type, a.function_pointer) == (m.type, m.function_pointer)
+                ]
+                out.append(
+                    RemovedMember(
+                        patch,
+                        s,
+                        m.name,
+                        path,
+                        m.line,
+                        m.function_pointer,
+                        same[0] if len(same) == 1 and len(gone) == 1 else "",
+                    )
+                )
     return out
 
 
-def removed_symbols(patch: int, old: dict[str, FileDefs], new: dict[str, FileDefs]
-                    ) -> list[RemovedSymbol]:
+def removed_symbols(
+    patch: int, old: dict[str, FileDefs], new: dict[str, FileDefs]
+) -> list[RemovedSymbol]:
     """Functions, macros, globals and enum constants defined before but not after the patch."""
     after: set[str] = set()
     added: dict[str, str] = {}
@@ -98,8 +113,9 @@ def removed_symbols(patch: int, old: dict[str, FileDefs], new: dict[str, FileDef
             if name in after or not name or _INCLUDE_GUARD.match(name):
                 continue
             same = [a for a, w in added.items() if w == what]
-            out.append(RemovedSymbol(patch, name, what, path, line,
-                                     same[0] if len(same) == 1 else ""))
+            out.append(
+                RemovedSymbol(patch, name, what, path, line, same[0] if len(same) == 1 else "")
+            )
     return list({s.name: s for s in out}.values())
 
 
@@ -107,9 +123,11 @@ def _shapes(sigs: list[Signature]) -> set[tuple[str, tuple[str, ...], bool]]:
     return {s.shape for s in sigs}
 
 
-def changed_prototypes(patch: int, old: dict[str, FileDefs], new: dict[str, FileDefs]
-                       ) -> list[ChangedPrototype]:
+def changed_prototypes(
+    patch: int, old: dict[str, FileDefs], new: dict[str, FileDefs]
+) -> list[ChangedPrototype]:
     """Functions with one signature before and one, different, after the patch."""
+
     def collect(side: dict[str, FileDefs]) -> dict[str, tuple[str, list[Signature]]]:
         out: dict[str, tuple[str, list[Signature]]] = {}
         for path, defs in side.items():

@@ -80,8 +80,7 @@ def series_changes(ctx: CheckContext) -> ch.PatchChanges:
         total.prototypes += ch.changed_prototypes(index, old, new)
         for f in files:
             if f.old_path in old and f.new_path in new and f.old_path and f.new_path:
-                total.stubs += ch.broken_stubs(index, f.new_path, old[f.old_path],
-                                               new[f.new_path])
+                total.stubs += ch.broken_stubs(index, f.new_path, old[f.old_path], new[f.new_path])
         parent = commit
     return total
 
@@ -100,15 +99,32 @@ def enclosing_function(node: Node) -> str:
     return ""
 
 
-def finding(ctx: CheckContext, kind: str, patch: int, parsed: Parsed, node: Node, line: int,
-            message: str, why: str) -> Finding:
+def finding(
+    ctx: CheckContext,
+    kind: str,
+    patch: int,
+    parsed: Parsed,
+    node: Node,
+    line: int,
+    message: str,
+    why: str,
+) -> Finding:
     """A semantic finding at `line` of a HEAD file, with excerpt and build detail."""
     lines = parsed.lines
     source_line = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-    detail = (f"{why} {build_note(ctx.worktree, parsed.path)}; "
-              f"the use is {guard_note(guards(node))}.")
+    detail = (
+        f"{why} {build_note(ctx.worktree, parsed.path)}; the use is {guard_note(guards(node))}."
+    )
     return Finding(
-        check="semantic", kind=kind, severity="error", patch=patch, file=parsed.path,
-        line=line, message=message, excerpt=excerpt(lines, line), source_line=source_line,
-        detail=detail.strip(), title=TITLES[kind],
+        check="semantic",
+        kind=kind,
+        severity="error",
+        patch=patch,
+        file=parsed.path,
+        line=line,
+        message=message,
+        excerpt=excerpt(lines, line),
+        source_line=source_line,
+        detail=detail.strip(),
+        title=TITLES[kind],
     )

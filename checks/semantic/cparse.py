@@ -17,11 +17,15 @@ from tree_sitter import Language, Node, Parser, Tree
 
 _SPACES = re.compile(r"\s+")
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
-_PREPROC_BLOCKS = {"preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif",
-                   "preproc_elifdef"}
-_DECLARATOR_WRAPPERS = {"pointer_declarator", "array_declarator", "init_declarator",
-                        "attributed_declarator", "parenthesized_declarator",
-                        "function_declarator"}
+_PREPROC_BLOCKS = {"preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "preproc_elifdef"}
+_DECLARATOR_WRAPPERS = {
+    "pointer_declarator",
+    "array_declarator",
+    "init_declarator",
+    "attributed_declarator",
+    "parenthesized_declarator",
+    "function_declarator",
+}
 
 
 @lru_cache(maxsize=1)
@@ -61,8 +65,10 @@ def walk_outside_bodies(node: Node) -> Iterator[Node]:
     while stack:
         n = stack.pop()
         yield n
-        if n.type == "compound_statement" and n.parent is not None and (
-            n.parent.type == "function_definition"
+        if (
+            n.type == "compound_statement"
+            and n.parent is not None
+            and (n.parent.type == "function_definition")
         ):
             continue
         stack.extend(reversed(n.children))
@@ -124,9 +130,11 @@ def is_function_declarator(node: Node | None) -> bool:
 
 def has_function_pointer(node: Node | None) -> bool:
     """A declarator with a function pointer in it (`(*cb)(...)`)."""
-    return node is not None and any(
-        n.type == "function_declarator" for n in walk(node)
-    ) and not is_function_declarator(node)
+    return (
+        node is not None
+        and any(n.type == "function_declarator" for n in walk(node))
+        and not is_function_declarator(node)
+    )
 
 
 def guards(node: Node) -> tuple[str, ...]:
@@ -230,8 +238,10 @@ def _members(body: Node, into: dict[str, Member]) -> None:
             continue
         tnode = fd.child_by_field_name("type")
         declarators = fd.children_by_field_name("declarator")
-        if not declarators and tnode is not None and tnode.type in (
-            "struct_specifier", "union_specifier"
+        if (
+            not declarators
+            and tnode is not None
+            and tnode.type in ("struct_specifier", "union_specifier")
         ):
             inner = tnode.child_by_field_name("body")
             if inner is not None:  # anonymous struct/union: members belong to the parent
@@ -240,8 +250,9 @@ def _members(body: Node, into: dict[str, Member]) -> None:
         for d in declarators:
             name = declarator_name(d)
             if name is not None:
-                into[text(name)] = Member(text(name), type_name(tnode), has_function_pointer(d),
-                                          name.start_point[0] + 1)
+                into[text(name)] = Member(
+                    text(name), type_name(tnode), has_function_pointer(d), name.start_point[0] + 1
+                )
 
 
 def param_types(plist: Node | None) -> tuple[tuple[str, ...], bool]:
@@ -261,7 +272,7 @@ def param_types(plist: Node | None) -> tuple[tuple[str, ...], bool]:
         if name is not None:
             off = name.start_byte - p.start_byte
             raw = p.text or b""
-            s = (raw[:off] + raw[off + len(name.text or b""):]).decode("utf-8", "replace")
+            s = (raw[:off] + raw[off + len(name.text or b"") :]).decode("utf-8", "replace")
         params.append(squash(s).replace(" *", "*").replace("* ", "*"))
     if params == ["void"]:
         params = []
@@ -282,10 +293,17 @@ def _signature(decl: Node, declarator: Node, definition: bool) -> Signature | No
     if name is None:
         return None
     params, variadic = param_types(node.child_by_field_name("parameters"))
-    static = any(c.type == "storage_class_specifier" and text(c) == "static"
-                 for c in decl.children)
-    return Signature(text(name), squash(ret) + "*" * stars, params, variadic, definition,
-                     name.start_point[0] + 1, guards(decl), static)
+    static = any(c.type == "storage_class_specifier" and text(c) == "static" for c in decl.children)
+    return Signature(
+        text(name),
+        squash(ret) + "*" * stars,
+        params,
+        variadic,
+        definition,
+        name.start_point[0] + 1,
+        guards(decl),
+        static,
+    )
 
 
 def _top_level(root: Node) -> Iterator[Node]:

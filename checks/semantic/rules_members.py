@@ -78,8 +78,9 @@ def type_words(head: HeadTree, removed: list[RemovedMember]) -> set[str]:
     return {s.split()[-1] for s in spellings(head, _live(head, removed))}
 
 
-def check_members(ctx: CheckContext, head: HeadTree, removed: list[RemovedMember],
-                  hits: dict[str, set[str]]) -> list[Finding]:
+def check_members(
+    ctx: CheckContext, head: HeadTree, removed: list[RemovedMember], hits: dict[str, set[str]]
+) -> list[Finding]:
     """Findings for every use at HEAD of a member the series removed.
 
     `hits` maps each of type_words() to the files that contain it.
@@ -93,8 +94,10 @@ def check_members(ctx: CheckContext, head: HeadTree, removed: list[RemovedMember
         type_files.setdefault(struct, set()).update(hits.get(spelling.split()[-1], set()))
     # headers give the layouts and the names declared with the type (fields, externs,
     # functions); a .c file that names the type is a candidate anyway
-    headers = sorted({f for files in type_files.values() for f in files if f.endswith(".h")},
-                     key=lambda p: (not p.startswith("include/"), p))
+    headers = sorted(
+        {f for files in type_files.values() for f in files if f.endswith(".h")},
+        key=lambda p: (not p.startswith("include/"), p),
+    )
     parsed_headers = [p for p in (head.get(f) for f in headers[:_MAX_TYPE_FILES]) if p]
     found, db = carriers(parsed_headers, names)
     for r in removed:  # the defining files last: their layout wins
@@ -118,8 +121,9 @@ def check_members(ctx: CheckContext, head: HeadTree, removed: list[RemovedMember
                 continue
             types = FileTypes(parsed.defs, db)
             for use in member_uses(parsed.source, parsed.tree, types, {struct: members}):
-                out.append(_finding(ctx, parsed, use.node, use.line, use.how,
-                                    info[(use.owner, use.name)]))
+                out.append(
+                    _finding(ctx, parsed, use.node, use.line, use.how, info[(use.owner, use.name)])
+                )
     return out
 
 
@@ -133,8 +137,9 @@ def _mentioning(ctx: CheckContext, files: set[str], words: set[str]) -> set[str]
         return set()
     if len(files) > _MAX_READ and len(words) <= _MAX_GREP_WORDS:
         return grep_union(ctx.runner, ctx.worktree, words) & files
-    pattern = re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(words))
-                         + rb")\b")
+    pattern = re.compile(
+        rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in sorted(words)) + rb")\b"
+    )
     out = set()
     for path in files:
         try:
@@ -146,20 +151,35 @@ def _mentioning(ctx: CheckContext, files: set[str], words: set[str]) -> set[str]
     return out
 
 
-def _finding(ctx: CheckContext, parsed: Parsed, node: Node, line: int, how: str,
-             r: RemovedMember) -> Finding:
+def _finding(
+    ctx: CheckContext, parsed: Parsed, node: Node, line: int, how: str, r: RemovedMember
+) -> Finding:
     func = enclosing_function(node)
     where = f"{func}(): " if func else ""
     renamed = f" (renamed to '{r.renamed_to}'?)" if r.renamed_to else ""
     ops = how.startswith(".") and r.function_pointer
     expr = text(node).split("\n")[0][:80]
     if ops:
-        message = (f"{where}initializer of {r.struct} still sets callback '.{r.member}', "
-                   f"which patch {r.patch} removed from {r.struct}{renamed}")
+        message = (
+            f"{where}initializer of {r.struct} still sets callback '.{r.member}', "
+            f"which patch {r.patch} removed from {r.struct}{renamed}"
+        )
     else:
-        message = (f"{where}'{expr}' uses member '{r.member}' of {r.struct}, which patch "
-                   f"{r.patch} removed{renamed}")
-    why = (f"'{r.member}' was declared in {r.file}:{r.line} before patch {r.patch}; "
-           f"it is gone at the end of the series, so this no longer compiles.")
-    return finding(ctx, "ops-initializer" if ops else "removed-member", r.patch, parsed, node,
-                   line, message, why)
+        message = (
+            f"{where}'{expr}' uses member '{r.member}' of {r.struct}, which patch "
+            f"{r.patch} removed{renamed}"
+        )
+    why = (
+        f"'{r.member}' was declared in {r.file}:{r.line} before patch {r.patch}; "
+        f"it is gone at the end of the series, so this no longer compiles."
+    )
+    return finding(
+        ctx,
+        "ops-initializer" if ops else "removed-member",
+        r.patch,
+        parsed,
+        node,
+        line,
+        message,
+        why,
+    )

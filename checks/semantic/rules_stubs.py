@@ -16,8 +16,7 @@ def _still_broken(head: HeadTree, b: BrokenStub) -> bool:
         return False
     sides = {s.guards: s for s in parsed.defs.functions.get(b.name, [])}
     if b.changed is None:
-        return b.other.guards in sides and b.removed is not None and (
-            b.removed.guards not in sides)
+        return b.other.guards in sides and b.removed is not None and (b.removed.guards not in sides)
     return len({s.shape for s in sides.values()}) > 1
 
 
@@ -31,19 +30,29 @@ def check_stubs(ctx: CheckContext, head: HeadTree, broken: list[BrokenStub]) -> 
         sides = {s.guards: s for s in parsed.defs.functions.get(b.name, [])}
         if b.changed is not None:
             at = sides.get(b.other.guards, b.other)
-            message = (f"'{b.name}' {guard_note(b.changed.guards)} is now "
-                       f"{b.changed.render()}, but its other side {guard_note(at.guards)} "
-                       f"still is {at.render()}")
-            why = (f"Patch {b.patch} changed only one side; configurations with "
-                   f"{guard_text(at.guards) or 'the other branch'} get the old interface.")
+            message = (
+                f"'{b.name}' {guard_note(b.changed.guards)} is now "
+                f"{b.changed.render()}, but its other side {guard_note(at.guards)} "
+                f"still is {at.render()}"
+            )
+            why = (
+                f"Patch {b.patch} changed only one side; configurations with "
+                f"{guard_text(at.guards) or 'the other branch'} get the old interface."
+            )
         else:
             at = sides.get(b.other.guards, b.other)
             gone = b.removed
-            message = (f"'{b.name}' {guard_note(gone.guards if gone else ())} was removed, "
-                       f"but the side {guard_note(at.guards)} remains")
-            why = (f"Patch {b.patch} removed one side only; configurations with "
-                   f"{guard_text(gone.guards) if gone else 'that branch'} no longer declare it.")
-        node = next((n for n in walk(parsed.tree.root_node)
-                     if n.start_point[0] + 1 == at.line), parsed.tree.root_node)
+            message = (
+                f"'{b.name}' {guard_note(gone.guards if gone else ())} was removed, "
+                f"but the side {guard_note(at.guards)} remains"
+            )
+            why = (
+                f"Patch {b.patch} removed one side only; configurations with "
+                f"{guard_text(gone.guards) if gone else 'that branch'} no longer declare it."
+            )
+        node = next(
+            (n for n in walk(parsed.tree.root_node) if n.start_point[0] + 1 == at.line),
+            parsed.tree.root_node,
+        )
         out.append(finding(ctx, "stub-mismatch", b.patch, parsed, node, at.line, message, why))
     return out

@@ -14,8 +14,9 @@ def _defined(parsed: Parsed, name: str) -> bool:
     return name in parsed.defs.symbols() or name in parsed.defs.typedefs
 
 
-def check_symbols(ctx: CheckContext, head: HeadTree, removed: list[RemovedSymbol],
-                  hits: dict[str, set[str]]) -> list[Finding]:
+def check_symbols(
+    ctx: CheckContext, head: HeadTree, removed: list[RemovedSymbol], hits: dict[str, set[str]]
+) -> list[Finding]:
     """Findings for references at HEAD to functions/macros/globals/enums the series removed."""
     out: list[Finding] = []
     for r in {s.name: s for s in removed}.values():
@@ -30,12 +31,19 @@ def check_symbols(ctx: CheckContext, head: HeadTree, removed: list[RemovedSymbol
                 func = enclosing_function(use.node)
                 where = f"{func}(): " if func else ""
                 renamed = f" (renamed to '{r.renamed_to}'?)" if r.renamed_to else ""
-                message = (f"{where}{'calls' if use.how == 'call' else 'uses'} {r.what} "
-                           f"'{r.name}', which patch {r.patch} removed{renamed}")
-                why = (f"'{r.name}' was defined in {r.file}:{r.line} before patch {r.patch}; "
-                       f"no definition is left in the tree.")
-                out.append(finding(ctx, "removed-symbol", r.patch, parsed, use.node, use.line,
-                                   message, why))
+                message = (
+                    f"{where}{'calls' if use.how == 'call' else 'uses'} {r.what} "
+                    f"'{r.name}', which patch {r.patch} removed{renamed}"
+                )
+                why = (
+                    f"'{r.name}' was defined in {r.file}:{r.line} before patch {r.patch}; "
+                    f"no definition is left in the tree."
+                )
+                out.append(
+                    finding(
+                        ctx, "removed-symbol", r.patch, parsed, use.node, use.line, message, why
+                    )
+                )
     return out
 
 
@@ -45,26 +53,31 @@ def _live(head: HeadTree, p: ChangedPrototype) -> bool:
     return bool(sigs) and {s.shape for s in sigs} == {p.new.shape}
 
 
-def check_prototypes(ctx: CheckContext, head: HeadTree, changed: list[ChangedPrototype],
-                     hits: dict[str, set[str]]) -> list[Finding]:
+def check_prototypes(
+    ctx: CheckContext, head: HeadTree, changed: list[ChangedPrototype], hits: dict[str, set[str]]
+) -> list[Finding]:
     """Calls at HEAD that still pass the old number of arguments to a changed function."""
     out: list[Finding] = []
     for p in {c.name: c for c in changed}.values():
         old_n, new_n = len(p.old.params), len(p.new.params)
         if old_n == new_n or p.old.variadic or p.new.variadic or not _live(head, p):
             continue
-        parsed_files = [x for x in (head.get(f) for f in sorted(hits.get(p.name, set())))
-                        if x is not None]
-        if any(len(s.params) == old_n for x in parsed_files
-               for s in x.defs.functions.get(p.name, [])):
+        parsed_files = [
+            x for x in (head.get(f) for f in sorted(hits.get(p.name, set()))) if x is not None
+        ]
+        if any(
+            len(s.params) == old_n for x in parsed_files for s in x.defs.functions.get(p.name, [])
+        ):
             continue  # another definition with the old shape still exists
         for parsed in parsed_files:
             if p.name in parsed.defs.macros:
                 continue
             for occ in occurrences(parsed.source, parsed.tree.root_node, p.name):
                 n = occ.parent
-                if n is None or n.type != "call_expression" or (
-                    n.child_by_field_name("function") != occ
+                if (
+                    n is None
+                    or n.type != "call_expression"
+                    or (n.child_by_field_name("function") != occ)
                 ):
                     continue
                 count = call_arg_count(n)
@@ -72,10 +85,24 @@ def check_prototypes(ctx: CheckContext, head: HeadTree, changed: list[ChangedPro
                     continue
                 func = enclosing_function(n)
                 where = f"{func}(): " if func else ""
-                message = (f"{where}calls '{p.name}' with {count} argument(s), but patch "
-                           f"{p.patch} changed it to take {new_n}")
-                why = (f"Before patch {p.patch}: {p.old.render()}; now "
-                       f"{p.new.render()} ({p.file}:{p.new.line}).")
-                out.append(finding(ctx, "prototype-change", p.patch, parsed, n,
-                                   n.start_point[0] + 1, message, why))
+                message = (
+                    f"{where}calls '{p.name}' with {count} argument(s), but patch "
+                    f"{p.patch} changed it to take {new_n}"
+                )
+                why = (
+                    f"Before patch {p.patch}: {p.old.render()}; now "
+                    f"{p.new.render()} ({p.file}:{p.new.line})."
+                )
+                out.append(
+                    finding(
+                        ctx,
+                        "prototype-change",
+                        p.patch,
+                        parsed,
+                        n,
+                        n.start_point[0] + 1,
+                        message,
+                        why,
+                    )
+                )
     return out

@@ -16,21 +16,43 @@ from tree_sitter import Node
 from checks.semantic.cparse import FileDefs, declarator_name, text, type_name
 
 # macro(ptr, type, member): the result has `type`
-CONTAINER_MACROS = frozenset({
-    "container_of", "container_of_const", "list_entry", "list_first_entry",
-    "list_last_entry", "list_first_entry_or_null", "list_last_entry_or_null",
-    "hlist_entry", "hlist_entry_safe", "llist_entry", "rb_entry", "rb_entry_safe",
-})
+CONTAINER_MACROS = frozenset(
+    {
+        "container_of",
+        "container_of_const",
+        "list_entry",
+        "list_first_entry",
+        "list_last_entry",
+        "list_first_entry_or_null",
+        "list_last_entry_or_null",
+        "hlist_entry",
+        "hlist_entry_safe",
+        "llist_entry",
+        "rb_entry",
+        "rb_entry_safe",
+    }
+)
 # macro(type, member)
 OFFSET_MACROS = frozenset({"offsetof", "offsetofend", "sizeof_field", "typeof_member"})
 # macro(pos, head, member, ...): `pos` has the type
-ITER_MACROS = frozenset({
-    "list_for_each_entry", "list_for_each_entry_safe", "list_for_each_entry_reverse",
-    "list_for_each_entry_continue", "list_for_each_entry_from", "list_next_entry",
-    "list_prev_entry", "list_for_each_entry_rcu", "hlist_for_each_entry",
-    "hlist_for_each_entry_safe", "hlist_for_each_entry_rcu", "list_for_each_entry_safe_reverse",
-    "llist_for_each_entry", "llist_for_each_entry_safe",
-})
+ITER_MACROS = frozenset(
+    {
+        "list_for_each_entry",
+        "list_for_each_entry_safe",
+        "list_for_each_entry_reverse",
+        "list_for_each_entry_continue",
+        "list_for_each_entry_from",
+        "list_next_entry",
+        "list_prev_entry",
+        "list_for_each_entry_rcu",
+        "hlist_for_each_entry",
+        "hlist_for_each_entry_safe",
+        "hlist_for_each_entry_rcu",
+        "list_for_each_entry_safe_reverse",
+        "llist_for_each_entry",
+        "llist_for_each_entry_safe",
+    }
+)
 _TYPE_ARG = re.compile(r"^\s*(?:const\s+|volatile\s+)*((?:struct|union)\s+\w+|\w+)\s*\**\s*$")
 
 
@@ -145,11 +167,15 @@ class FileTypes:
         if kind == "field_expression":
             owner = self.expr_type(node.child_by_field_name("argument"), depth + 1)
             member = text(node.child_by_field_name("field"))
-            return self.member_type(owner, member) if owner else self.resolve(
-                self.db.carriers.get(member, ""))
+            return (
+                self.member_type(owner, member)
+                if owner
+                else self.resolve(self.db.carriers.get(member, ""))
+            )
         if kind in ("parenthesized_expression", "pointer_expression", "subscript_expression"):
             inner = node.child_by_field_name("argument") or (
-                node.named_children[0] if node.named_children else None)
+                node.named_children[0] if node.named_children else None
+            )
             return self.expr_type(inner, depth + 1)
         if kind == "cast_expression":
             return self.resolve(type_name(node.child_by_field_name("type")))

@@ -41,8 +41,10 @@ def _member_site(node: Node) -> tuple[str, Node] | None:
     if node.type == "field_identifier":
         if p.type == "field_expression" and p.child_by_field_name("field") == node:
             return "field", p
-        if p.type == "field_designator" and p.parent is not None and (
-            p.parent.type == "initializer_pair"
+        if (
+            p.type == "field_designator"
+            and p.parent is not None
+            and (p.parent.type == "initializer_pair")
         ):
             return "designator", p.parent
         if p.type == "offsetof_expression":
@@ -55,8 +57,9 @@ def _member_site(node: Node) -> tuple[str, Node] | None:
     return None
 
 
-def member_uses(source: bytes, tree: Tree, types: FileTypes, removed: dict[str, set[str]]
-                ) -> list[Use]:
+def member_uses(
+    source: bytes, tree: Tree, types: FileTypes, removed: dict[str, set[str]]
+) -> list[Use]:
     """Uses of `removed` members (struct type -> member names) whose owner has that type."""
     names = set().union(*removed.values()) if removed else set()
     out: list[Use] = []
@@ -81,15 +84,20 @@ def member_uses(source: bytes, tree: Tree, types: FileTypes, removed: dict[str, 
                 if desig and desig[0] == occ.parent and n.parent is not None:
                     hit(types.initializer_type(n.parent), name, n, f".{name} = (initializer)")
             elif what == "offsetof":
-                hit(types.resolve(type_arg(text(n.child_by_field_name("type")))), name, n,
-                    "offsetof")
+                hit(
+                    types.resolve(type_arg(text(n.child_by_field_name("type")))),
+                    name,
+                    n,
+                    "offsetof",
+                )
             else:
                 _macro_use(n, name, types, hit)
     return out
 
 
-def _macro_use(call: Node, name: str, types: FileTypes,
-               hit: Callable[[str, str, Node, str], None]) -> None:
+def _macro_use(
+    call: Node, name: str, types: FileTypes, hit: Callable[[str, str, Node, str], None]
+) -> None:
     fn = text(call.child_by_field_name("function"))
     args = split_args(text(call.child_by_field_name("arguments")))
     if fn in CONTAINER_MACROS and len(args) >= 3 and args[2] == name:
@@ -109,14 +117,31 @@ def _declares(node: Node) -> bool:
     p = node.parent
     if p is None:
         return False
-    if p.type in ("preproc_def", "preproc_function_def", "preproc_ifdef", "preproc_defined",
-                  "preproc_elifdef", "preproc_params"):
+    if p.type in (
+        "preproc_def",
+        "preproc_function_def",
+        "preproc_ifdef",
+        "preproc_defined",
+        "preproc_elifdef",
+        "preproc_params",
+    ):
         return True
-    if p.type in ("function_declarator", "init_declarator", "pointer_declarator",
-                  "array_declarator", "declaration", "parameter_declaration", "enumerator",
-                  "attributed_declarator", "parenthesized_declarator"):
-        return p.child_by_field_name("declarator") == node or p.child_by_field_name(
-            "name") == node or p.type == "declaration"
+    if p.type in (
+        "function_declarator",
+        "init_declarator",
+        "pointer_declarator",
+        "array_declarator",
+        "declaration",
+        "parameter_declaration",
+        "enumerator",
+        "attributed_declarator",
+        "parenthesized_declarator",
+    ):
+        return (
+            p.child_by_field_name("declarator") == node
+            or p.child_by_field_name("name") == node
+            or p.type == "declaration"
+        )
     if p.type == "argument_list" and p.parent is not None:
         fn = text(p.parent.child_by_field_name("function"))
         if fn in _MEMBER_SLOT and p.named_children and p.named_children[-1] == node:
@@ -131,13 +156,19 @@ def symbol_uses(source: bytes, tree: Tree, names: set[str]) -> list[Use]:
         for n in occurrences(source, tree.root_node, name):
             if n.type == "identifier" and not _declares(n):
                 p = n.parent
-                call = p is not None and p.type == "call_expression" and (
-                    p.child_by_field_name("function") == n)
+                call = (
+                    p is not None
+                    and p.type == "call_expression"
+                    and (p.child_by_field_name("function") == n)
+                )
                 site = p if call and p is not None else n
-                out.append(Use(name, "", n.start_point[0] + 1, "call" if call else "reference",
-                               site))
-            elif n.type == "preproc_arg" and n.parent is not None and n.parent.type in (
-                "preproc_def", "preproc_function_def"
+                out.append(
+                    Use(name, "", n.start_point[0] + 1, "call" if call else "reference", site)
+                )
+            elif (
+                n.type == "preproc_arg"
+                and n.parent is not None
+                and n.parent.type in ("preproc_def", "preproc_function_def")
             ):
                 body = _STRINGS_COMMENTS.sub(" ", text(n))
                 m = re.search(rf"\b{re.escape(name)}\b", body)

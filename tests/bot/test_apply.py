@@ -73,8 +73,9 @@ def test_subject_tag_maps_to_branch(tmp_path: Path, work: SmallRepo) -> None:
     work.commit("mm: alpha 33", {"mm/alpha.c": work.edit("mm/alpha.c", "return 33;", "return 4;")})
     series = series_from_mails(work.mails(base), tags=("small-next",))
     series = series.model_copy(update={"base_commit": None})
-    settings = small_tree_settings(tmp_path, work.path, ["master", "next"],
-                                   {"small-next": "small/next"})
+    settings = small_tree_settings(
+        tmp_path, work.path, ["master", "next"], {"small-next": "small/next"}
+    )
     result = _apply(settings, synced(settings), series)
     assert result.ok
     assert result.tried[0].how == "subject-tag" and result.branch == "next"
@@ -192,8 +193,10 @@ def test_b4_blob_guess_finds_an_older_base(tmp_path: Path, work: SmallRepo) -> N
     series = series_from_mails(work.mails(base)).model_copy(update={"base_commit": None})
     # master moves on and touches the same lines: the patch no longer applies at its tip
     git(work.path, "checkout", "-q", "master")
-    work.commit("mm: alpha 5 differently", {"mm/alpha.c": work.edit(
-        "mm/alpha.c", "return 5;", "return 55;")})
+    work.commit(
+        "mm: alpha 5 differently",
+        {"mm/alpha.c": work.edit("mm/alpha.c", "return 5;", "return 55;")},
+    )
     settings = small_tree_settings(tmp_path, work.path, ["master"])
     repo = synced(settings)
     with acquire_slot(repo, settings.paths.cache, 1) as slot:

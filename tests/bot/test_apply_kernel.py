@@ -32,7 +32,9 @@ def run_apply(cfg: Path, target: str, capsys: pytest.CaptureFixture[str]) -> tup
 
 
 def test_kernel_series_applies_through_lore(
-    kernel_git_dir: Path, pi_server: PublicInboxServer, tmp_path: Path,
+    kernel_git_dir: Path,
+    pi_server: PublicInboxServer,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     writer = kernel.kernel_slot("writer")
@@ -46,13 +48,16 @@ def test_kernel_series_applies_through_lore(
     assert [p["index"] for p in out["patches"]] == [1, 2, 3]
     assert all(p["commit"] for p in out["patches"])
     assert [p["subject"].split("] ", 1)[1] for p in out["patches"]] == [
-        p.subject for p in DEMO_PATCHES]
+        p.subject for p in DEMO_PATCHES
+    ]
     slot = Path(out["worktree"])
     assert "folio_migrate_flags(new, old);" in (slot / "mm/filemap.c").read_text()
 
 
 def test_kernel_series_with_stale_context_names_patch_and_hunk(
-    kernel_git_dir: Path, pi_server: PublicInboxServer, tmp_path: Path,
+    kernel_git_dir: Path,
+    pi_server: PublicInboxServer,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     writer = kernel.kernel_slot("writer")

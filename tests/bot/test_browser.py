@@ -20,9 +20,11 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs Debian chromium and chromium-driver "
-                              "(/usr/bin/chromium, /usr/bin/chromedriver)"),
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="needs Debian chromium and chromium-driver "
+        "(/usr/bin/chromium, /usr/bin/chromedriver)",
+    ),
 ]
 
 
@@ -34,13 +36,22 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
     opts = Options()
     opts.binary_location = str(CHROMIUM)  # with both paths given, Selenium Manager never runs
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--window-size=1280,1000",
-                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         opts.add_argument(arg)
-    driver = webdriver.Chrome(service=DriverService(executable_path=str(CHROMEDRIVER)),
-                              options=opts)
+    driver = webdriver.Chrome(
+        service=DriverService(executable_path=str(CHROMEDRIVER)), options=opts
+    )
     driver.set_page_load_timeout(30)
     try:
         yield driver
@@ -52,9 +63,15 @@ def screenshot(driver: Any, path: Path) -> Path:
     """The whole page as PNG: the window grown to the document's height first."""
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
     # a headless window is capped at the screen size: emulate a tall viewport instead
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": 1280, "height": min(max(height, 600), 8000), "deviceScaleFactor": 1,
-        "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {
+            "width": 1280,
+            "height": min(max(height, 600), 8000),
+            "deviceScaleFactor": 1,
+            "mobile": False,
+        },
+    )
     driver.save_screenshot(str(path))
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     extra = os.environ.get("LOREBOT_SCREENSHOTS")  # keep a copy for a human to look at

@@ -30,7 +30,10 @@ def config(tmp_path: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer
 
 
 def test_check_json_shape_findings_and_send(
-    kernel_git_dir: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer, tmp_path: Path,
+    kernel_git_dir: Path,
+    pi_server: PublicInboxServer,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     writer = kernel.kernel_slot("writer")
@@ -64,7 +67,10 @@ def test_check_json_shape_findings_and_send(
     assert all(n["kind"] != "error" for n in out["notes"])
     assert out["check_results"]["build"] == "found"
     assert {r["in_reply_to"] for r in out["replies"]} == {
-        mailed.msgids[0], mailed.msgids[2], mailed.msgids[3]}
+        mailed.msgids[0],
+        mailed.msgids[2],
+        mailed.msgids[3],
+    }
     assert all(r["state"] == "draft" for r in out["replies"])
     assert not smtp_server.received  # without --send nothing leaves
 
@@ -72,4 +78,3 @@ def test_check_json_shape_findings_and_send(
     sent = json.loads(capsys.readouterr().out)["replies"]
     assert all(r["state"] == "sent" and r["msgid"] for r in sent)
     assert len(smtp_server.received) == 3
-

@@ -17,8 +17,9 @@ HOST = socket.gethostname()
 STALE = timedelta(seconds=120)
 
 
-def alive(claimed_by: str, claimed_at: datetime | None = None,
-          heartbeat_at: datetime | None = None) -> bool:
+def alive(
+    claimed_by: str, claimed_at: datetime | None = None, heartbeat_at: datetime | None = None
+) -> bool:
     return claims.claim_alive(claimed_by, claimed_at, heartbeat_at, utcnow(), STALE)
 
 

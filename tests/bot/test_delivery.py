@@ -34,16 +34,20 @@ from tests.support.replies import (
 from tests.support.silent import SilentServer
 from tests.support.smtpd import SmtpServer
 
-EVERYONE = ["dana.kovac@example.org", "akpm@linux-foundation.org", "david@example.com",
-            "linux-mm@kvack.org", "linux-kernel@vger.kernel.org",
-            "linuxppc-dev@lists.ozlabs.org"]
+EVERYONE = [
+    "dana.kovac@example.org",
+    "akpm@linux-foundation.org",
+    "david@example.com",
+    "linux-mm@kvack.org",
+    "linux-kernel@vger.kernel.org",
+    "linuxppc-dev@lists.ozlabs.org",
+]
 
 
 def queue_three(m: Mailer, db: Database) -> list[ReplyRow]:
     """Three replies (a summary and two patches) of one series, pending."""
     findings = [build_error(2), w1_warning(2), removed_member(3)]
-    return m.queue(add_series(db), None,
-                   drafts_for(m, balloon_series(), applied_on_mm(), findings))
+    return m.queue(add_series(db), None, drafts_for(m, balloon_series(), applied_on_mm(), findings))
 
 
 def reply_states(db: Database) -> list[str]:
@@ -51,13 +55,13 @@ def reply_states(db: Database) -> list[str]:
         return [r.state for r in s.scalars(select(ReplyRow).order_by(ReplyRow.id))]
 
 
-def test_451_on_rcpt_is_retried_after_backoff_and_sent_once(tmp_path: Path,
-                                                           db: Database) -> None:
+def test_451_on_rcpt_is_retried_after_backoff_and_sent_once(tmp_path: Path, db: Database) -> None:
     clock = Clock()
     with SmtpServer(answers={"RCPT": ["451 4.3.0 try again later"]}) as server:
         m = mailer(tmp_path, db, server, clock, retry_seconds=60)
-        (row,) = m.queue(add_series(db), None,
-                         drafts_for(m, balloon_series(), applied_on_mm(), [build_error()]))
+        (row,) = m.queue(
+            add_series(db), None, drafts_for(m, balloon_series(), applied_on_mm(), [build_error()])
+        )
         first = m.deliver_pending()
         assert first.sent == [] and first.dropped == [] and "451" in first.failed[0][1]
         with db.session() as s:
@@ -75,14 +79,21 @@ def test_451_on_rcpt_is_retried_after_backoff_and_sent_once(tmp_path: Path,
 
 def test_backoff_doubles_up_to_the_limit() -> None:
     assert [retry_delay(60, 600, n).total_seconds() for n in (1, 2, 3, 4, 5, 99)] == [
-        60, 120, 240, 480, 600, 600]
+        60,
+        120,
+        240,
+        480,
+        600,
+        600,
+    ]
 
 
 def test_550_for_one_recipient_the_others_get_it(tmp_path: Path, db: Database) -> None:
     with SmtpServer(refuse={"akpm@linux-foundation.org"}) as server:
         m = mailer(tmp_path, db, server)
-        (row,) = m.queue(add_series(db), None,
-                         drafts_for(m, balloon_series(), applied_on_mm(), [build_error()]))
+        (row,) = m.queue(
+            add_series(db), None, drafts_for(m, balloon_series(), applied_on_mm(), [build_error()])
+        )
         assert m.deliver_pending().sent == [row.msgid]
         (received,) = server.received
         assert received.rcpt_tos == [a for a in EVERYONE if a != "akpm@linux-foundation.org"]
@@ -92,8 +103,7 @@ def test_550_for_one_recipient_the_others_get_it(tmp_path: Path, db: Database) -
         assert got.reason.startswith("refused: akpm@linux-foundation.org (550")
 
 
-def test_530_on_mail_is_a_fault_nothing_dropped_page_says_so(tmp_path: Path,
-                                                             db: Database) -> None:
+def test_530_on_mail_is_a_fault_nothing_dropped_page_says_so(tmp_path: Path, db: Database) -> None:
     with SmtpServer(answers={"MAIL": ["530 5.7.0 Authentication required"] * 2}) as server:
         m = mailer(tmp_path, db, server)
         rows = queue_three(m, db)
@@ -123,8 +133,9 @@ def test_every_recipient_refused_is_a_fault_not_a_drop(tmp_path: Path, db: Datab
     # "554 relay access denied" for every address is the relay refusing us
     with SmtpServer(refuse=set(EVERYONE)) as server:
         m = mailer(tmp_path, db, server)
-        m.queue(add_series(db), None,
-                drafts_for(m, balloon_series(), applied_on_mm(), [build_error()]))
+        m.queue(
+            add_series(db), None, drafts_for(m, balloon_series(), applied_on_mm(), [build_error()])
+        )
         report = m.deliver_pending()
         assert report.dropped == [] and "every recipient refused" in report.fault
         assert reply_states(db) == ["pending"]
@@ -140,11 +151,14 @@ def test_5xx_after_data_drops_that_reply_only(tmp_path: Path, db: Database) -> N
         assert reply_states(db) == ["dropped", "sent", "sent"]
 
 
-def test_a_relay_that_never_greets_costs_one_short_timeout(tmp_path: Path,
-                                                           db: Database) -> None:
+def test_a_relay_that_never_greets_costs_one_short_timeout(tmp_path: Path, db: Database) -> None:
     with SilentServer() as silent:
-        m = mailer(tmp_path, db, silent,  # type: ignore[arg-type]
-                   smtp_timeout=0.3)
+        m = mailer(
+            tmp_path,
+            db,
+            silent,  # type: ignore[arg-type]
+            smtp_timeout=0.3,
+        )
         queue_three(m, db)
         report = m.deliver_pending()
         # one connection: the pass gives up on the server, not on each reply in turn
@@ -153,8 +167,7 @@ def test_a_relay_that_never_greets_costs_one_short_timeout(tmp_path: Path,
         assert reply_states(db) == ["pending"] * 3
 
 
-def test_two_deliverers_on_one_database_send_each_reply_once(tmp_path: Path,
-                                                             db: Database) -> None:
+def test_two_deliverers_on_one_database_send_each_reply_once(tmp_path: Path, db: Database) -> None:
     with SmtpServer(data_delay=0.05) as server:
         ms = [mailer(tmp_path, Database(db.url), server, rate_per_hour=100) for _ in range(2)]
         rows = queue_three(ms[0], db)
@@ -182,12 +195,12 @@ def dead_holder() -> str:
     return f"{socket.gethostname()}/{proc.pid}/mail"
 
 
-def test_a_reply_left_sending_by_a_dead_process_is_sent_again(tmp_path: Path,
-                                                              db: Database) -> None:
+def test_a_reply_left_sending_by_a_dead_process_is_sent_again(tmp_path: Path, db: Database) -> None:
     with SmtpServer() as server:
         m = mailer(tmp_path, db, server)
-        (row,) = m.queue(add_series(db), None,
-                         drafts_for(m, balloon_series(), applied_on_mm(), [build_error()]))
+        (row,) = m.queue(
+            add_series(db), None, drafts_for(m, balloon_series(), applied_on_mm(), [build_error()])
+        )
         alive = f"{socket.gethostname()}/{os.getppid()}/mail"  # our parent lives on
         for holder, expect in ((alive, []), (dead_holder(), [row.msgid])):
             with db.session() as s:

@@ -28,12 +28,13 @@ REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def write_config(tmp_path: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer,
-                 port: int) -> Path:
+def write_config(
+    tmp_path: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer, port: int
+) -> Path:
     cfg = tmp_path / "lorebot.toml"
     cfg.write_text(f"""
 [paths]
-state = "{tmp_path / 'state'}"
+state = "{tmp_path / "state"}"
 cache = "{kernel.test_cache()}"
 
 [[lists]]
@@ -69,7 +70,10 @@ base_url = "http://127.0.0.1:{port}"
 def start_serve(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli.main", "--config", str(cfg), "serve"],
-        cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -84,8 +88,14 @@ def api(port: int, path: str) -> object:
 
 def wait_serve(what: str, cond: Callable[[], T], timeout: float, log: Path) -> T:
     """wait_for with the serve log's tail on failure; a page not up yet is "not yet"."""
-    return wait_for(cond, timeout, what, interval=0.5, ignore=(OSError,),
-                    context=lambda: "serve log:\n" + log.read_text()[-4000:])
+    return wait_for(
+        cond,
+        timeout,
+        what,
+        interval=0.5,
+        ignore=(OSError,),
+        context=lambda: "serve log:\n" + log.read_text()[-4000:],
+    )
 
 
 def series_detail(port: int, msgid: str) -> dict[str, Any]:
@@ -97,8 +107,7 @@ def series_detail(port: int, msgid: str) -> dict[str, Any]:
 def replies_settled(port: int, msgid: str, received: int) -> bool:
     """Every reply recorded for the series is sent, and the server has (at least) them."""
     replies = series_detail(port, msgid)["replies"]
-    return bool(replies) and all(r["state"] == "sent" for r in replies) \
-        and received >= len(replies)
+    return bool(replies) and all(r["state"] == "sent" for r in replies) and received >= len(replies)
 
 
 def series_state(port: int) -> dict[str, object] | None:
@@ -124,14 +133,24 @@ def test_serve_replies_by_smtp_and_shows_the_series(
         wait_serve("the status page", lambda: get(port, "/healthz") == "ok", 60, log)
         msgids = post_demo(pi_server)
         wait_serve("a reply at the SMTP server", lambda: smtp_server.received, 900, log)
-        done = wait_serve("the series to be done", lambda: (s := series_state(port))
-                          and s["state"] == "done" and s, 120, log)
+        done = wait_serve(
+            "the series to be done",
+            lambda: (s := series_state(port)) and s["state"] == "done" and s,
+            120,
+            log,
+        )
         assert done["msgid"] == msgids[0] and done["findings"] >= 1
         # the replies of one run are delivered together: wait for all of them
-        wait_serve("every reply at the SMTP server", lambda: replies_settled(
-            port, msgids[0], len(smtp_server.received)), 120, log)
-        mails = {m["In-Reply-To"]: m for m in
-                 (message_from_bytes(r.content) for r in smtp_server.received)}
+        wait_serve(
+            "every reply at the SMTP server",
+            lambda: replies_settled(port, msgids[0], len(smtp_server.received)),
+            120,
+            log,
+        )
+        mails = {
+            m["In-Reply-To"]: m
+            for m in (message_from_bytes(r.content) for r in smtp_server.received)
+        }
         # patch 2 breaks MIGRATION=n builds, patch 3 adds a W=1 warning, and a
         # summary goes to the cover letter because findings span patches
         assert set(mails) == {f"<{msgids[0]}>", f"<{msgids[2]}>", f"<{msgids[3]}>"}
@@ -159,22 +178,34 @@ def test_kill_9_mid_run_then_restart_sends_exactly_one_reply(
     try:
         post_demo(pi_server)
         # killed while a check runs, after the claim, the fetch and the apply
-        wait_serve("a check to be under way", lambda: (s := series_state(port)) and
-                   s["state"] == "running" and series_detail(port, str(s["msgid"]))["step"]
-                   not in ("", "fetch", "apply"), 300, log)
+        wait_serve(
+            "a check to be under way",
+            lambda: (
+                (s := series_state(port))
+                and s["state"] == "running"
+                and series_detail(port, str(s["msgid"]))["step"] not in ("", "fetch", "apply")
+            ),
+            300,
+            log,
+        )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert not smtp_server.received
     proc = start_serve(cfg, log)
     try:
-        wait_serve("the series to be done after the restart",
-                   lambda: (s := series_state(port)) and s["state"] == "done", 900, log)
+        wait_serve(
+            "the series to be done after the restart",
+            lambda: (s := series_state(port)) and s["state"] == "done",
+            900,
+            log,
+        )
         msgid = str(series_state(port)["msgid"])  # type: ignore[index]
         # delivery is done when every recorded reply is sent; a duplicate (a second
         # row, or a second send of one) shows as more mails than replies
-        wait_serve("the replies", lambda: replies_settled(
-            port, msgid, len(smtp_server.received)), 120, log)
+        wait_serve(
+            "the replies", lambda: replies_settled(port, msgid, len(smtp_server.received)), 120, log
+        )
         targets = [message_from_bytes(r.content)["In-Reply-To"] for r in smtp_server.received]
         detail = series_detail(port, msgid)
         assert len(targets) == len(set(targets)) == len(detail["replies"])

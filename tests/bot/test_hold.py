@@ -38,9 +38,18 @@ class StandIn:
     fault = "arm64: aarch64-linux-gnu-gcc not found"
 
     def run(self, ctx: Any) -> CheckResult:
-        found = Finding(check="build", kind="error", severity="error", patch=1,
-                        file="mm/alpha.c", line=8, message="'x' undeclared", arch="x86_64",
-                        config="defconfig", title="build error")
+        found = Finding(
+            check="build",
+            kind="error",
+            severity="error",
+            patch=1,
+            file="mm/alpha.c",
+            line=8,
+            message="'x' undeclared",
+            arch="x86_64",
+            config="defconfig",
+            title="build error",
+        )
         return CheckResult.of([found], fault=self.fault)
 
 

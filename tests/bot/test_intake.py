@@ -30,8 +30,9 @@ def series_rows(db: Database) -> dict[str, SeriesRow]:
         return {r.msgid: r for r in s.scalars(select(SeriesRow))}
 
 
-def test_generated_mail(tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen,
-                        db: Database) -> None:
+def test_generated_mail(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, db: Database
+) -> None:
     settings = intake_settings(tmp_path, pi_server, max_message_bytes=5 * 1024 * 1024)
     v1 = gen.series("mm: add foo", 3)
     review = gen.trailer_reply(v1[2])
@@ -49,8 +50,16 @@ def test_generated_mail(tmp_path: Path, pi_server: PublicInboxServer, gen: MailG
 
     assert report.errors == ()
     kinds = report.lists[0].kinds
-    assert kinds == {"cover": 2, "patch": 7, "reply": 1, "robot": 1, "followup": 1, "pull": 1,
-                     "other": 1, "malformed": 4}
+    assert kinds == {
+        "cover": 2,
+        "patch": 7,
+        "reply": 1,
+        "robot": 1,
+        "followup": 1,
+        "pull": 1,
+        "other": 1,
+        "malformed": 4,
+    }
     msgs = messages(db)
     reasons = sorted(m.reason for m in msgs.values() if m.kind == "malformed")
     assert reasons[0].startswith("broken MIME")
@@ -78,8 +87,9 @@ def test_generated_mail(tmp_path: Path, pi_server: PublicInboxServer, gen: MailG
     assert len(messages(db)) == len(msgs)
 
 
-def test_incomplete_waits_then_times_out(tmp_path: Path, pi_server: PublicInboxServer,
-                                         gen: MailGen, db: Database) -> None:
+def test_incomplete_waits_then_times_out(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, db: Database
+) -> None:
     series = gen.series("mm: partial", 3)
     pi_server.post_many(series[:3])  # cover, 1/3, 2/3
     waiting = intake_settings(tmp_path, pi_server, incomplete_timeout=3600)
@@ -99,8 +109,9 @@ def test_incomplete_waits_then_times_out(tmp_path: Path, pi_server: PublicInboxS
     assert (row.state, row.complete, row.reason) == ("queued", True, "")
 
 
-def test_many_messages_between_polls(tmp_path: Path, pi_server: PublicInboxServer,
-                                     gen: MailGen, db: Database) -> None:
+def test_many_messages_between_polls(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, db: Database
+) -> None:
     settings = intake_settings(tmp_path, pi_server)
     assert poll_once(settings, db).errors == ()  # an empty inbox is no error
     mail: list[bytes] = []
@@ -116,8 +127,9 @@ def test_many_messages_between_polls(tmp_path: Path, pi_server: PublicInboxServe
     assert len(rows) == 45 and {r.state for r in rows.values()} == {"queued"}
 
 
-def test_server_down_then_catch_up(tmp_path: Path, pi_server: PublicInboxServer,
-                                   gen: MailGen, db: Database) -> None:
+def test_server_down_then_catch_up(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, db: Database
+) -> None:
     settings = intake_settings(tmp_path, pi_server, http_timeout=5)
     pi_server.post_many(gen.series("first", 2))
     assert poll_once(settings, db).new_messages == 3
@@ -136,8 +148,9 @@ def test_server_down_then_catch_up(tmp_path: Path, pi_server: PublicInboxServer,
     assert series_rows(db)[msgid_of(later[0])].state == "queued"
 
 
-def test_restart_resumes_without_duplicates(tmp_path: Path, pi_server: PublicInboxServer,
-                                            gen: MailGen) -> None:
+def test_restart_resumes_without_duplicates(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen
+) -> None:
     settings = intake_settings(tmp_path, pi_server)
     pi_server.post_many(gen.series("one", 2))
     db1 = Database(settings.database_url)
@@ -157,8 +170,9 @@ def test_restart_resumes_without_duplicates(tmp_path: Path, pi_server: PublicInb
     db2.dispose()
 
 
-def test_history_rewrite(tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen,
-                         db: Database) -> None:
+def test_history_rewrite(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, db: Database
+) -> None:
     settings = intake_settings(tmp_path, pi_server)
     a, b, c = gen.plain("a"), gen.plain("b"), gen.plain("c")
     pi_server.post_many([a, b, c])
@@ -174,8 +188,9 @@ def test_history_rewrite(tmp_path: Path, pi_server: PublicInboxServer, gen: Mail
     assert cursor is not None and cursor.commit == pi_server.head()
 
 
-def test_skip_history(tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen,
-                      db: Database) -> None:
+def test_skip_history(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, db: Database
+) -> None:
     settings = intake_settings(tmp_path, pi_server)
     old = gen.series("old", 2)
     pi_server.post_many(old)
@@ -191,8 +206,9 @@ def test_skip_history(tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen
     assert parent.state == "skipped" and rows[msgid_of(new)].parent_id == parent.id
 
 
-def test_cover_before_patches_and_unindexed_mail(tmp_path: Path, pi_server: PublicInboxServer,
-                                                 gen: MailGen, db: Database) -> None:
+def test_cover_before_patches_and_unindexed_mail(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, db: Database
+) -> None:
     settings = intake_settings(tmp_path, pi_server)
     series = gen.series("mm: racing", 2)
     pi_server.post(series[0])  # a poll lands between the cover and its patches
@@ -213,17 +229,24 @@ def test_cover_before_patches_and_unindexed_mail(tmp_path: Path, pi_server: Publ
     assert (msg.kind, msg.series_id, msg.reason) == ("patch", None, "")
 
 
-def test_parse_manifest_and_probe(tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parse_manifest_and_probe(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import gzip
     import json
 
     from config.settings import ListSettings
 
     lst = ListSettings(name="linux-mm", url="https://lore.kernel.org/linux-mm")
-    data = gzip.compress(json.dumps({
-        "/linux-mm/git/1.git": {"fingerprint": "f1"}, "/linux-mm/git/0.git": {},
-        "/other/git/0.git": {"fingerprint": "x"}}).encode())
+    data = gzip.compress(
+        json.dumps(
+            {
+                "/linux-mm/git/1.git": {"fingerprint": "f1"},
+                "/linux-mm/git/0.git": {},
+                "/other/git/0.git": {"fingerprint": "x"},
+            }
+        ).encode()
+    )
     epochs = lore.parse_manifest(data, lst)
     assert [(e.number, e.fingerprint) for e in epochs] == [(0, ""), (1, "f1")]
     assert epochs[1].urls[0] == "https://lore.kernel.org/linux-mm/git/1.git"

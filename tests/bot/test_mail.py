@@ -41,6 +41,8 @@ from tests.support.replies import (
 from tests.support.smtpd import Received, SmtpServer
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "replies"
+
+
 def normalized(raw: bytes) -> str:
     text = raw.decode("utf-8").replace("\r\n", "\n")
     text = re.sub(r"^Date: .*$", "Date: <date>", text, count=1, flags=re.M)
@@ -66,8 +68,9 @@ def send_all(m: Mailer, series_id: int, drafts: list[ReplyDraft]) -> None:
 # --- golden mails, one per kind of report ---------------------------------------------
 
 
-def test_golden_build_error_in_derived_config(tmp_path: Path, db: Database,
-                                              smtp_server: SmtpServer) -> None:
+def test_golden_build_error_in_derived_config(
+    tmp_path: Path, db: Database, smtp_server: SmtpServer
+) -> None:
     m = mailer(tmp_path, db, smtp_server)
     series = balloon_series()
     send_all(m, add_series(db), drafts_for(m, series, applied_on_mm(), [build_error()]))
@@ -76,9 +79,14 @@ def test_golden_build_error_in_derived_config(tmp_path: Path, db: Database,
     msg = parse(got)
     assert msg["In-Reply-To"] == f"<{series.patches[1].msgid}>"
     assert msg["References"] == f"<{COVER}> <{series.patches[1].msgid}>"
-    assert got.rcpt_tos == ["dana.kovac@example.org", "akpm@linux-foundation.org",
-                            "david@example.com", "linux-mm@kvack.org",
-                            "linux-kernel@vger.kernel.org", "linuxppc-dev@lists.ozlabs.org"]
+    assert got.rcpt_tos == [
+        "dana.kovac@example.org",
+        "akpm@linux-foundation.org",
+        "david@example.com",
+        "linux-mm@kvack.org",
+        "linux-kernel@vger.kernel.org",
+        "linuxppc-dev@lists.ozlabs.org",
+    ]
     assert got.mail_from == "lorebot@lorebot.example.org"
     with db.session() as s:
         row = s.scalars(select(ReplyRow)).one()
@@ -86,38 +94,46 @@ def test_golden_build_error_in_derived_config(tmp_path: Path, db: Database,
         assert row.msgid.startswith("lorebot-") and row.msgid.endswith("@lorebot.example.org")
 
 
-def test_golden_w1_warning_non_ascii_author_and_subject(tmp_path: Path, db: Database,
-                                                        smtp_server: SmtpServer) -> None:
+def test_golden_w1_warning_non_ascii_author_and_subject(
+    tmp_path: Path, db: Database, smtp_server: SmtpServer
+) -> None:
     m = mailer(tmp_path, db, smtp_server)
     series = joerg_patch()
-    send_all(m, add_series(db, series.msgid),
-             drafts_for(m, series, applied_on_iommu(), [iommu_warning()]))
+    send_all(
+        m,
+        add_series(db, series.msgid),
+        drafts_for(m, series, applied_on_iommu(), [iommu_warning()]),
+    )
     (got,) = smtp_server.received
     check_golden("w1-warning", got)
     assert "BODY=8BITMIME" in got.mail_options  # the body is UTF-8, sent as 8bit
     raw_head = got.content.split(b"\r\n\r\n")[0]
     assert raw_head.isascii(), "headers must be RFC 2047-encoded"
     msg = parse(got)
-    assert msg["Subject"] == ("Re: [PATCH] iommu/amd: do not warn about the ‘ivrs_ioapic’ "
-                              "override twice")
+    assert msg["Subject"] == (
+        "Re: [PATCH] iommu/amd: do not warn about the ‘ivrs_ioapic’ override twice"
+    )
     assert msg["To"].addresses[0].display_name == "Jörg Rödel"
     assert msg["To"].addresses[0].addr_spec == "joro@8bytes.example.org"
     assert "Hi Jörg," in msg.get_content()
     assert msg["In-Reply-To"] == f"<{series.msgid}>" and msg["References"] == f"<{series.msgid}>"
 
 
-def test_golden_semantic_finding_in_unbuilt_file(tmp_path: Path, db: Database,
-                                                  smtp_server: SmtpServer) -> None:
+def test_golden_semantic_finding_in_unbuilt_file(
+    tmp_path: Path, db: Database, smtp_server: SmtpServer
+) -> None:
     m = mailer(tmp_path, db, smtp_server)
-    send_all(m, add_series(db),
-             drafts_for(m, balloon_series(), applied_on_mm(), [removed_member()]))
+    send_all(
+        m, add_series(db), drafts_for(m, balloon_series(), applied_on_mm(), [removed_member()])
+    )
     (got,) = smtp_server.received
     check_golden("semantic-removed-member", got)
     assert "obj-$(CONFIG_CMM)" in parse(got).get_content()
 
 
-def test_golden_series_does_not_apply(tmp_path: Path, db: Database,
-                                      smtp_server: SmtpServer) -> None:
+def test_golden_series_does_not_apply(
+    tmp_path: Path, db: Database, smtp_server: SmtpServer
+) -> None:
     m = mailer(tmp_path, db, smtp_server)
     series = balloon_series()
     send_all(m, add_series(db), drafts_for(m, series, not_applied(), []))
@@ -130,15 +146,19 @@ def test_golden_series_does_not_apply(tmp_path: Path, db: Database,
     assert "error: mm/balloon_compaction.c: patch does not apply" in body
 
 
-def test_golden_findings_in_several_patches(tmp_path: Path, db: Database,
-                                            smtp_server: SmtpServer) -> None:
+def test_golden_findings_in_several_patches(
+    tmp_path: Path, db: Database, smtp_server: SmtpServer
+) -> None:
     m = mailer(tmp_path, db, smtp_server)
     series = balloon_series()
     findings = [build_error(2), w1_warning(2), removed_member(3)]
     send_all(m, add_series(db), drafts_for(m, series, applied_on_mm(), findings))
     got = smtp_server.received
     assert [parse(g)["In-Reply-To"] for g in got] == [
-        f"<{COVER}>", f"<{series.patches[1].msgid}>", f"<{series.patches[2].msgid}>"]
+        f"<{COVER}>",
+        f"<{series.patches[1].msgid}>",
+        f"<{series.patches[2].msgid}>",
+    ]
     for name, g in zip(("multi-0-summary", "multi-2", "multi-3"), got, strict=True):
         check_golden(name, g)
     assert len({parse(g)["Message-ID"] for g in got}) == 3
@@ -147,8 +167,9 @@ def test_golden_findings_in_several_patches(tmp_path: Path, db: Database,
 # --- once and only once ---------------------------------------------------------------
 
 
-def test_recheck_of_unchanged_series_sends_nothing(tmp_path: Path, db: Database,
-                                                   smtp_server: SmtpServer) -> None:
+def test_recheck_of_unchanged_series_sends_nothing(
+    tmp_path: Path, db: Database, smtp_server: SmtpServer
+) -> None:
     m = mailer(tmp_path, db, smtp_server)
     sid = add_series(db)
     drafts = drafts_for(m, balloon_series(), applied_on_mm(), [build_error()])
@@ -172,12 +193,12 @@ class CrashingTransport(SmtpTransport):
 
 
 def test_crash_between_recording_and_sending_sends_once_same_msgid(
-        tmp_path: Path, db: Database, smtp_server: SmtpServer) -> None:
+    tmp_path: Path, db: Database, smtp_server: SmtpServer
+) -> None:
     clock = Clock()
     m = mailer(tmp_path, db, smtp_server, clock)
     sid = add_series(db)
-    (row,) = m.queue(sid, None, drafts_for(m, balloon_series(), applied_on_mm(),
-                                           [build_error()]))
+    (row,) = m.queue(sid, None, drafts_for(m, balloon_series(), applied_on_mm(), [build_error()]))
     # the process dies before delivering; a new one starts from the database
     restarted = Mailer(m.settings, db, transport=CrashingTransport(m.settings), clock=m.clock)
     first = restarted.deliver_pending()
@@ -195,8 +216,7 @@ def test_crash_between_recording_and_sending_sends_once_same_msgid(
 # --- policy ---------------------------------------------------------------------------
 
 
-def test_rate_limits_defer_then_send(tmp_path: Path, db: Database,
-                                     smtp_server: SmtpServer) -> None:
+def test_rate_limits_defer_then_send(tmp_path: Path, db: Database, smtp_server: SmtpServer) -> None:
     clock = Clock()
     m = mailer(tmp_path, db, smtp_server, clock, rate_per_hour=2, rate_per_author_per_hour=10)
     findings = [build_error(2), w1_warning(2), removed_member(3)]
@@ -218,16 +238,19 @@ def test_rate_limit_per_author(tmp_path: Path, db: Database, smtp_server: SmtpSe
     assert report.deferred[0][1].startswith("rate limit: 1 replies to dana.kovac@example.org")
 
 
-@pytest.mark.parametrize(("mute", "who"), [
-    ("Dana.Kovac@example.org", "the author dana.kovac@example.org"),
-    ("linux-mm", "the list linux-mm@kvack.org"),
-    ("linuxppc-dev@lists.ozlabs.org", "the list linuxppc-dev@lists.ozlabs.org"),
-])
-def test_mute_list_drops_with_reason(tmp_path: Path, db: Database, smtp_server: SmtpServer,
-                                     mute: str, who: str) -> None:
+@pytest.mark.parametrize(
+    ("mute", "who"),
+    [
+        ("Dana.Kovac@example.org", "the author dana.kovac@example.org"),
+        ("linux-mm", "the list linux-mm@kvack.org"),
+        ("linuxppc-dev@lists.ozlabs.org", "the list linuxppc-dev@lists.ozlabs.org"),
+    ],
+)
+def test_mute_list_drops_with_reason(
+    tmp_path: Path, db: Database, smtp_server: SmtpServer, mute: str, who: str
+) -> None:
     m = mailer(tmp_path, db, smtp_server, mute=[mute])
-    m.queue(add_series(db), None, drafts_for(m, balloon_series(), applied_on_mm(),
-                                             [build_error()]))
+    m.queue(add_series(db), None, drafts_for(m, balloon_series(), applied_on_mm(), [build_error()]))
     report = m.deliver_pending()
     assert report.sent == [] and smtp_server.received == []
     assert report.dropped[0][1] == f"muted: {who} opted out (mail.mute: {mute})"
@@ -239,8 +262,9 @@ def test_mute_list_drops_with_reason(tmp_path: Path, db: Database, smtp_server: 
 def test_embargo_holds_then_sends(tmp_path: Path, db: Database, smtp_server: SmtpServer) -> None:
     clock = Clock()
     m = mailer(tmp_path, db, smtp_server, clock, embargo_minutes=30)
-    (row,) = m.queue(add_series(db), None, drafts_for(m, balloon_series(), applied_on_mm(),
-                                                      [build_error()]))
+    (row,) = m.queue(
+        add_series(db), None, drafts_for(m, balloon_series(), applied_on_mm(), [build_error()])
+    )
     assert row.state == "held" and row.not_before == T0 + timedelta(minutes=30)
     assert m.deliver_pending().sent == []
     clock.now += timedelta(minutes=31)
@@ -249,8 +273,9 @@ def test_embargo_holds_then_sends(tmp_path: Path, db: Database, smtp_server: Smt
     assert parse(got)["Date"] == "Sat, 28 Nov 2026 06:31:00 +0000"  # when it left
 
 
-def test_embargo_cancelled_by_new_revision(tmp_path: Path, db: Database,
-                                           smtp_server: SmtpServer) -> None:
+def test_embargo_cancelled_by_new_revision(
+    tmp_path: Path, db: Database, smtp_server: SmtpServer
+) -> None:
     clock = Clock()
     m = mailer(tmp_path, db, smtp_server, clock, embargo_minutes=30)
     sid = add_series(db)
@@ -269,8 +294,11 @@ def test_embargo_cancelled_by_new_revision(tmp_path: Path, db: Database,
 def test_outbox_maildir_is_the_default(tmp_path: Path, db: Database) -> None:
     settings = make_settings(tmp_path)
     m = Mailer(settings, db, clock=Clock())
-    m.queue(add_series(db), None, render_replies(balloon_series(), applied_on_mm(),
-                                                 [build_error()], settings, SERIES_URL))
+    m.queue(
+        add_series(db),
+        None,
+        render_replies(balloon_series(), applied_on_mm(), [build_error()], settings, SERIES_URL),
+    )
     report = m.deliver_pending()
     assert len(report.sent) == 1, report
     (path,) = (settings.paths.outbox / "new").iterdir()
@@ -284,40 +312,54 @@ class _Login:
     def __init__(self) -> None:
         self.users: list[str] = []
 
-    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str,
-                 auth_data: Any) -> Any:
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> Any:
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
-        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == b"lorebot"
-              and auth_data.password == b"s3cret")
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == b"lorebot"
+            and auth_data.password == b"s3cret"
+        )
         if ok:
             self.users.append("lorebot")
         return AuthResult(success=ok)
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-def test_smtp_login_from_environment(tmp_path: Path, db: Database,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_smtp_login_from_environment(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     login = _Login()
     monkeypatch.setenv("LOREBOT_SMTP_USER", "lorebot")
     monkeypatch.setenv("LOREBOT_SMTP_PASSWORD", "s3cret")
-    with SmtpServer(authenticator=login, auth_required=True, auth_require_tls=False,
-                    auth_exclude_mechanism=["LOGIN"]) as server:
+    with SmtpServer(
+        authenticator=login,
+        auth_required=True,
+        auth_require_tls=False,
+        auth_exclude_mechanism=["LOGIN"],
+    ) as server:
         m = mailer(tmp_path, db, server)
-        send_all(m, add_series(db), drafts_for(m, balloon_series(), applied_on_mm(),
-                                               [build_error()]))
+        send_all(
+            m, add_series(db), drafts_for(m, balloon_series(), applied_on_mm(), [build_error()])
+        )
         assert len(server.received) == 1 and login.users == ["lorebot"]
 
 
 def test_refused_recipients(tmp_path: Path, db: Database) -> None:
-    everyone = {"dana.kovac@example.org", "akpm@linux-foundation.org", "david@example.com",
-                "linux-mm@kvack.org", "linux-kernel@vger.kernel.org",
-                "linuxppc-dev@lists.ozlabs.org"}
+    everyone = {
+        "dana.kovac@example.org",
+        "akpm@linux-foundation.org",
+        "david@example.com",
+        "linux-mm@kvack.org",
+        "linux-kernel@vger.kernel.org",
+        "linuxppc-dev@lists.ozlabs.org",
+    }
     sid = add_series(db)
     with SmtpServer(refuse={"david@example.com"}) as server:
         m = mailer(tmp_path, db, server)
-        m.queue(sid, None, drafts_for(m, balloon_series(), applied_on_mm(),
-                                                 [build_error()]))
+        m.queue(sid, None, drafts_for(m, balloon_series(), applied_on_mm(), [build_error()]))
         assert len(m.deliver_pending().sent) == 1  # one refused Cc does not stop it
         assert set(server.received[0].rcpt_tos) == everyone - {"david@example.com"}
     with db.session() as s:
@@ -326,17 +368,23 @@ def test_refused_recipients(tmp_path: Path, db: Database) -> None:
 
 
 def test_list_mangled_from_with_reply_to_reaches_the_author(
-        tmp_path: Path, db: Database, smtp_server: SmtpServer) -> None:
+    tmp_path: Path, db: Database, smtp_server: SmtpServer
+) -> None:
     series = joerg_patch()
-    mangled = series.patches[0].model_copy(update={
-        "author": "=?UTF-8?q?J=C3=B6rg_R=C3=B6del_via_iommu?= <iommu@lists.linux.dev>",
-        "author_email": "iommu@lists.linux.dev",
-        "reply_to": "=?UTF-8?q?J=C3=B6rg_R=C3=B6del?= <joro@8bytes.example.org>",
-    })
+    mangled = series.patches[0].model_copy(
+        update={
+            "author": "=?UTF-8?q?J=C3=B6rg_R=C3=B6del_via_iommu?= <iommu@lists.linux.dev>",
+            "author_email": "iommu@lists.linux.dev",
+            "reply_to": "=?UTF-8?q?J=C3=B6rg_R=C3=B6del?= <joro@8bytes.example.org>",
+        }
+    )
     series = series.model_copy(update={"patches": (mangled,)})
     m = mailer(tmp_path, db, smtp_server)
-    send_all(m, add_series(db, series.msgid),
-             drafts_for(m, series, applied_on_iommu(), [iommu_warning()]))
+    send_all(
+        m,
+        add_series(db, series.msgid),
+        drafts_for(m, series, applied_on_iommu(), [iommu_warning()]),
+    )
     (got,) = smtp_server.received
     msg = parse(got)
     assert [str(a) for a in msg["To"].addresses] == ["Jörg Rödel <joro@8bytes.example.org>"]

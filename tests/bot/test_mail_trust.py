@@ -25,51 +25,74 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "replies"
 
 
 def checkpatch(patch: int, severity: str = "check") -> Finding:
-    return Finding(check="checkpatch", kind="PARENTHESIS_ALIGNMENT", severity=severity,
-                   patch=patch, file="mm/balloon_compaction.c", line=10 + patch,
-                   message="Alignment should match open parenthesis")
+    return Finding(
+        check="checkpatch",
+        kind="PARENTHESIS_ALIGNMENT",
+        severity=severity,
+        patch=patch,
+        file="mm/balloon_compaction.c",
+        line=10 + patch,
+        message="Alignment should match open parenthesis",
+    )
 
 
 def test_checkpatch_is_page_only_by_default(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     style = [checkpatch(1), checkpatch(2, "warning"), checkpatch(3, "error")]
     assert render_replies(balloon_series(), applied_on_mm(), style, settings, SERIES_URL) == []
-    drafts = render_replies(balloon_series(), applied_on_mm(), [*style, build_error(2)],
-                            settings, SERIES_URL)
+    drafts = render_replies(
+        balloon_series(), applied_on_mm(), [*style, build_error(2)], settings, SERIES_URL
+    )
     assert [d.patch for d in drafts] == [2]
     assert "checkpatch" not in drafts[0].body and "Alignment" not in drafts[0].body
     # a list may ask for checkpatch's ERRORs, never its CHECKs
     errors_too = MailPolicySettings(checkpatch_errors=True)
-    drafts = render_replies(balloon_series(), applied_on_mm(), style, settings, SERIES_URL,
-                            policy=errors_too)
+    drafts = render_replies(
+        balloon_series(), applied_on_mm(), style, settings, SERIES_URL, policy=errors_too
+    )
     assert [d.patch for d in drafts] == [3]
 
 
 def test_not_applied_is_mailed_only_on_a_certain_base(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     certain = not_applied()
-    assert [d.kind for d in render_replies(balloon_series(), certain, [], settings,
-                                           SERIES_URL)] == ["not-applied"]
+    assert [
+        d.kind for d in render_replies(balloon_series(), certain, [], settings, SERIES_URL)
+    ] == ["not-applied"]
     guessed = certain.model_copy(update={"base_certain": False})
     assert render_replies(balloon_series(), guessed, [], settings, SERIES_URL) == []
 
 
 def _long_series(n: int) -> Series:
-    patches = tuple(PatchMail(index=i, msgid=f"p{i}@example.org",
-                              subject=f"[PATCH {i}/{n}] mm: step {i}", title=f"mm: step {i}",
-                              author="Dev Eloper <dev@example.org>",
-                              author_email="dev@example.org")
-                    for i in range(1, n + 1))
-    return Series(msgid="p1@example.org", subject=patches[0].subject, total=n,
-                  patches=patches, author="Dev Eloper <dev@example.org>",
-                  author_email="dev@example.org")
+    patches = tuple(
+        PatchMail(
+            index=i,
+            msgid=f"p{i}@example.org",
+            subject=f"[PATCH {i}/{n}] mm: step {i}",
+            title=f"mm: step {i}",
+            author="Dev Eloper <dev@example.org>",
+            author_email="dev@example.org",
+        )
+        for i in range(1, n + 1)
+    )
+    return Series(
+        msgid="p1@example.org",
+        subject=patches[0].subject,
+        total=n,
+        patches=patches,
+        author="Dev Eloper <dev@example.org>",
+        author_email="dev@example.org",
+    )
 
 
 def test_past_five_patch_mails_one_bounded_summary(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     series = _long_series(20)
-    findings = [build_error(i).model_copy(update={"line": 100 + j, "message": f"bad {w}"})
-                for i in range(1, 13) for j, w in enumerate("abcde")]
+    findings = [
+        build_error(i).model_copy(update={"line": 100 + j, "message": f"bad {w}"})
+        for i in range(1, 13)
+        for j, w in enumerate("abcde")
+    ]
     (d,) = render_replies(series, applied_on_mm(), findings, settings, SERIES_URL)
     assert d.kind == "summary"
     assert "one line each; the details are on the status page" in " ".join(d.body.split())
@@ -83,14 +106,17 @@ def test_past_five_patch_mails_one_bounded_summary(tmp_path: Path) -> None:
 
 def test_a_run_with_a_fault_of_ours_drafts_nothing(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    outcome = CheckOutcome(series=balloon_series(), applied=applied_on_mm(),
-                           findings=[build_error(2)], faults=["build: aarch64-linux-gnu-gcc "
-                                                              "not found"])
+    outcome = CheckOutcome(
+        series=balloon_series(),
+        applied=applied_on_mm(),
+        findings=[build_error(2)],
+        faults=["build: aarch64-linux-gnu-gcc not found"],
+    )
     assert draft_replies(settings, outcome) == []
-    unsynced = ApplyResult(ok=False, fault="no base to apply on: mm/mm-unstable not synced",
-                           base_certain=False)
-    assert draft_replies(settings, CheckOutcome(series=balloon_series(),
-                                                applied=unsynced)) == []
+    unsynced = ApplyResult(
+        ok=False, fault="no base to apply on: mm/mm-unstable not synced", base_certain=False
+    )
+    assert draft_replies(settings, CheckOutcome(series=balloon_series(), applied=unsynced)) == []
 
 
 def test_golden_mails_carry_nothing_but_findings() -> None:
@@ -99,16 +125,41 @@ def test_golden_mails_carry_nothing_but_findings() -> None:
     for eml in sorted(GOLDEN.glob("*.eml")):
         text = eml.read_text()
         body = text.split("\n\n", 1)[1]
-        for bad in ("not compiled", "refused by Kconfig", "helpers tried", "not found;",
-                    "toolchain", "{'", "[('", ".cache/lorebot"):
+        for bad in (
+            "not compiled",
+            "refused by Kconfig",
+            "helpers tried",
+            "not found;",
+            "toolchain",
+            "{'",
+            "[('",
+            ".cache/lorebot",
+        ):
             assert bad not in body, (eml.name, bad)
         # no absolute path of a machine (URLs are fine: they follow '//')
         assert not re.search(r"(?<![/\w])/(?:[\w.-]+/){2,}", body), eml.name
         for line in body.splitlines():
-            quoted = (line.startswith((" ", ">", "\t", "make ", "git ", "b4 ", "./scripts",
-                                       "CONFIG_", "# CONFIG_", "Reported-by:", "Closes:",
-                                       "@@", "+", "-", "Applying:", "error:", "Patch failed"))
-                      or re.match(r"^[\w./-]+:\d+(:\d+)?: ", line))
+            quoted = line.startswith(
+                (
+                    " ",
+                    ">",
+                    "\t",
+                    "make ",
+                    "git ",
+                    "b4 ",
+                    "./scripts",
+                    "CONFIG_",
+                    "# CONFIG_",
+                    "Reported-by:",
+                    "Closes:",
+                    "@@",
+                    "+",
+                    "-",
+                    "Applying:",
+                    "error:",
+                    "Patch failed",
+                )
+            ) or re.match(r"^[\w./-]+:\d+(:\d+)?: ", line)
             assert len(line) <= 72 or quoted, (eml.name, line)
 
 
@@ -128,12 +179,23 @@ def test_one_item_per_cause(tmp_path: Path) -> None:
     """A removed member used on three lines, also broken in the build: one item."""
     settings = make_settings(tmp_path)
     message = "'struct balloon_dev_info' has no member named 'migratepage'"
-    semantic = [Finding(check="semantic", kind="removed-member", severity="error", patch=2,
-                        file="mm/balloon_compaction.c", line=n, message=message,
-                        title="use of a removed struct member") for n in (230, 95, 240)]
+    semantic = [
+        Finding(
+            check="semantic",
+            kind="removed-member",
+            severity="error",
+            patch=2,
+            file="mm/balloon_compaction.c",
+            line=n,
+            message=message,
+            title="use of a removed struct member",
+        )
+        for n in (230, 95, 240)
+    ]
     build = build_error(2).model_copy(update={"line": 95, "column": 22, "message": message})
-    (d,) = render_replies(balloon_series(), applied_on_mm(), [*semantic, build], settings,
-                          SERIES_URL)
+    (d,) = render_replies(
+        balloon_series(), applied_on_mm(), [*semantic, build], settings, SERIES_URL
+    )
     text = " ".join(d.body.split())
     assert "found a new build error in mm/balloon_compaction.c:95" in text
     assert "[1/" not in d.body  # one item, not four
@@ -144,19 +206,28 @@ def test_one_item_per_cause(tmp_path: Path) -> None:
 def test_a_local_tree_is_named_by_commit_never_by_path(tmp_path: Path) -> None:
     local = tmp_path / "srv" / "mm.git"
     settings = make_settings(tmp_path)
-    settings = settings.model_copy(update={"trees": [
-        t.model_copy(update={"url": str(local)}) if t.name == "mm" else t
-        for t in settings.trees]})
-    (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], settings,
-                          SERIES_URL)
+    settings = settings.model_copy(
+        update={
+            "trees": [
+                t.model_copy(update={"url": str(local)}) if t.name == "mm" else t
+                for t in settings.trees
+            ]
+        }
+    )
+    (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], settings, SERIES_URL)
     assert str(tmp_path) not in d.body and "git fetch" not in d.body
-    assert "the tested tree is not public; its base is commit 4e5a2f1b9c0d of mm" in \
-        " ".join(d.body.split())
-    public = settings.model_copy(update={"trees": [
-        t.model_copy(update={"public_url": "https://git.example.org/mm.git"})
-        for t in settings.trees]})
-    (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], public,
-                          SERIES_URL)
+    assert "the tested tree is not public; its base is commit 4e5a2f1b9c0d of mm" in " ".join(
+        d.body.split()
+    )
+    public = settings.model_copy(
+        update={
+            "trees": [
+                t.model_copy(update={"public_url": "https://git.example.org/mm.git"})
+                for t in settings.trees
+            ]
+        }
+    )
+    (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], public, SERIES_URL)
     assert "git fetch https://git.example.org/mm.git mm-unstable" in d.body
 
 
@@ -165,11 +236,12 @@ def test_each_mail_says_what_was_not_compiled(tmp_path: Path) -> None:
 
     settings = make_settings(tmp_path)
     missed = [Uncompiled(what="mm/migrate_device.o", needs="CONFIG_DEVICE_MIGRATION")]
-    drafts = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], settings,
-                            SERIES_URL, uncompiled=missed)
+    drafts = render_replies(
+        balloon_series(), applied_on_mm(), [build_error(2)], settings, SERIES_URL, uncompiled=missed
+    )
     text = " ".join(drafts[0].body.split())
-    assert ("Not compiled in any tested config: mm/migrate_device.o "
-            "(CONFIG_DEVICE_MIGRATION).") in text
-    (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], settings,
-                          SERIES_URL)
+    assert (
+        "Not compiled in any tested config: mm/migrate_device.o (CONFIG_DEVICE_MIGRATION)."
+    ) in text
+    (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], settings, SERIES_URL)
     assert "Not compiled" not in d.body

@@ -7,9 +7,16 @@ from bot.run.pipeline import dedupe
 
 
 def f(patch: int, line: int, arch: str = "", check: str = "semantic") -> Finding:
-    return Finding(check=check, kind="removed-member", severity="error", patch=patch,
-                   file="mm/zsmalloc.c", line=line, message="'name' is no longer a member",
-                   arch=arch)
+    return Finding(
+        check=check,
+        kind="removed-member",
+        severity="error",
+        patch=patch,
+        file="mm/zsmalloc.c",
+        line=line,
+        message="'name' is no longer a member",
+        arch=arch,
+    )
 
 
 def test_dedupe_keeps_distinct_lines_and_drops_repeats() -> None:
@@ -18,6 +25,7 @@ def test_dedupe_keeps_distinct_lines_and_drops_repeats() -> None:
 
 
 def test_dedupe_keeps_one_per_arch() -> None:
-    out = dedupe([f(1, 5, "x86_64", "build"), f(1, 5, "powerpc", "build"),
-                  f(1, 5, "x86_64", "build")])
+    out = dedupe(
+        [f(1, 5, "x86_64", "build"), f(1, 5, "powerpc", "build"), f(1, 5, "x86_64", "build")]
+    )
     assert sorted(x.arch for x in out) == ["powerpc", "x86_64"]

@@ -24,8 +24,12 @@ N_SERIES = 40
 
 def add_series(db: Database, n: int, state: str = "queued", **fields: Any) -> list[int]:
     with db.session() as s:
-        rows = [SeriesRow(list_name="l", msgid=f"{state}-{i}-{os.urandom(4).hex()}@x",
-                          state=state, **fields) for i in range(n)]
+        rows = [
+            SeriesRow(
+                list_name="l", msgid=f"{state}-{i}-{os.urandom(4).hex()}@x", state=state, **fields
+            )
+            for i in range(n)
+        ]
         s.add_all(rows)
         s.flush()
         return [r.id for r in rows]
@@ -57,8 +61,10 @@ def test_threads_never_take_a_series_twice(db: Database) -> None:
     ids = add_series(db, N_SERIES)
     got: list[list[int]] = [[] for _ in range(4)]
     start = threading.Barrier(4)
-    threads = [threading.Thread(target=_claim_until_empty, args=(db, f"t/{i}", got[i], start))
-               for i in range(4)]
+    threads = [
+        threading.Thread(target=_claim_until_empty, args=(db, f"t/{i}", got[i], start))
+        for i in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -85,9 +91,12 @@ def test_processes_never_take_a_series_twice(db: Database, tmp_path: Path) -> No
     ids = add_series(db, N_SERIES)
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
-    procs = [ctx.Process(target=claim_in_process,
-                         args=(db.url, f"p/{i}", str(tmp_path / f"p{i}.json"), start))
-             for i in range(2)]
+    procs = [
+        ctx.Process(
+            target=claim_in_process, args=(db.url, f"p/{i}", str(tmp_path / f"p{i}.json"), start)
+        )
+        for i in range(2)
+    ]
     for p in procs:
         p.start()
     start.set()
@@ -114,10 +123,17 @@ def test_recover_interrupted(db: Database) -> None:
     (resumable,) = add_series(db, 1, state="running", claimed_by=dead, attempts=1, step="build")
     (mine,) = add_series(db, 1, state="running", claimed_by=queue.worker_name(0), attempts=2)
     (hopeless,) = add_series(db, 1, state="running", claimed_by=dead, attempts=3)
-    (elsewhere,) = add_series(db, 1, state="running", claimed_by=f"{host}/{os.getppid()}/w0",
-                              attempts=1)
-    (reused,) = add_series(db, 1, state="running", claimed_by=f"{host}/{os.getppid()}/w1",
-                           attempts=1, claimed_at=datetime(2000, 1, 1))
+    (elsewhere,) = add_series(
+        db, 1, state="running", claimed_by=f"{host}/{os.getppid()}/w0", attempts=1
+    )
+    (reused,) = add_series(
+        db,
+        1,
+        state="running",
+        claimed_by=f"{host}/{os.getppid()}/w1",
+        attempts=1,
+        claimed_at=datetime(2000, 1, 1),
+    )
     (done,) = add_series(db, 1, state="done")
     with db.session() as s:
         s.add(RunRow(series_id=resumable, state="running", step="build"))
@@ -126,10 +142,12 @@ def test_recover_interrupted(db: Database) -> None:
 
     assert sorted(recovered) == sorted([resumable, mine, reused])
     with db.session() as s:
+
         def get(i: int) -> SeriesRow:
             row = s.get(SeriesRow, i)
             assert row is not None
             return row
+
         assert get(resumable).state == "queued" and get(resumable).attempts == 1
         assert "build" in get(resumable).reason and get(resumable).claimed_by == ""
         assert get(mine).state == "queued"

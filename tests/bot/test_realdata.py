@@ -17,16 +17,22 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MBOX = DATA / "virtualization-2023-05.mbox"
 
 pytestmark = pytest.mark.skipif(
-    not MBOX.exists(), reason=f"{MBOX} missing (real archive data lives beside the repository, "
-                              "in ../shared/data; a fresh clone has none)")
+    not MBOX.exists(),
+    reason=f"{MBOX} missing (real archive data lives beside the repository, "
+    "in ../shared/data; a fresh clone has none)",
+)
 
 
 def test_real_month(tmp_path: Path, pi_server: PublicInboxServer) -> None:
-    pi_server.runner.run(["perl", "-e", _import_mboxrd(), pi_server.name],
-                         input=MBOX.read_bytes(), check=True, timeout=900)
-    settings = intake_settings(tmp_path, pi_server,
-                               bot_senders=["lkp@intel.com", "noreply@", "syzbot",
-                                            "patchwork-bot"])
+    pi_server.runner.run(
+        ["perl", "-e", _import_mboxrd(), pi_server.name],
+        input=MBOX.read_bytes(),
+        check=True,
+        timeout=900,
+    )
+    settings = intake_settings(
+        tmp_path, pi_server, bot_senders=["lkp@intel.com", "noreply@", "syzbot", "patchwork-bot"]
+    )
     db = Database(settings.database_url)
     try:
         report = poll_once(settings, db)

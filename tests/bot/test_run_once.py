@@ -37,13 +37,17 @@ def _runs(db: Database, series_id: int) -> list[str]:
 
 
 def test_check_and_a_service_never_run_one_series_twice(
-    tmp_path: Path, pi_server: PublicInboxServer, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    pi_server: PublicInboxServer,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     work = SmallRepo(tmp_path / "work")
     base = work.head()
-    work.commit("mm: alpha returns minus one",
-                {"mm/alpha.c": work.edit("mm/alpha.c", "return 1;", "return -1;")})
+    work.commit(
+        "mm: alpha returns minus one",
+        {"mm/alpha.c": work.edit("mm/alpha.c", "return 1;", "return -1;")},
+    )
     mails = work.mails(base, ("--thread",))
     pi_server.post_many(mails)
     msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
@@ -81,7 +85,9 @@ def test_check_and_a_service_never_run_one_series_twice(
 
 
 def test_a_check_that_fails_finishes_its_run_with_the_reason(
-    tmp_path: Path, pi_server: PublicInboxServer, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    pi_server: PublicInboxServer,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     work = SmallRepo(tmp_path / "work")

@@ -21,17 +21,22 @@ def gen(tmp_path: Path) -> MailGen:
     return MailGen(tmp_path / "gen")
 
 
-def test_load_series_revisions_trailers_followup(tmp_path: Path, pi_server: PublicInboxServer,
-                                                 gen: MailGen) -> None:
+def test_load_series_revisions_trailers_followup(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen
+) -> None:
     v1 = gen.series("mm: add foo", 3, prefix="PATCH mm-unstable")
     review = gen.trailer_reply(v1[2])
     v2 = gen.series("mm: add foo", 3, version=2, in_reply_to=msgid_of(v1[0]))
     follow = gen.followup(v2[2], title="mm: fix foo on top")
     partial = gen.series("mm: partial", 3)
-    mangled = [m.replace(b"From: Ann Author <ann@example.org>",
-                         b"From: Ann Author via Test <test@lists.example.org>\n"
-                         b"X-Original-From: Ann Author <ann@example.org>")
-               for m in gen.series("dmarc: mangled", 1, cover=False)]
+    mangled = [
+        m.replace(
+            b"From: Ann Author <ann@example.org>",
+            b"From: Ann Author via Test <test@lists.example.org>\n"
+            b"X-Original-From: Ann Author <ann@example.org>",
+        )
+        for m in gen.series("dmarc: mangled", 1, cover=False)
+    ]
     pi_server.post_many([*v1, review, *v2, follow, *partial[:2], *mangled])
     settings = intake_settings(tmp_path, pi_server)
     lst = settings.lists[0]
@@ -64,8 +69,9 @@ def test_load_series_revisions_trailers_followup(tmp_path: Path, pi_server: Publ
     assert (inc.complete, inc.missing, len(inc.patches)) == (False, (2, 3), 1)
 
 
-def test_cli_series_json_and_poll(tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_series_json_and_poll(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, capsys: pytest.CaptureFixture[str]
+) -> None:
     v1 = gen.series("net: add bar", 2)
     follow = gen.followup(v1[1])
     pi_server.post_many([*v1, follow])
@@ -75,13 +81,28 @@ def test_cli_series_json_and_poll(tmp_path: Path, pi_server: PublicInboxServer, 
     assert cli.main(["--config", str(config), "series", "--json", url]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out == {
-        "msgid": msgid_of(v1[0]), "subject": "[PATCH 0/2] net: add bar", "version": 1,
-        "complete": True, "cover": msgid_of(v1[0]), "base_commit": gen.base, "parent": None,
-        "patches": [{"index": i, "msgid": msgid_of(v1[i]), "subject": f"[PATCH {i}/2] net: add "
-                     f"bar: part {i}"} for i in (1, 2)],
+        "msgid": msgid_of(v1[0]),
+        "subject": "[PATCH 0/2] net: add bar",
+        "version": 1,
+        "complete": True,
+        "cover": msgid_of(v1[0]),
+        "base_commit": gen.base,
+        "parent": None,
+        "patches": [
+            {
+                "index": i,
+                "msgid": msgid_of(v1[i]),
+                "subject": f"[PATCH {i}/2] net: add bar: part {i}",
+            }
+            for i in (1, 2)
+        ],
     }
-    assert cli.main(["--config", str(config), "series", "--json", "--list", "test",
-                     f"<{msgid_of(follow)}>"]) == 0
+    assert (
+        cli.main(
+            ["--config", str(config), "series", "--json", "--list", "test", f"<{msgid_of(follow)}>"]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["parent"] == msgid_of(v1[0]) and len(out["patches"]) == 1
     assert cli.main(["--config", str(config), "series", msgid_of(v1[0])]) == 0
@@ -97,8 +118,7 @@ def test_cli_series_json_and_poll(tmp_path: Path, pi_server: PublicInboxServer, 
     assert "test: 0 new message(s)" in capsys.readouterr().out
 
 
-def test_guess_base_from_blobs(tmp_path: Path, pi_server: PublicInboxServer,
-                               gen: MailGen) -> None:
+def test_guess_base_from_blobs(tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen) -> None:
     gen._commit("README", "moved on\n", "later", "Ann Author <ann@example.org>")
     series = gen.series("lib: rename", 2, edit_lib=True)
     pi_server.post_many(series)

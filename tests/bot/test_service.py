@@ -37,8 +37,9 @@ def test_poll_then_workers_run_everything(settings: Settings, db: Database) -> N
         done = sum(1 for st in states(db).values() if st == "done")
         mails.append((threading.current_thread().name, done))
 
-    svc = Service(two_workers(settings), db, pipeline, intake, deliver=deliver,
-                  web=False, idle_wait=5)
+    svc = Service(
+        two_workers(settings), db, pipeline, intake, deliver=deliver, web=False, idle_wait=5
+    )
     svc.start()
     try:
         wait_for(lambda: len(states(db)) == 6 and set(states(db).values()) == {"done"})
@@ -56,8 +57,9 @@ def test_poll_then_workers_run_everything(settings: Settings, db: Database) -> N
 
 def test_polls_never_overlap(settings: Settings, db: Database) -> None:
     intake = FakeIntake(seconds=0.25)
-    svc = Service(settings, db, FakePipeline(), intake, deliver=lambda: None,
-                  poll_interval=0.05, web=False)
+    svc = Service(
+        settings, db, FakePipeline(), intake, deliver=lambda: None, poll_interval=0.05, web=False
+    )
     svc.start()
     try:
         wait_for(lambda: intake.active)  # the scheduled poll is under way
@@ -110,8 +112,14 @@ def test_sigterm_drains_after_the_current_step(settings: Settings, db: Database)
 def test_crashed_run_is_resumed_on_start(settings: Settings, db: Database) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    (sid,) = add_queued(db, 1, state="running", step="build", attempts=1,
-                        claimed_by=f"{socket.gethostname()}/{gone.pid}/w0")
+    (sid,) = add_queued(
+        db,
+        1,
+        state="running",
+        step="build",
+        attempts=1,
+        claimed_by=f"{socket.gethostname()}/{gone.pid}/w0",
+    )
     pipeline = FakePipeline()
     svc = Service(settings, db, pipeline, FakeIntake(), deliver=lambda: None, web=False)
     svc.start()
@@ -127,8 +135,13 @@ def test_crashed_run_is_resumed_on_start(settings: Settings, db: Database) -> No
 def test_pipeline_crash_fails_the_series(settings: Settings, db: Database) -> None:
     (sid,) = add_queued(db, 1)
 
-    def crash(settings: Settings, db: Database, series_id: int, worker: str,
-              should_stop: Callable[[], bool]) -> None:
+    def crash(
+        settings: Settings,
+        db: Database,
+        series_id: int,
+        worker: str,
+        should_stop: Callable[[], bool],
+    ) -> None:
         raise RuntimeError("boom")
 
     svc = Service(settings, db, crash, FakeIntake(), deliver=lambda: None, web=False)
@@ -140,8 +153,9 @@ def test_pipeline_crash_fails_the_series(settings: Settings, db: Database) -> No
 
 def test_run_once_drains_the_queue(settings: Settings, db: Database) -> None:
     pipeline, intake, mails = FakePipeline(), FakeIntake(n=3), []
-    svc = Service(two_workers(settings), db, pipeline, intake, deliver=lambda: mails.append(1),
-                  web=False)
+    svc = Service(
+        two_workers(settings), db, pipeline, intake, deliver=lambda: mails.append(1), web=False
+    )
     assert svc.run_once(timeout=60) == 0
     assert intake.calls == 1
     assert set(states(db).values()) == {"done"} and len(pipeline.calls) == 3
@@ -152,15 +166,23 @@ def test_service_serves_the_status_page(settings: Settings, db: Database) -> Non
     port = free_port()
     web = WebSettings(listen="127.0.0.1", port=port)
     with_page = settings.model_copy(update={"web": web})
-    svc = Service(with_page, db, FakePipeline(), FakeIntake(), deliver=lambda: None,
-                  web=page_factory(with_page, db))
+    svc = Service(
+        with_page,
+        db,
+        FakePipeline(),
+        FakeIntake(),
+        deliver=lambda: None,
+        web=page_factory(with_page, db),
+    )
     svc.start()
     try:
+
         def up() -> bool:
             try:
                 return httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok"
             except httpx.TransportError:
                 return False
+
         wait_for(up)
         status = httpx.get(f"http://127.0.0.1:{port}/api/status").json()
         assert [w["step"] for w in status["workers"]] == ["idle"]  # this process's worker
@@ -169,16 +191,16 @@ def test_service_serves_the_status_page(settings: Settings, db: Database) -> Non
 
 
 def test_log_lines_carry_series_and_step() -> None:
-    record = logging.LogRecord("lorebot.service", logging.INFO, __file__, 1, "run start", (),
-                               None)
+    record = logging.LogRecord("lorebot.service", logging.INFO, __file__, 1, "run start", (), None)
     record.msgid = "a b@x"
     record.step = "build"
     line = KeyValueFormatter().format(record)
     assert line.endswith('run start msgid="a b@x" step=build')
 
 
-def test_serve_once_command(settings: Settings, db: Database,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_once_command(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`lorebot serve --once` wires the default intake and pipeline through the Service."""
     import argparse
 

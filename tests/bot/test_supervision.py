@@ -29,7 +29,8 @@ from tests.support.waiting import wait_for
 def quick(settings: Settings, port: int = 0) -> Settings:
     """One worker, upkeep every second, the page on `port` when given."""
     update: dict[str, object] = {
-        "service": ServiceSettings(workers=1, heartbeat_seconds=1, stale_claim_seconds=3)}
+        "service": ServiceSettings(workers=1, heartbeat_seconds=1, stale_claim_seconds=3)
+    }
     if port:
         update["web"] = WebSettings(listen="127.0.0.1", port=port)
     return settings.model_copy(update=update)
@@ -44,8 +45,14 @@ class GatedPipeline:
         self.calls: list[int] = []
         self.fail = fail
 
-    def __call__(self, settings: Settings, db: Database, series_id: int, worker: str,
-                 should_stop: Callable[[], bool]) -> None:
+    def __call__(
+        self,
+        settings: Settings,
+        db: Database,
+        series_id: int,
+        worker: str,
+        should_stop: Callable[[], bool],
+    ) -> None:
         self.calls.append(series_id)
         self.fail(series_id)
         for step in ("apply", "build"):
@@ -80,8 +87,15 @@ def test_locked_database_during_a_run(settings: Settings) -> None:
     port = free_port()
     pipeline = GatedPipeline()
     paged = quick(settings, port)
-    svc = Service(paged, db, pipeline, FakeIntake(), deliver=lambda: None, retry_wait=0.05,
-                  web=page_factory(paged, db))
+    svc = Service(
+        paged,
+        db,
+        pipeline,
+        FakeIntake(),
+        deliver=lambda: None,
+        retry_wait=0.05,
+        web=page_factory(paged, db),
+    )
     svc.start()
     locker = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
     try:
@@ -138,8 +152,9 @@ def test_dead_worker_thread_is_restarted(settings: Settings, db: Database) -> No
     assert pipeline.calls == [doomed, doomed, later]
 
 
-def test_claim_of_a_dead_process_is_taken_back_while_running(settings: Settings,
-                                                             db: Database) -> None:
+def test_claim_of_a_dead_process_is_taken_back_while_running(
+    settings: Settings, db: Database
+) -> None:
     pipeline = GatedPipeline()
     pipeline.at_gate.set()
     svc = Service(quick(settings), db, pipeline, FakeIntake(), deliver=lambda: None, web=False)
@@ -147,16 +162,21 @@ def test_claim_of_a_dead_process_is_taken_back_while_running(settings: Settings,
     try:
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
-        (sid,) = add_queued(db, 1, state="running", step="build", attempts=1,
-                            claimed_by=f"{socket.gethostname()}/{gone.pid}/w0")
+        (sid,) = add_queued(
+            db,
+            1,
+            state="running",
+            step="build",
+            attempts=1,
+            claimed_by=f"{socket.gethostname()}/{gone.pid}/w0",
+        )
         wait_for(lambda: states(db)[sid] == "done")  # no restart needed
     finally:
         svc.stop()
     assert pipeline.calls == [sid]
 
 
-def test_healthz_without_a_service_reads_the_database(settings: Settings,
-                                                      tmp_path: Path) -> None:
+def test_healthz_without_a_service_reads_the_database(settings: Settings, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from bot.web import create_app

@@ -14,15 +14,19 @@ from bot.cli.main import main
 from bot.trees.tarimport import strip_debian_gitignore
 from tests.support.gitrepo import SmallRepo, git
 
-DEBIAN_TAIL = ("\n# Rust analyzer configuration\n/rust-project.json\n\n#\n"
-               "# Debian packaging: ignore everything at the top level, since it isn't\n"
-               "# included in our repository\n#\n/*\n!/debian/\n")
+DEBIAN_TAIL = (
+    "\n# Rust analyzer configuration\n/rust-project.json\n\n#\n"
+    "# Debian packaging: ignore everything at the top level, since it isn't\n"
+    "# included in our repository\n#\n/*\n!/debian/\n"
+)
 
 
 def test_strip_debian_gitignore_keeps_the_upstream_rules() -> None:
     text = "*.o\n/vmlinux\n" + DEBIAN_TAIL
-    assert strip_debian_gitignore(text) == "*.o\n/vmlinux\n\n# Rust analyzer configuration\n" \
-                                           "/rust-project.json\n"
+    assert (
+        strip_debian_gitignore(text) == "*.o\n/vmlinux\n\n# Rust analyzer configuration\n"
+        "/rust-project.json\n"
+    )
     assert strip_debian_gitignore("*.o\n") == "*.o\n"
 
 
@@ -43,8 +47,9 @@ def make_tarball(tmp_path: Path) -> Path:
 
 def write_config(tmp_path: Path, trees: str) -> Path:
     cfg = tmp_path / "l.toml"
-    cfg.write_text(f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n'
-                   + trees)
+    cfg.write_text(
+        f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n' + trees
+    )
     return cfg
 
 
@@ -53,24 +58,64 @@ def test_tree_import_cli_makes_one_commit_with_modes_and_symlinks(
 ) -> None:
     cfg = write_config(tmp_path, "")
     tarball = make_tarball(tmp_path)
-    assert main(["--config", str(cfg), "tree", "import", "linux", str(tarball),
-                 "--branch", "v9.9", "--json"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(cfg),
+                "tree",
+                "import",
+                "linux",
+                str(tarball),
+                "--branch",
+                "v9.9",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["tree"] == "linux" and out["branch"] == "v9.9" and out["files"] == 4
     gd = tmp_path / "cache" / "git" / "kernel.git"
-    sha = subprocess.run(["git", "--git-dir", str(gd), "rev-parse", "refs/trees/linux/v9.9"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "--git-dir", str(gd), "rev-parse", "refs/trees/linux/v9.9"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert sha == out["sha"]
-    ls = subprocess.run(["git", "--git-dir", str(gd), "ls-tree", "-r", sha],
-                        capture_output=True, text=True, check=True).stdout
+    ls = subprocess.run(
+        ["git", "--git-dir", str(gd), "ls-tree", "-r", sha],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "100755 blob" in ls.split("scripts/config")[0].splitlines()[-1]
     assert any(ln.startswith("120000") and ln.endswith("scripts/link.c") for ln in ls.splitlines())
-    gitignore = subprocess.run(["git", "--git-dir", str(gd), "show", f"{sha}:.gitignore"],
-                               capture_output=True, text=True, check=True).stdout
+    gitignore = subprocess.run(
+        ["git", "--git-dir", str(gd), "show", f"{sha}:.gitignore"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "/*" not in gitignore.splitlines() and "*.o" in gitignore
     # the same tarball imports to the same commit (dated by the tarball)
-    assert main(["--config", str(cfg), "tree", "import", "linux", str(tarball),
-                 "--branch", "again", "--json"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(cfg),
+                "tree",
+                "import",
+                "linux",
+                str(tarball),
+                "--branch",
+                "again",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["sha"] == sha
 
 
@@ -86,8 +131,9 @@ def test_tree_sync_cli_fetches_branches_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     up = SmallRepo(tmp_path / "up")
-    cfg = write_config(tmp_path, f'[[trees]]\nname = "small"\nurl = "{up.path}"\n'
-                                 'branches = ["master"]\n')
+    cfg = write_config(
+        tmp_path, f'[[trees]]\nname = "small"\nurl = "{up.path}"\nbranches = ["master"]\n'
+    )
     assert main(["--config", str(cfg), "tree", "sync", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"small": {"master": up.head()}}
     # a rebased (rewritten) branch is followed, not refused

@@ -27,8 +27,8 @@ lists = []
 trees = []
 
 [paths]
-state = "{tmp_path / 'state'}"
-cache = "{tmp_path / 'cache'}"
+state = "{tmp_path / "state"}"
+cache = "{tmp_path / "cache"}"
 
 [intake]
 poll_interval = 3600
@@ -53,12 +53,22 @@ def queue_replies(db: Database) -> list[str]:
     msgids = [f"lorebot-two-{i}@example.org" for i in range(N_REPLIES)]
     with db.session() as s:
         for i, msgid in enumerate(msgids):
-            raw = (f"From: lorebot <lorebot@example.org>\r\nTo: dev{i}@example.org\r\n"
-                   f"Subject: Re: [PATCH] x\r\nMessage-ID: <{msgid}>\r\n"
-                   "Date: Sat, 28 Nov 2026 06:00:00 +0000\r\n\r\nhello\r\n")
-            s.add(ReplyRow(msgid=msgid, to_addrs=[f"dev{i}@example.org"],
-                           author_email=f"dev{i}@example.org", subject="Re: [PATCH] x",
-                           raw=raw, digest=f"d{i}", state="pending"))
+            raw = (
+                f"From: lorebot <lorebot@example.org>\r\nTo: dev{i}@example.org\r\n"
+                f"Subject: Re: [PATCH] x\r\nMessage-ID: <{msgid}>\r\n"
+                "Date: Sat, 28 Nov 2026 06:00:00 +0000\r\n\r\nhello\r\n"
+            )
+            s.add(
+                ReplyRow(
+                    msgid=msgid,
+                    to_addrs=[f"dev{i}@example.org"],
+                    author_email=f"dev{i}@example.org",
+                    subject="Re: [PATCH] x",
+                    raw=raw,
+                    digest=f"d{i}",
+                    state="pending",
+                )
+            )
     return msgids
 
 
@@ -68,21 +78,35 @@ def test_two_services_send_each_reply_exactly_once(tmp_path: Path) -> None:
         db = Database(f"sqlite:///{tmp_path / 'state' / 'lorebot.db'}")
         msgids = queue_replies(db)
         logs = [tmp_path / f"serve{i}.log" for i in range(2)]
-        procs = [subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "--config", str(cfg), "serve", "--no-web"],
-            cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT) for log in logs]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "--config", str(cfg), "serve", "--no-web"],
+                cwd=REPO,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for log in logs
+        ]
         try:
+
             def states() -> Counter[str]:
                 with db.session() as s:
                     return Counter(s.scalars(select(ReplyRow.state)))
 
             # a service that exits early fails at once, not at the timeout
-            wait_for(lambda: states() == {"sent": N_REPLIES}
-                     or any(p.poll() is not None for p in procs), 120, "every reply sent",
-                     interval=0.1, context=lambda: f"replies {dict(states())}; logs:\n"
-                     + "\n".join(log.read_text()[-3000:] for log in logs))
+            wait_for(
+                lambda: states() == {"sent": N_REPLIES} or any(p.poll() is not None for p in procs),
+                120,
+                "every reply sent",
+                interval=0.1,
+                context=lambda: (
+                    f"replies {dict(states())}; logs:\n"
+                    + "\n".join(log.read_text()[-3000:] for log in logs)
+                ),
+            )
             assert states() == {"sent": N_REPLIES}, "\n".join(
-                log.read_text()[-3000:] for log in logs)
+                log.read_text()[-3000:] for log in logs
+            )
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)

@@ -26,8 +26,6 @@ def client(settings: Settings, db: Database, rows: dict[str, Any]) -> TestClient
     return TestClient(create_app(with_token(settings), db))
 
 
-
-
 def test_healthz_and_overview(client: TestClient) -> None:
     assert client.get("/healthz").text == "ok"
     r = client.get("/")
@@ -55,13 +53,25 @@ def test_api_status(client: TestClient) -> None:
 def test_api_series_list_and_filters(client: TestClient) -> None:
     all_rows = client.get("/api/series").json()
     assert [r["msgid"] for r in all_rows] == [
-        "dave-1@example.com", "carol-1@example.com", "bob-1@example.com", MSGID]
-    assert all_rows[-1] == {"msgid": MSGID, "subject": "[PATCH v2 0/2] mm: fix the foo counter",
-                            "version": 2, "state": "done", "findings": 2}
+        "dave-1@example.com",
+        "carol-1@example.com",
+        "bob-1@example.com",
+        MSGID,
+    ]
+    assert all_rows[-1] == {
+        "msgid": MSGID,
+        "subject": "[PATCH v2 0/2] mm: fix the foo counter",
+        "version": 2,
+        "state": "done",
+        "findings": 2,
+    }
     assert [r["msgid"] for r in client.get("/api/series?state=failed").json()] == [
-        "bob-1@example.com"]
+        "bob-1@example.com"
+    ]
     assert {r["msgid"] for r in client.get("/api/series?list=netdev").json()} == {
-        "bob-1@example.com", "carol-1@example.com"}
+        "bob-1@example.com",
+        "carol-1@example.com",
+    }
     assert [r["msgid"] for r in client.get("/api/series?author=jane@").json()] == [MSGID]
     assert client.get("/api/series?state=nonsense").json() == []
 
@@ -82,7 +92,7 @@ def test_series_page(client: TestClient, rows: dict[str, Any], path: str) -> Non
     assert "<pre>  11 |\tint ret;\n&gt; 12 |\tint &lt;unused&gt; = 0;</pre>" in html  # escaped
     assert "lorebot.1.reply@localhost" in html and "sent" in html
     assert "mm mm-unstable at" in html and "bbbbbbbbbbbb" in html  # tree/branch and base
-    assert f'/logs/{rows["run_id"]}/build/x86_64.log' in html
+    assert f"/logs/{rows['run_id']}/build/x86_64.log" in html
     assert "[PATCH v2 2/2] mm: use foo counter" in html
     assert "make W=1 mm/foo.o" in html
 
@@ -111,8 +121,16 @@ def test_api_series_detail(client: TestClient) -> None:
     assert d["replies"][0]["msgid"] == "lorebot.1.reply@localhost"
 
 
-@pytest.mark.parametrize("url", ["/series/nope@example.org", "/api/series/nope@example.org",
-                                 "/series/", "/logs/999/x.log", "/logs/notanumber/x.log"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/series/nope@example.org",
+        "/api/series/nope@example.org",
+        "/series/",
+        "/logs/999/x.log",
+        "/logs/notanumber/x.log",
+    ],
+)
 def test_unknown_is_4xx(client: TestClient, url: str) -> None:
     r = client.get(url)
     assert 400 <= r.status_code < 500, (url, r.status_code)
@@ -129,10 +147,15 @@ def test_rerun_needs_the_token(client: TestClient, db: Database, rows: dict[str,
     assert r.status_code == 202
     with db.session() as s:
         assert s.get(SeriesRow, rows["done_id"]).state == "queued"  # type: ignore[union-attr]
-    assert client.post("/api/series/nope@x/rerun",
-                       headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
-    busy = client.post("/api/series/dave-1@example.com/rerun",
-                       headers={"Authorization": f"Bearer {TOKEN}"})
+    assert (
+        client.post(
+            "/api/series/nope@x/rerun", headers={"Authorization": f"Bearer {TOKEN}"}
+        ).status_code
+        == 404
+    )
+    busy = client.post(
+        "/api/series/dave-1@example.com/rerun", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert busy.status_code == 409
 
 
@@ -144,11 +167,16 @@ def test_rerun_form(client: TestClient, db: Database, rows: dict[str, Any]) -> N
     assert "Queued for a new run" in client.get(r.headers["location"]).text
 
 
-def test_rerun_forbidden_without_configured_token(settings: Settings, db: Database,
-                                                  rows: dict[str, Any]) -> None:
+def test_rerun_forbidden_without_configured_token(
+    settings: Settings, db: Database, rows: dict[str, Any]
+) -> None:
     c = TestClient(create_app(settings, db))
-    assert c.post("/api/series/bob-1@example.com/rerun",
-                  headers={"Authorization": "Bearer "}).status_code == 403
+    assert (
+        c.post(
+            "/api/series/bob-1@example.com/rerun", headers={"Authorization": "Bearer "}
+        ).status_code
+        == 403
+    )
     assert c.post("/series/bob-1@example.com/rerun", data={"token": ""}).status_code == 403
 
 
@@ -160,11 +188,20 @@ def test_log_file(client: TestClient, rows: dict[str, Any]) -> None:
     assert evil.headers["content-type"].startswith("text/plain")
 
 
-@pytest.mark.parametrize("rel", [
-    "../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "..%2f..%2f..%2fsecret.txt",
-    "%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret.txt", "escape.log", "/etc/passwd", "build/../../1",
-    "%00", ".",
-])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "../../etc/passwd",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "..%2f..%2f..%2fsecret.txt",
+        "%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret.txt",
+        "escape.log",
+        "/etc/passwd",
+        "build/../../1",
+        "%00",
+        ".",
+    ],
+)
 def test_log_traversal_refused(client: TestClient, rows: dict[str, Any], rel: str) -> None:
     r = client.get(f"/logs/{rows['run_id']}/{rel}")
     assert r.status_code in (400, 404), (rel, r.status_code)
@@ -175,9 +212,11 @@ def test_log_traversal_raw_http(settings: Settings, db: Database, rows: dict[str
     """Un-normalised paths as a hostile client sends them, to a real server."""
     with live_server(create_app(settings, db)) as base:
         port = int(base.rsplit(":", 1)[1])
-        for path in (f"/logs/{rows['run_id']}/../../etc/passwd",
-                     f"/logs/{rows['run_id']}/%2e%2e/%2e%2e/%2e%2e/secret.txt",
-                     f"/logs/{rows['run_id']}/..%2F..%2F..%2Fsecret.txt"):
+        for path in (
+            f"/logs/{rows['run_id']}/../../etc/passwd",
+            f"/logs/{rows['run_id']}/%2e%2e/%2e%2e/%2e%2e/secret.txt",
+            f"/logs/{rows['run_id']}/..%2F..%2F..%2Fsecret.txt",
+        ):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("GET", path)
             resp = conn.getresponse()

@@ -12,7 +12,7 @@ from tests.support import kernel
 from tests.support.kernel import WrittenPatch, replace_in
 
 M = "mm/migrate.c"
-GOOD = '''#include "internal.h"
+GOOD = """#include "internal.h"
 
 /**
  * migrate_debug_count - count pages for debugging
@@ -24,8 +24,8 @@ static inline unsigned long migrate_debug_count(unsigned long n)
 {
 \treturn n;
 }
-'''
-BAD = '''#include "internal.h"
+"""
+BAD = """#include "internal.h"
 
 /**
  * migrate_debug_total - total of the debug counter
@@ -34,13 +34,15 @@ static inline unsigned long migrate_debug_total(unsigned long n)
 {
 \treturn n;
 }
-'''
+"""
 
 
 def test_parse_and_compare_without_line_numbers() -> None:
-    out = ("mm/a.c:10: warning: No description found for return value of 'f'\n"
-           "noise\nmm/a.c:30: warning: Function parameter or struct member 'n' not described "
-           "in 'g'\n")
+    out = (
+        "mm/a.c:10: warning: No description found for return value of 'f'\n"
+        "noise\nmm/a.c:30: warning: Function parameter or struct member 'n' not described "
+        "in 'g'\n"
+    )
     warns = parse_warnings(out)
     assert [w.line for w in warns] == [10, 30]
     moved = [DocWarning("mm/a.c", 15, warns[0].message)]
@@ -52,15 +54,25 @@ def test_parse_and_compare_without_line_numbers() -> None:
 
 
 @pytest.mark.kernel
-def test_new_kernel_doc_warnings_only(kernel_git_dir: Path, settings: Settings,
-                                      tmp_path: Path) -> None:
+def test_new_kernel_doc_warnings_only(
+    kernel_git_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
     wt = kernel.kernel_slot("semantic")
-    ctx = kernel.series_context(wt, [
-        WrittenPatch("mm/migrate: add a documented helper",
-                     [replace_in(M, '#include "internal.h"\n', GOOD)]),
-        WrittenPatch("mm/migrate: add a badly documented helper",
-                     [replace_in(M, '#include "internal.h"\n', BAD)]),
-    ], settings, tmp_path)
+    ctx = kernel.series_context(
+        wt,
+        [
+            WrittenPatch(
+                "mm/migrate: add a documented helper",
+                [replace_in(M, '#include "internal.h"\n', GOOD)],
+            ),
+            WrittenPatch(
+                "mm/migrate: add a badly documented helper",
+                [replace_in(M, '#include "internal.h"\n', BAD)],
+            ),
+        ],
+        settings,
+        tmp_path,
+    )
     try:
         findings = list(KernelDocCheck().run(ctx).findings)
     finally:

@@ -17,14 +17,14 @@ from tests.support.semantic_series import match
 pytestmark = pytest.mark.kernel
 
 
-
-
 @pytest.fixture(scope="module")
-def findings(kernel_git_dir: Path, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[list[Finding]]:
+def findings(
+    kernel_git_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Finding]]:
     tmp = tmp_path_factory.mktemp("semantic")
-    settings = load_settings(None, paths={"state": str(tmp / "state"),
-                                          "cache": str(tmp / "cache")}, lists=[], trees=[])
+    settings = load_settings(
+        None, paths={"state": str(tmp / "state"), "cache": str(tmp / "cache")}, lists=[], trees=[]
+    )
     wt = kernel.kernel_slot("semantic")
     ctx = kernel.series_context(wt, s.patches(), settings, tmp)
     yield list(SemanticCheck().run(ctx).findings)

@@ -50,19 +50,24 @@ def test_removed_and_renamed_members() -> None:
     new = HEADER.replace(b"int a;", b"int b;").replace(b" void (*cb)(int);", b"")
     gone = removed_members(2, {"f.h": defs(HEADER)}, {"f.h": defs(new)})
     assert {(r.member, r.function_pointer, r.patch) for r in gone} == {
-        ("a", False, 2), ("cb", True, 2)}
+        ("a", False, 2),
+        ("cb", True, 2),
+    }
 
 
 def test_removed_symbols_and_prototypes() -> None:
-    new = HEADER.replace(b"#define FOO_MAX 3\n", b"").replace(
-        b"int foo_get(struct foo *f, int flags);", b"int foo_get(struct foo *f);").replace(
-        b"static inline int foo_get(struct foo *f, int flags)",
-        b"static inline int foo_get(struct foo *f)")
+    new = (
+        HEADER.replace(b"#define FOO_MAX 3\n", b"")
+        .replace(b"int foo_get(struct foo *f, int flags);", b"int foo_get(struct foo *f);")
+        .replace(
+            b"static inline int foo_get(struct foo *f, int flags)",
+            b"static inline int foo_get(struct foo *f)",
+        )
+    )
     old_d, new_d = {"f.h": defs(HEADER)}, {"f.h": defs(new)}
     assert [s.name for s in removed_symbols(1, old_d, new_d)] == ["FOO_MAX"]
     protos = changed_prototypes(1, old_d, new_d)
-    assert [(p.name, len(p.old.params), len(p.new.params)) for p in protos] == [
-        ("foo_get", 2, 1)]
+    assert [(p.name, len(p.old.params), len(p.new.params)) for p in protos] == [("foo_get", 2, 1)]
     assert broken_stubs(1, "f.h", old_d["f.h"], new_d["f.h"]) == []  # both sides changed
 
 
@@ -71,8 +76,9 @@ def test_stub_changed_on_one_side_only() -> None:
     (b,) = broken_stubs(3, "f.h", defs(HEADER), defs(new))
     assert b.name == "foo_get" and b.changed is not None and b.changed.params == ("struct foo*",)
     assert b.other.guards[-1] == "!CONFIG_FOO"
-    removed = HEADER.replace(b"static inline int foo_get(struct foo *f, int flags) "
-                             b"{ return 0; }\n", b"")
+    removed = HEADER.replace(
+        b"static inline int foo_get(struct foo *f, int flags) { return 0; }\n", b""
+    )
     (r,) = broken_stubs(3, "f.h", defs(HEADER), defs(removed))
     assert r.changed is None and r.removed is not None and r.removed.guards[-1] == "!CONFIG_FOO"
 
@@ -108,23 +114,34 @@ def test_member_uses_are_type_aware() -> None:
     uses = member_uses(USER, tree, types, {"struct foo": {"pages", "a", "cb"}})
     got = sorted((u.line, u.name, u.how) for u in uses)
     assert got == [
-        (4, "a", ".a = (initializer)"), (4, "cb", ".cb = (initializer)"),
-        (9, "pages", "container_of"), (11, "pages", ".pages"), (12, "a", "->a"),
-        (15, "a", ".a"), (16, "a", "->a"), (17, "a", "->a"), (18, "a", "->a"),
-        (19, "a", "->a"), (19, "a", "offsetof"),
+        (4, "a", ".a = (initializer)"),
+        (4, "cb", ".cb = (initializer)"),
+        (9, "pages", "container_of"),
+        (11, "pages", ".pages"),
+        (12, "a", "->a"),
+        (15, "a", ".a"),
+        (16, "a", "->a"),
+        (17, "a", "->a"),
+        (18, "a", "->a"),
+        (19, "a", "->a"),
+        (19, "a", "offsetof"),
     ]
 
 
 def test_symbol_uses_skip_comments_and_declarations() -> None:
-    src = b"/* FOO_MAX */\n#ifdef FOO_MAX\n#define TWICE (FOO_MAX * 2)\n#endif\n" \
-          b"int x = FOO_MAX; /* FOO_MAX */\nchar *s = \"FOO_MAX\";\n"
+    src = (
+        b"/* FOO_MAX */\n#ifdef FOO_MAX\n#define TWICE (FOO_MAX * 2)\n#endif\n"
+        b'int x = FOO_MAX; /* FOO_MAX */\nchar *s = "FOO_MAX";\n'
+    )
     uses = symbol_uses(src, parse(src), {"FOO_MAX"})
     assert sorted((u.line, u.how) for u in uses) == [(3, "macro body"), (5, "reference")]
 
 
 def test_kbuild_and_words() -> None:
-    mk = ("obj-$(CONFIG_ZSMALLOC)\t+= zsmalloc.o\nzram-y := zcomp.o \\\n\tzram_drv.o\n"
-          "obj-$(CONFIG_ZRAM) += zram.o\nobj-y += core.o\n")
+    mk = (
+        "obj-$(CONFIG_ZSMALLOC)\t+= zsmalloc.o\nzram-y := zcomp.o \\\n\tzram_drv.o\n"
+        "obj-$(CONFIG_ZRAM) += zram.o\nobj-y += core.o\n"
+    )
     assert obj_rule(mk, "zsmalloc.o") == "obj-$(CONFIG_ZSMALLOC)"
     assert obj_rule(mk, "zram_drv.o") == "zram-y via obj-$(CONFIG_ZRAM)"
     assert obj_rule(mk, "core.o") == "obj-y"
@@ -142,6 +159,8 @@ def test_removed_static_function_is_file_local() -> None:
 
 
 def test_members_under_ifdef_inside_a_struct() -> None:
-    src = b"struct inode {\n\tint i_mode;\n#ifdef CONFIG_CGROUP_WRITEBACK\n" \
-          b"\tu16 i_wb_frn_avg_time;\n#else\n\tint other;\n#endif\n};\n"
+    src = (
+        b"struct inode {\n\tint i_mode;\n#ifdef CONFIG_CGROUP_WRITEBACK\n"
+        b"\tu16 i_wb_frn_avg_time;\n#else\n\tint other;\n#endif\n};\n"
+    )
     assert set(defs(src).structs["struct inode"]) == {"i_mode", "i_wb_frn_avg_time", "other"}

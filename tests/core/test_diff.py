@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bot.core.diff import excerpt, find_hunk, parse_diff
 
-DIFF = """\
+DIFF = (
+    """\
 diff --git a/mm/filemap.c b/mm/filemap.c
 index 1..2 100644
 --- a/mm/filemap.c
@@ -42,14 +43,20 @@ diff --git a/mm/old.c b/mm/new.c
 similarity index 100%
 rename from mm/old.c
 rename to mm/new.c
-""" + "-- \n2.39.5\n"  # format-patch's signature: "-- " ends in a space
+"""
+    + "-- \n2.39.5\n"
+)  # format-patch's signature: "-- " ends in a space
 
 
 def test_paths_lines_and_hunks() -> None:
     files = parse_diff(DIFF)
     assert [(f.old_path, f.new_path) for f in files] == [
-        ("mm/filemap.c", "mm/filemap.c"), ("include/linux/b.h", "include/linux/b.h"),
-        (None, "Documentation/x.rst"), ("mm/gone.c", None), ("mm/old.c", "mm/new.c")]
+        ("mm/filemap.c", "mm/filemap.c"),
+        ("include/linux/b.h", "include/linux/b.h"),
+        (None, "Documentation/x.rst"),
+        ("mm/gone.c", None),
+        ("mm/old.c", "mm/new.c"),
+    ]
     c, h, doc, gone, moved = files
     assert c.added == ((5, "\tfolio_migrate_flags(folio, folio);"), (41, "\tnew();"))
     assert c.removed == ((40, "\told();"),)
@@ -62,8 +69,9 @@ def test_paths_lines_and_hunks() -> None:
 
 
 def test_a_removed_line_that_looks_like_a_header_stays_in_its_hunk() -> None:
-    diff = ("diff --git a/x.c b/x.c\n--- a/x.c\n+++ b/x.c\n@@ -1,2 +1,1 @@\n"
-            "--- a/not-a-header\n keep\n")
+    diff = (
+        "diff --git a/x.c b/x.c\n--- a/x.c\n+++ b/x.c\n@@ -1,2 +1,1 @@\n--- a/not-a-header\n keep\n"
+    )
     (f,) = parse_diff(diff)
     assert f.removed == ((1, "-- a/not-a-header"),) and f.new_path == "x.c"
 

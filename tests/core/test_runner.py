@@ -32,4 +32,6 @@ def test_log_numbering_is_per_run(tmp_path: Path) -> None:
         runner.run(["true"], name="second")
     for name in ("a", "b"):
         assert sorted(p.name for p in (tmp_path / name).iterdir()) == [
-            "0001-first.log", "0002-second.log"]
+            "0001-first.log",
+            "0002-second.log",
+        ]

@@ -22,8 +22,18 @@ def test_open_migrates_to_head_and_reopen_keeps_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/sub/dir/lorebot.db"
     db = Database(url)
     tables = set(inspect(db.engine).get_table_names())
-    assert {"messages", "cursors", "series", "patches", "runs", "findings", "replies",
-            "polls", "faults", "alembic_version"} <= tables
+    assert {
+        "messages",
+        "cursors",
+        "series",
+        "patches",
+        "runs",
+        "findings",
+        "replies",
+        "polls",
+        "faults",
+        "alembic_version",
+    } <= tables
     with db.session() as s:
         s.add(SeriesRow(list_name="l", msgid="a@b", subject="[PATCH] x"))
         s.add(Cursor(list_name="l", epoch=0, commit="c0ffee"))

@@ -20,6 +20,15 @@ def fake_tree(dest: Path) -> Path:
     shutil.copytree(SOURCE, dest, symlinks=True)
     git(dest, "init", "-q", "-b", "master")
     git(dest, "add", "-A")
-    git(dest, "-c", "user.name=Base", "-c", "user.email=base@example.org",
-        "commit", "-q", "-m", "fakelinux")
+    git(
+        dest,
+        "-c",
+        "user.name=Base",
+        "-c",
+        "user.email=base@example.org",
+        "commit",
+        "-q",
+        "-m",
+        "fakelinux",
+    )
     return dest

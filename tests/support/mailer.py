@@ -38,17 +38,26 @@ def add_series(db: Database, msgid: str = COVER) -> int:
         return row.id
 
 
-def mailer(tmp_path: Path, db: Database, server: SmtpServer, clock: Clock | None = None,
-           **mail: Any) -> Mailer:
-    settings = make_settings(tmp_path, mode="smtp", smtp_host=server.host,
-                             smtp_port=server.port, **mail)
+def mailer(
+    tmp_path: Path, db: Database, server: SmtpServer, clock: Clock | None = None, **mail: Any
+) -> Mailer:
+    settings = make_settings(
+        tmp_path, mode="smtp", smtp_host=server.host, smtp_port=server.port, **mail
+    )
     return Mailer(settings, db, clock=clock or Clock())
 
 
-def drafts_for(m: Mailer, series: Series, applied: ApplyResult, findings: list[Any]
-               ) -> list[ReplyDraft]:
-    return render_replies(series, applied, findings, m.settings, SERIES_URL,
-                          archive="https://lore.kernel.org/linux-mm")
+def drafts_for(
+    m: Mailer, series: Series, applied: ApplyResult, findings: list[Any]
+) -> list[ReplyDraft]:
+    return render_replies(
+        series,
+        applied,
+        findings,
+        m.settings,
+        SERIES_URL,
+        archive="https://lore.kernel.org/linux-mm",
+    )
 
 
 def parse(got: Received) -> EmailMessage:

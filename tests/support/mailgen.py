@@ -42,12 +42,14 @@ class MailGen:
         self.repo = root / "repo"
         self.repo.mkdir(parents=True)
         (root / "gitconfig").write_text("[user]\n\tname = Ann Author\n\temail = ann@example.org\n")
-        self.runner = Runner(env={"GIT_CONFIG_GLOBAL": str(root / "gitconfig"),
-                                  "GIT_CONFIG_NOSYSTEM": "1"})
+        self.runner = Runner(
+            env={"GIT_CONFIG_GLOBAL": str(root / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1"}
+        )
         self.git("init", "-q", "-b", "master")
         (self.repo / "README").write_text("base\n")
-        (self.repo / "lib.c").write_text("".join(f"int f{i}(void) {{ return {i}; }}\n"
-                                                  for i in range(40)))
+        (self.repo / "lib.c").write_text(
+            "".join(f"int f{i}(void) {{ return {i}; }}\n" for i in range(40))
+        )
         self.git("add", ".")
         self.git("commit", "-q", "-m", "base")
         self.base = self.git("rev-parse", "HEAD").strip()
@@ -62,10 +64,18 @@ class MailGen:
         self.git("add", path)
         self.git("commit", "-q", f"--author={author}", "-m", message)
 
-    def series(self, title: str, n: int = 3, version: int = 1, cover: bool = True,
-               in_reply_to: str = "", prefix: str = "PATCH",
-               author: str = "Ann Author <ann@example.org>", tag: str = "",
-               edit_lib: bool = False) -> list[bytes]:
+    def series(
+        self,
+        title: str,
+        n: int = 3,
+        version: int = 1,
+        cover: bool = True,
+        in_reply_to: str = "",
+        prefix: str = "PATCH",
+        author: str = "Ann Author <ann@example.org>",
+        tag: str = "",
+        edit_lib: bool = False,
+    ) -> list[bytes]:
         """A `git format-patch --thread --base` series (cover letter first when `cover`).
 
         With `edit_lib`, each patch also changes the existing lib.c (a preimage blob).
@@ -79,12 +89,24 @@ class MailGen:
                 lib = self.repo / "lib.c"
                 lib.write_text(lib.read_text().replace(f"f{i}(void)", f"g{i}(void)", 1))
                 self.git("add", "lib.c")
-            self._commit(f"{slug}/p{i}.c", f"/* {title} v{version} part {i} */\n",
-                         f"{title}: part {i}\n\nPart {i} of {title}, version {version}.\n\n"
-                         f"Signed-off-by: {author}", author)
+            self._commit(
+                f"{slug}/p{i}.c",
+                f"/* {title} v{version} part {i} */\n",
+                f"{title}: part {i}\n\nPart {i} of {title}, version {version}.\n\n"
+                f"Signed-off-by: {author}",
+                author,
+            )
         out = self.root / f"out-{tag}"
-        args = ["format-patch", "-q", "--thread", f"--base={self.base}", "-o", str(out),
-                f"--to={self.address}", f"--subject-prefix={prefix}"]
+        args = [
+            "format-patch",
+            "-q",
+            "--thread",
+            f"--base={self.base}",
+            "-o",
+            str(out),
+            f"--to={self.address}",
+            f"--subject-prefix={prefix}",
+        ]
         if version > 1:
             args.append(f"-v{version}")
         if cover or n > 1:
@@ -119,8 +141,13 @@ class MailGen:
             out.append(head + sep + body)
         return out
 
-    def reply(self, parent: bytes, body: str, author: str = "Rob Reviewer <rob@example.org>",
-              subject: str = "") -> bytes:
+    def reply(
+        self,
+        parent: bytes,
+        body: str,
+        author: str = "Rob Reviewer <rob@example.org>",
+        subject: str = "",
+    ) -> bytes:
         """A reply to `parent` (threaded with In-Reply-To and References)."""
         pid = msgid_of(parent)
         refs = _header(parent, "References")
@@ -128,67 +155,91 @@ class MailGen:
         subj = subject or subject_of(parent)
         if not subj.lower().startswith("re:"):
             subj = f"Re: {subj}"
-        head = (f"From: {author}\nTo: {self.address}\nSubject: {subj}\nDate: {now_date()}\n"
-                f"Message-ID: <r{next(_ids)}@mailgen.example>\nIn-Reply-To: <{pid}>\n"
-                f"References: {refs}\nMIME-Version: 1.0\n"
-                "Content-Type: text/plain; charset=utf-8\n\n")
+        head = (
+            f"From: {author}\nTo: {self.address}\nSubject: {subj}\nDate: {now_date()}\n"
+            f"Message-ID: <r{next(_ids)}@mailgen.example>\nIn-Reply-To: <{pid}>\n"
+            f"References: {refs}\nMIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=utf-8\n\n"
+        )
         return (head + body).encode()
 
-    def trailer_reply(self, parent: bytes, trailer: str = "Reviewed-by: Rob Reviewer "
-                      "<rob@example.org>") -> bytes:
-        return self.reply(parent, f"On Mon, someone wrote:\n> a change\n\nLooks good.\n\n"
-                                  f"{trailer}\n")
+    def trailer_reply(
+        self, parent: bytes, trailer: str = "Reviewed-by: Rob Reviewer <rob@example.org>"
+    ) -> bytes:
+        return self.reply(
+            parent, f"On Mon, someone wrote:\n> a change\n\nLooks good.\n\n{trailer}\n"
+        )
 
     def followup(self, parent: bytes, title: str = "fix on top") -> bytes:
         """A reply that carries a full inline patch meant to go on top of the series."""
         slug = re.sub(r"\W+", "_", title)
-        diff = (f"diff --git a/{slug}.c b/{slug}.c\nnew file mode 100644\n"
-                f"index 0000000..1111111\n--- /dev/null\n+++ b/{slug}.c\n@@ -0,0 +1 @@\n"
-                f"+/* {title} */\n")
-        body = (f"On Mon, someone wrote:\n> something\n\nThis goes on top:\n\n"
-                f"From: Rob Reviewer <rob@example.org>\nSubject: {title}\n\n"
-                f"{title}.\n\nSigned-off-by: Rob Reviewer <rob@example.org>\n---\n"
-                f" {slug}.c | 1 +\n 1 file changed, 1 insertion(+)\n\n{diff}--\n2.39.5\n")
+        diff = (
+            f"diff --git a/{slug}.c b/{slug}.c\nnew file mode 100644\n"
+            f"index 0000000..1111111\n--- /dev/null\n+++ b/{slug}.c\n@@ -0,0 +1 @@\n"
+            f"+/* {title} */\n"
+        )
+        body = (
+            f"On Mon, someone wrote:\n> something\n\nThis goes on top:\n\n"
+            f"From: Rob Reviewer <rob@example.org>\nSubject: {title}\n\n"
+            f"{title}.\n\nSigned-off-by: Rob Reviewer <rob@example.org>\n---\n"
+            f" {slug}.c | 1 +\n 1 file changed, 1 insertion(+)\n\n{diff}--\n2.39.5\n"
+        )
         return self.reply(parent, body)
 
     def robot_reply(self, parent: bytes) -> bytes:
-        return self.reply(parent, "Hi,\n\nkernel test robot noticed the following build "
-                          "warnings:\n\n  lib.c:1: warning: unused\n",
-                          author="kernel test robot <lkp@intel.com>")
+        return self.reply(
+            parent,
+            "Hi,\n\nkernel test robot noticed the following build "
+            "warnings:\n\n  lib.c:1: warning: unused\n",
+            author="kernel test robot <lkp@intel.com>",
+        )
 
     def pull_request(self) -> bytes:
-        body = (f"The following changes since commit {self.base}:\n\n  base\n\n"
-                "are available in the Git repository at:\n\n"
-                "  git://git.example.org/foo.git tags/foo-6.13\n\n"
-                f"for you to fetch changes up to {self.base}:\n\n  base\n")
-        return (f"From: Pat Puller <pat@example.org>\nTo: {self.address}\n"
-                f"Subject: [GIT PULL] foo updates for 6.13\nDate: {now_date()}\n"
-                f"Message-ID: <pull{next(_ids)}@mailgen.example>\n\n{body}").encode()
+        body = (
+            f"The following changes since commit {self.base}:\n\n  base\n\n"
+            "are available in the Git repository at:\n\n"
+            "  git://git.example.org/foo.git tags/foo-6.13\n\n"
+            f"for you to fetch changes up to {self.base}:\n\n  base\n"
+        )
+        return (
+            f"From: Pat Puller <pat@example.org>\nTo: {self.address}\n"
+            f"Subject: [GIT PULL] foo updates for 6.13\nDate: {now_date()}\n"
+            f"Message-ID: <pull{next(_ids)}@mailgen.example>\n\n{body}"
+        ).encode()
 
     def plain(self, subject: str = "a question", body: str = "Hello?\n") -> bytes:
-        return (f"From: Quinn Q <quinn@example.org>\nTo: {self.address}\nSubject: {subject}\n"
-                f"Date: {now_date()}\nMessage-ID: <q{next(_ids)}@mailgen.example>\n\n"
-                f"{body}").encode()
+        return (
+            f"From: Quinn Q <quinn@example.org>\nTo: {self.address}\nSubject: {subject}\n"
+            f"Date: {now_date()}\nMessage-ID: <q{next(_ids)}@mailgen.example>\n\n"
+            f"{body}"
+        ).encode()
 
     # -- malformed ----------------------------------------------------------
     def no_msgid(self) -> bytes:
-        return (f"From: Nobody <nobody@example.org>\nTo: {self.address}\n"
-                f"Subject: [PATCH] no id\nDate: {now_date()}\n\nno message id\n").encode()
+        return (
+            f"From: Nobody <nobody@example.org>\nTo: {self.address}\n"
+            f"Subject: [PATCH] no id\nDate: {now_date()}\n\nno message id\n"
+        ).encode()
 
     def unknown_charset(self) -> bytes:
-        return (f"From: Cee <cee@example.org>\nTo: {self.address}\nSubject: odd charset\n"
-                f"Date: {now_date()}\nMessage-ID: <cs{next(_ids)}@mailgen.example>\n"
-                "MIME-Version: 1.0\nContent-Type: text/plain; charset=\"x-no-such-charset\"\n"
-                "Content-Transfer-Encoding: 8bit\n\n\xe9t\xe9\n").encode("latin-1")
+        return (
+            f"From: Cee <cee@example.org>\nTo: {self.address}\nSubject: odd charset\n"
+            f"Date: {now_date()}\nMessage-ID: <cs{next(_ids)}@mailgen.example>\n"
+            'MIME-Version: 1.0\nContent-Type: text/plain; charset="x-no-such-charset"\n'
+            "Content-Transfer-Encoding: 8bit\n\n\xe9t\xe9\n"
+        ).encode("latin-1")
 
     def huge(self, size: int = 10 * 1024 * 1024) -> bytes:
         line = b"x" * 75 + b"\n"
-        return (f"From: Big <big@example.org>\nTo: {self.address}\nSubject: [PATCH] huge\n"
-                f"Date: {now_date()}\nMessage-ID: <big{next(_ids)}@mailgen.example>\n\n"
-                ).encode() + line * (size // len(line) + 1)
+        return (
+            f"From: Big <big@example.org>\nTo: {self.address}\nSubject: [PATCH] huge\n"
+            f"Date: {now_date()}\nMessage-ID: <big{next(_ids)}@mailgen.example>\n\n"
+        ).encode() + line * (size // len(line) + 1)
 
     def broken_mime(self) -> bytes:
-        return (f"From: Mim <mim@example.org>\nTo: {self.address}\nSubject: broken mime\n"
-                f"Date: {now_date()}\nMessage-ID: <mime{next(_ids)}@mailgen.example>\n"
-                "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"XYZ\"\n\n"
-                "--ABC\nContent-Type: text/plain\n\nno boundary matches\n").encode()
+        return (
+            f"From: Mim <mim@example.org>\nTo: {self.address}\nSubject: broken mime\n"
+            f"Date: {now_date()}\nMessage-ID: <mime{next(_ids)}@mailgen.example>\n"
+            'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="XYZ"\n\n'
+            "--ABC\nContent-Type: text/plain\n\nno boundary matches\n"
+        ).encode()

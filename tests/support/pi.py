@@ -10,8 +10,15 @@ import pytest
 from bot.demo.inbox import PublicInboxServer, free_port, have_public_inbox, mboxrd
 from config.settings import Settings, load_settings
 
-__all__ = ["PublicInboxServer", "free_port", "have_public_inbox", "intake_settings", "mboxrd",
-           "running_server", "write_config"]
+__all__ = [
+    "PublicInboxServer",
+    "free_port",
+    "have_public_inbox",
+    "intake_settings",
+    "mboxrd",
+    "running_server",
+    "write_config",
+]
 
 
 def running_server(tmp_path: Path) -> Iterator[PublicInboxServer]:
@@ -43,9 +50,16 @@ def intake_settings(tmp_path: Path, server: PublicInboxServer, **intake: object)
 def write_config(path: Path, tmp_path: Path, server: PublicInboxServer, **intake: object) -> Path:
     """A TOML config file for CLI tests."""
     lines = [
-        "[paths]", f'state = "{tmp_path / "state"}"', f'cache = "{tmp_path / "cache"}"', "",
-        "[[lists]]", f'name = "{server.name}"', f'url = "{server.url}"',
-        f'address = "{server.address}"', "", "[intake]",
+        "[paths]",
+        f'state = "{tmp_path / "state"}"',
+        f'cache = "{tmp_path / "cache"}"',
+        "",
+        "[[lists]]",
+        f'name = "{server.name}"',
+        f'url = "{server.url}"',
+        f'address = "{server.address}"',
+        "",
+        "[intake]",
     ]
     lines += [f"{k} = {v!r}" for k, v in intake.items()]
     path.write_text("\n".join(lines) + "\n")

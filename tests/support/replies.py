@@ -20,8 +20,12 @@ MM_LIST = "linux-mm@kvack.org"
 MM_URL = "https://git.kernel.org/pub/scm/linux/kernel/git/akpm/mm.git"
 LINUS_URL = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git"
 LISTS = ("Andrew Morton <akpm@linux-foundation.org>",)
-CC = ("David Hildenbrand <david@example.com>", "linux-mm@kvack.org",
-      "linux-kernel@vger.kernel.org", "linuxppc-dev@lists.ozlabs.org")
+CC = (
+    "David Hildenbrand <david@example.com>",
+    "linux-mm@kvack.org",
+    "linux-kernel@vger.kernel.org",
+    "linuxppc-dev@lists.ozlabs.org",
+)
 COVER = "20261127101500.38211-1-dana.kovac@example.org"
 
 
@@ -32,10 +36,18 @@ def make_settings(tmp_path: Path, **mail: Any) -> Settings:
     return load_settings(
         None,
         paths={"state": str(tmp_path / "state"), "cache": str(tmp_path / "cache")},
-        lists=[{"name": "linux-mm", "url": "https://lore.kernel.org/linux-mm",
-                "address": MM_LIST, "trees": ["mm"]}],
-        trees=[{"name": "mm", "url": MM_URL, "branches": ["mm-unstable", "mm-stable"]},
-               {"name": "linus", "url": LINUS_URL, "branches": ["master"]}],
+        lists=[
+            {
+                "name": "linux-mm",
+                "url": "https://lore.kernel.org/linux-mm",
+                "address": MM_LIST,
+                "trees": ["mm"],
+            }
+        ],
+        trees=[
+            {"name": "mm", "url": MM_URL, "branches": ["mm-unstable", "mm-stable"]},
+            {"name": "linus", "url": LINUS_URL, "branches": ["master"]},
+        ],
         mail=values,
         web={"base_url": "https://lorebot.example.org"},
     )
@@ -43,20 +55,29 @@ def make_settings(tmp_path: Path, **mail: Any) -> Settings:
 
 def _patch(i: int, title: str) -> PatchMail:
     return PatchMail(
-        index=i, msgid=f"20261127101500.38211-{i + 1}-dana.kovac@example.org",
-        subject=f"[PATCH v2 {i}/3] {title}", title=title,
-        author="Dana Kovač <dana.kovac@example.org>", author_email="dana.kovac@example.org",
-        references=(COVER,), to=LISTS, cc=CC,
+        index=i,
+        msgid=f"20261127101500.38211-{i + 1}-dana.kovac@example.org",
+        subject=f"[PATCH v2 {i}/3] {title}",
+        title=title,
+        author="Dana Kovač <dana.kovac@example.org>",
+        author_email="dana.kovac@example.org",
+        references=(COVER,),
+        to=LISTS,
+        cc=CC,
     )
 
 
 def balloon_series() -> Series:
     """A v2 series of three mm patches with a cover letter."""
     return Series(
-        msgid=COVER, subject="[PATCH v2 0/3] mm/balloon: migrate balloon pages via movable_ops",
-        version=2, total=3, cover=COVER,
+        msgid=COVER,
+        subject="[PATCH v2 0/3] mm/balloon: migrate balloon pages via movable_ops",
+        version=2,
+        total=3,
+        cover=COVER,
         cover_subject="[PATCH v2 0/3] mm/balloon: migrate balloon pages via movable_ops",
-        author="Dana Kovač <dana.kovac@example.org>", author_email="dana.kovac@example.org",
+        author="Dana Kovač <dana.kovac@example.org>",
+        author_email="dana.kovac@example.org",
         subject_tags=("mm-unstable",),
         patches=(
             _patch(1, "mm/migrate: declare movable page isolation only with CONFIG_MIGRATION"),
@@ -69,13 +90,21 @@ def balloon_series() -> Series:
 def applied_on_mm() -> ApplyResult:
     """The series applied on mm-unstable after its base-commit was not found."""
     return ApplyResult(
-        ok=True, tree="mm", branch="mm-unstable", base=BASE,
-        patches=tuple(AppliedPatch(index=i, msgid=f"m{i}", subject="s", commit=f"c{i}" * 10)
-                      for i in (1, 2, 3)),
+        ok=True,
+        tree="mm",
+        branch="mm-unstable",
+        base=BASE,
+        patches=tuple(
+            AppliedPatch(index=i, msgid=f"m{i}", subject="s", commit=f"c{i}" * 10)
+            for i in (1, 2, 3)
+        ),
         tried=(
-            BaseAttempt(how="base-commit", tree="mm",
-                        sha="0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6",
-                        reason="base-commit 0f1e2d3c4b5a not found in any configured tree"),
+            BaseAttempt(
+                how="base-commit",
+                tree="mm",
+                sha="0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6",
+                reason="base-commit 0f1e2d3c4b5a not found in any configured tree",
+            ),
             BaseAttempt(how="subject-tag", tree="mm", branch="mm-unstable", sha=BASE, ok=True),
         ),
     )
@@ -84,8 +113,13 @@ def applied_on_mm() -> ApplyResult:
 def build_error(patch: int = 2) -> Finding:
     """Implicit declaration that only x86_64 defconfig with MIGRATION=n shows."""
     return Finding(
-        check="build", kind="error", severity="error", patch=patch,
-        file="mm/balloon_compaction.c", line=95, column=22,
+        check="build",
+        kind="error",
+        severity="error",
+        patch=patch,
+        file="mm/balloon_compaction.c",
+        line=95,
+        column=22,
         message="implicit declaration of function 'isolate_movable_page'",
         option="-Wimplicit-function-declaration",
         excerpt=(
@@ -97,7 +131,9 @@ def build_error(patch: int = 2) -> Finding:
             "   97\t\t\tcontinue;\n"
             "   98\t\t}"
         ),
-        arch="x86_64", config="defconfig MIGRATION=n", symbols={"MIGRATION": "n"},
+        arch="x86_64",
+        config="defconfig MIGRATION=n",
+        symbols={"MIGRATION": "n"},
         compiler="gcc (Debian 14.2.0-19) 14.2.0",
         config_fragment="# CONFIG_MIGRATION is not set\n",
         reproduce=(
@@ -119,8 +155,13 @@ def build_error(patch: int = 2) -> Finding:
 def w1_warning(patch: int = 2) -> Finding:
     """A new -Wunused-but-set-variable warning in a W=1 build."""
     return Finding(
-        check="build", kind="warning", severity="warning", patch=patch,
-        file="mm/balloon_compaction.c", line=239, column=34,
+        check="build",
+        kind="warning",
+        severity="warning",
+        patch=patch,
+        file="mm/balloon_compaction.c",
+        line=239,
+        column=34,
         message="variable 'b_dev_info' set but not used",
         option="-Wunused-but-set-variable",
         excerpt=(
@@ -132,7 +173,9 @@ def w1_warning(patch: int = 2) -> Finding:
             "  241\t\tVM_BUG_ON_PAGE(!PageLocked(page), page);\n"
             "  242\t\tVM_BUG_ON_PAGE(!PageLocked(newpage), newpage);"
         ),
-        arch="x86_64", config="defconfig", compiler="gcc (Debian 14.2.0-19) 14.2.0",
+        arch="x86_64",
+        config="defconfig",
+        compiler="gcc (Debian 14.2.0-19) 14.2.0",
         reproduce=(
             "make O=build ARCH=x86_64 defconfig",
             "make O=build ARCH=x86_64 W=1 mm/balloon_compaction.o",
@@ -143,9 +186,13 @@ def w1_warning(patch: int = 2) -> Finding:
 def removed_member(patch: int = 3) -> Finding:
     """A member removed by the series, still set in a file no tested config builds."""
     return Finding(
-        check="semantic", kind="removed-member", severity="error", patch=patch,
+        check="semantic",
+        kind="removed-member",
+        severity="error",
+        patch=patch,
         title="use of a removed struct member",
-        file="arch/powerpc/platforms/pseries/cmm.c", line=551,
+        file="arch/powerpc/platforms/pseries/cmm.c",
+        line=551,
         message="'struct balloon_dev_info' has no member named 'migratepage'",
         excerpt=(
             "  548\tstatic void cmm_balloon_compaction_init(void)\n"
@@ -168,7 +215,11 @@ def removed_member(patch: int = 3) -> Finding:
 def not_applied() -> ApplyResult:
     """Patch 2/3 conflicts in mm/balloon_compaction.c on every base tried."""
     return ApplyResult(
-        ok=False, tree="linus", branch="master", base=LINUS, failed_patch=2,
+        ok=False,
+        tree="linus",
+        branch="master",
+        base=LINUS,
+        failed_patch=2,
         failed_file="mm/balloon_compaction.c",
         failed_hunk=(
             "@@ -228,9 +228,9 @@ static int balloon_page_migrate(struct page *newpage, "
@@ -188,10 +239,20 @@ def not_applied() -> ApplyResult:
             "Patch failed at 0002 mm/balloon: use isolate_movable_page() to dequeue pages"
         ),
         tried=(
-            BaseAttempt(how="subject-tag", tree="mm", branch="mm-unstable", sha=BASE,
-                        reason="patch 2 does not apply: mm/balloon_compaction.c:228"),
-            BaseAttempt(how="branch", tree="linus", branch="master", sha=LINUS,
-                        reason="patch 2 does not apply: mm/balloon_compaction.c:228"),
+            BaseAttempt(
+                how="subject-tag",
+                tree="mm",
+                branch="mm-unstable",
+                sha=BASE,
+                reason="patch 2 does not apply: mm/balloon_compaction.c:228",
+            ),
+            BaseAttempt(
+                how="branch",
+                tree="linus",
+                branch="master",
+                sha=LINUS,
+                reason="patch 2 does not apply: mm/balloon_compaction.c:228",
+            ),
         ),
         base_certain=True,  # the [PATCH mm-unstable] tag named the base, and it failed there
     )
@@ -200,38 +261,65 @@ def not_applied() -> ApplyResult:
 def joerg_patch() -> Series:
     """A single patch, no cover: UTF-8 name, subject RFC 2047-encoded and folded."""
     msgid = "20261126153012.4711-1-joro@8bytes.example.org"
-    subject = ("=?UTF-8?q?=5BPATCH=5D_iommu/amd=3A_do_not_warn_about_the_?=\n"
-               " =?UTF-8?q?=E2=80=98ivrs=5Fioapic=E2=80=99_override_twice?=")
+    subject = (
+        "=?UTF-8?q?=5BPATCH=5D_iommu/amd=3A_do_not_warn_about_the_?=\n"
+        " =?UTF-8?q?=E2=80=98ivrs=5Fioapic=E2=80=99_override_twice?="
+    )
     patch = PatchMail(
-        index=1, msgid=msgid, subject=subject,
+        index=1,
+        msgid=msgid,
+        subject=subject,
         title="iommu/amd: do not warn about the ‘ivrs_ioapic’ override twice",
         author="=?UTF-8?q?J=C3=B6rg_R=C3=B6del?= <joro@8bytes.example.org>",
         author_email="joro@8bytes.example.org",
         to=("Suravee Suthikulpanit <suravee.suthikulpanit@amd.example.com>",),
-        cc=("Will Deacon <will@example.org>", "iommu@lists.linux.dev",
-            "linux-kernel@vger.kernel.org"),
+        cc=(
+            "Will Deacon <will@example.org>",
+            "iommu@lists.linux.dev",
+            "linux-kernel@vger.kernel.org",
+        ),
     )
-    return Series(msgid=msgid, subject=subject, total=1, author=patch.author,
-                  author_email=patch.author_email, patches=(patch,))
+    return Series(
+        msgid=msgid,
+        subject=subject,
+        total=1,
+        author=patch.author,
+        author_email=patch.author_email,
+        patches=(patch,),
+    )
 
 
 def iommu_warning() -> Finding:
-    return w1_warning(1).model_copy(update={
-        "file": "drivers/iommu/amd/init.c", "line": 3634, "column": 13,
-        "message": "variable 'seg_id' set but not used",
-        "excerpt": ("  3631\tstatic int __init parse_ivrs_ioapic(char *str)\n"
-                    "  3632\t{\n"
-                    "  3633\t\tu32 seg = 0, bus, dev, fn;\n"
-                    "> 3634\t\tint id, i, seg_id;\n"
-                    "  3635\t\tu32 devid;"),
-        "reproduce": ("make O=build ARCH=x86_64 defconfig",
-                      "scripts/config --file build/.config -e AMD_IOMMU",
-                      "make O=build ARCH=x86_64 olddefconfig",
-                      "make O=build ARCH=x86_64 W=1 drivers/iommu/amd/init.o"),
-        "config": "defconfig AMD_IOMMU=y", "symbols": {"AMD_IOMMU": "y"},
-    })
+    return w1_warning(1).model_copy(
+        update={
+            "file": "drivers/iommu/amd/init.c",
+            "line": 3634,
+            "column": 13,
+            "message": "variable 'seg_id' set but not used",
+            "excerpt": (
+                "  3631\tstatic int __init parse_ivrs_ioapic(char *str)\n"
+                "  3632\t{\n"
+                "  3633\t\tu32 seg = 0, bus, dev, fn;\n"
+                "> 3634\t\tint id, i, seg_id;\n"
+                "  3635\t\tu32 devid;"
+            ),
+            "reproduce": (
+                "make O=build ARCH=x86_64 defconfig",
+                "scripts/config --file build/.config -e AMD_IOMMU",
+                "make O=build ARCH=x86_64 olddefconfig",
+                "make O=build ARCH=x86_64 W=1 drivers/iommu/amd/init.o",
+            ),
+            "config": "defconfig AMD_IOMMU=y",
+            "symbols": {"AMD_IOMMU": "y"},
+        }
+    )
 
 
 def applied_on_iommu() -> ApplyResult:
-    return ApplyResult(ok=True, tree="linus", branch="master", base=LINUS, tried=(
-        BaseAttempt(how="branch", tree="linus", branch="master", sha=LINUS, ok=True),))
+    return ApplyResult(
+        ok=True,
+        tree="linus",
+        branch="master",
+        base=LINUS,
+        tried=(BaseAttempt(how="branch", tree="linus", branch="master", sha=LINUS, ok=True),),
+    )

@@ -18,8 +18,10 @@ from state.models import SeriesRow
 
 def add_queued(db: Database, n: int, state: str = "queued", **fields: object) -> list[int]:
     with db.session() as s:
-        rows = [SeriesRow(list_name="l", msgid=f"s{i}-{os.urandom(3).hex()}@x", state=state,
-                          **fields) for i in range(n)]
+        rows = [
+            SeriesRow(list_name="l", msgid=f"s{i}-{os.urandom(3).hex()}@x", state=state, **fields)
+            for i in range(n)
+        ]
         s.add_all(rows)
         s.flush()
         return [r.id for r in rows]
@@ -41,8 +43,14 @@ class FakePipeline:
         self.started = threading.Event()
         self.lock = threading.Lock()
 
-    def __call__(self, settings: Settings, db: Database, series_id: int, worker: str,
-                 should_stop: Callable[[], bool]) -> None:
+    def __call__(
+        self,
+        settings: Settings,
+        db: Database,
+        series_id: int,
+        worker: str,
+        should_stop: Callable[[], bool],
+    ) -> None:
         with self.lock:
             self.calls.append((series_id, worker))
         for step in self.steps:

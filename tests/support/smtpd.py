@@ -32,8 +32,7 @@ class Received:
 
 
 class _Handler:
-    def __init__(self, refuse: set[str], answers: dict[str, list[str]],
-                 data_delay: float) -> None:
+    def __init__(self, refuse: set[str], answers: dict[str, list[str]], data_delay: float) -> None:
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.refuse = {a.lower() for a in refuse}
@@ -48,8 +47,14 @@ class _Handler:
             replies = self.answers.get(verb)
             return replies.pop(0) if replies else None
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, mail_options: list[str]) -> str:
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
         scripted = self._scripted("MAIL")
         if scripted:
             return scripted
@@ -57,8 +62,14 @@ class _Handler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         scripted = self._scripted("RCPT")
         if scripted:
             return scripted
@@ -75,12 +86,14 @@ class _Handler:
             await asyncio.sleep(self.data_delay)  # a slow relay, as seen by the client
         content = envelope.original_content or b""
         with self.lock:
-            self.received.append(Received(
-                mail_from=envelope.mail_from or "",
-                rcpt_tos=list(envelope.rcpt_tos),
-                content=content,
-                mail_options=list(envelope.mail_options),
-            ))
+            self.received.append(
+                Received(
+                    mail_from=envelope.mail_from or "",
+                    rcpt_tos=list(envelope.rcpt_tos),
+                    content=content,
+                    mail_options=list(envelope.mail_options),
+                )
+            )
         return "250 OK"
 
 
@@ -96,9 +109,13 @@ class SmtpServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, refuse: set[str] | frozenset[str] = frozenset(),
-                 answers: dict[str, list[str]] | None = None, data_delay: float = 0.0,
-                 **smtp_kwargs: Any) -> None:
+    def __init__(
+        self,
+        refuse: set[str] | frozenset[str] = frozenset(),
+        answers: dict[str, list[str]] | None = None,
+        data_delay: float = 0.0,
+        **smtp_kwargs: Any,
+    ) -> None:
         self._handler = _Handler(set(refuse), answers or {}, data_delay)
         self._smtp_kwargs = smtp_kwargs
         self._controller: Controller | None = None
@@ -119,8 +136,9 @@ class SmtpServer:
         last: Exception | None = None
         for _ in range(5):  # another process may take the port between probe and bind
             self.port = free_port()
-            controller = Controller(self._handler, hostname=self.host, port=self.port,
-                                    **self._smtp_kwargs)
+            controller = Controller(
+                self._handler, hostname=self.host, port=self.port, **self._smtp_kwargs
+            )
             try:
                 controller.start()
             except (OSError, RuntimeError) as e:
@@ -139,8 +157,9 @@ class SmtpServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-

@@ -10,9 +10,14 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(cond: Callable[[], T], timeout: float = 20.0, what: str = "condition",
-             interval: float = 0.02, context: Callable[[], str] | None = None,
-             ignore: tuple[type[BaseException], ...] = ()) -> T:
+def wait_for(
+    cond: Callable[[], T],
+    timeout: float = 20.0,
+    what: str = "condition",
+    interval: float = 0.02,
+    context: Callable[[], str] | None = None,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
     """Poll `cond` until it returns something truthy, and return that.
 
     `timeout` only bounds a failure: a passing test waits as long as the

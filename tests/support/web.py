@@ -30,9 +30,18 @@ def populate(db: Database, settings: Settings) -> dict[str, Any]:
     logs = settings.paths.logs
     with db.session() as s:
         done = SeriesRow(
-            list_name="linux-mm", msgid=MSGID, subject="[PATCH v2 0/2] mm: fix the foo counter",
-            version=2, total=2, author="Jane Hacker", author_email="jane@example.org",
-            complete=True, has_cover=True, state="done", attempts=1, base_commit="a" * 40,
+            list_name="linux-mm",
+            msgid=MSGID,
+            subject="[PATCH v2 0/2] mm: fix the foo counter",
+            version=2,
+            total=2,
+            author="Jane Hacker",
+            author_email="jane@example.org",
+            complete=True,
+            has_cover=True,
+            state="done",
+            attempts=1,
+            base_commit="a" * 40,
         )
         done.patches = [
             PatchRow(idx=1, msgid="p1-" + MSGID, subject="[PATCH v2 1/2] mm: add foo counter"),
@@ -41,22 +50,62 @@ def populate(db: Database, settings: Settings) -> dict[str, Any]:
         s.add(done)
         s.flush()
         run = RunRow(
-            series_id=done.id, state="done", worker="host/1/w0", started_at=now - timedelta(
-                minutes=4), finished_at=now, tree="mm", branch="mm-unstable", base_sha="b" * 40,
-            apply_ok=True, checks={"build": "ok: 1 finding(s)", "checkpatch": "ok: 1 finding(s)",
-                                   "kernel-doc": "ok: 0 finding(s)"},
-            timings={"apply": 2.5, "build": 180.2}, patch_commits=[
-                {"index": 1, "commit": "c" * 40}, {"index": 2, "commit": "d" * 40}],
-            tried=[{"how": "base-commit", "tree": "mm", "branch": "", "sha": "a" * 40,
-                    "ok": True, "reason": ""}],
-            notes=[{"check": "build", "kind": "variant-dropped", "arch": "arm64",
+            series_id=done.id,
+            state="done",
+            worker="host/1/w0",
+            started_at=now - timedelta(minutes=4),
+            finished_at=now,
+            tree="mm",
+            branch="mm-unstable",
+            base_sha="b" * 40,
+            apply_ok=True,
+            checks={
+                "build": "ok: 1 finding(s)",
+                "checkpatch": "ok: 1 finding(s)",
+                "kernel-doc": "ok: 0 finding(s)",
+            },
+            timings={"apply": 2.5, "build": 180.2},
+            patch_commits=[{"index": 1, "commit": "c" * 40}, {"index": 2, "commit": "d" * 40}],
+            tried=[
+                {
+                    "how": "base-commit",
+                    "tree": "mm",
+                    "branch": "",
+                    "sha": "a" * 40,
+                    "ok": True,
+                    "reason": "",
+                }
+            ],
+            notes=[
+                {
+                    "check": "build",
+                    "kind": "variant-dropped",
+                    "arch": "arm64",
                     "message": "arm64 defconfig (base) not built: estimated 90 s of work",
-                    "config": "", "detail": ""}],
-            plan={"variants": [{"arch": "x86_64", "config": "defconfig MIGRATION=n",
-                                "flip": "MIGRATION=n", "objects": ["mm/foo.o"],
-                                "reason": "foo() is declared only when CONFIG_MIGRATION is set"}],
-                  "dropped": [{"arch": "arm64", "config": "defconfig", "flip": None,
-                               "objects": ["mm/foo.o"], "reason": "over the <budget>"}]},
+                    "config": "",
+                    "detail": "",
+                }
+            ],
+            plan={
+                "variants": [
+                    {
+                        "arch": "x86_64",
+                        "config": "defconfig MIGRATION=n",
+                        "flip": "MIGRATION=n",
+                        "objects": ["mm/foo.o"],
+                        "reason": "foo() is declared only when CONFIG_MIGRATION is set",
+                    }
+                ],
+                "dropped": [
+                    {
+                        "arch": "arm64",
+                        "config": "defconfig",
+                        "flip": None,
+                        "objects": ["mm/foo.o"],
+                        "reason": "over the <budget>",
+                    }
+                ],
+            },
         )
         s.add(run)
         s.flush()
@@ -71,43 +120,101 @@ def populate(db: Database, settings: Settings) -> dict[str, Any]:
         (run_dir / "escape.log").symlink_to(secret)
         run.log_dir = str(run_dir)
         run.findings = [
-            FindingRow(check="build", kind="warning", severity="warning", patch_index=1,
-                       file="mm/foo.c", line=12, message="unused variable 'ret'",
-                       fingerprint="f1", data={
-                           "check": "build", "kind": "warning", "severity": "warning",
-                           "patch": 1, "file": "mm/foo.c", "line": 12,
-                           "message": "unused variable 'ret'", "arch": "x86_64",
-                           "config": "defconfig", "option": "-Wunused-variable",
-                           "excerpt": "  11 |\tint ret;\n> 12 |\tint <unused> = 0;",
-                           "reproduce": ["make ARCH=x86_64 defconfig", "make W=1 mm/foo.o"]}),
-            FindingRow(check="checkpatch", kind="LONG_LINE", severity="check", patch_index=2,
-                       file="mm/foo.c", line=40, message="line length of 120 exceeds 100",
-                       fingerprint="f2", data={}),
+            FindingRow(
+                check="build",
+                kind="warning",
+                severity="warning",
+                patch_index=1,
+                file="mm/foo.c",
+                line=12,
+                message="unused variable 'ret'",
+                fingerprint="f1",
+                data={
+                    "check": "build",
+                    "kind": "warning",
+                    "severity": "warning",
+                    "patch": 1,
+                    "file": "mm/foo.c",
+                    "line": 12,
+                    "message": "unused variable 'ret'",
+                    "arch": "x86_64",
+                    "config": "defconfig",
+                    "option": "-Wunused-variable",
+                    "excerpt": "  11 |\tint ret;\n> 12 |\tint <unused> = 0;",
+                    "reproduce": ["make ARCH=x86_64 defconfig", "make W=1 mm/foo.o"],
+                },
+            ),
+            FindingRow(
+                check="checkpatch",
+                kind="LONG_LINE",
+                severity="check",
+                patch_index=2,
+                file="mm/foo.c",
+                line=40,
+                message="line length of 120 exceeds 100",
+                fingerprint="f2",
+                data={},
+            ),
         ]
-        s.add(ReplyRow(series_id=done.id, run_id=run.id, msgid="lorebot.1.reply@localhost",
-                       in_reply_to=MSGID, subject="Re: [PATCH v2 0/2] mm: fix the foo counter",
-                       to_addrs=["Jane Hacker <jane@example.org>"], state="sent", sent_at=now,
-                       raw="From: lorebot\nSubject: Re: ...\n\nHi Jane,\n"))
-        failed = SeriesRow(list_name="netdev", msgid="bob-1@example.com", subject="[PATCH] net: x",
-                           author="Bob Builder", author_email="bob@example.com", state="failed",
-                           reason="did not apply")
-        queued = SeriesRow(list_name="netdev", msgid="carol-1@example.com",
-                           subject="[PATCH] net: y", author="Carol", state="queued")
-        running = SeriesRow(list_name="linux-mm", msgid="dave-1@example.com",
-                            subject="[PATCH] mm: z", author="Dave", state="running",
-                            claimed_by="otherhost/42/w1", claimed_at=now - timedelta(seconds=75),
-                            step="build")
+        s.add(
+            ReplyRow(
+                series_id=done.id,
+                run_id=run.id,
+                msgid="lorebot.1.reply@localhost",
+                in_reply_to=MSGID,
+                subject="Re: [PATCH v2 0/2] mm: fix the foo counter",
+                to_addrs=["Jane Hacker <jane@example.org>"],
+                state="sent",
+                sent_at=now,
+                raw="From: lorebot\nSubject: Re: ...\n\nHi Jane,\n",
+            )
+        )
+        failed = SeriesRow(
+            list_name="netdev",
+            msgid="bob-1@example.com",
+            subject="[PATCH] net: x",
+            author="Bob Builder",
+            author_email="bob@example.com",
+            state="failed",
+            reason="did not apply",
+        )
+        queued = SeriesRow(
+            list_name="netdev",
+            msgid="carol-1@example.com",
+            subject="[PATCH] net: y",
+            author="Carol",
+            state="queued",
+        )
+        running = SeriesRow(
+            list_name="linux-mm",
+            msgid="dave-1@example.com",
+            subject="[PATCH] mm: z",
+            author="Dave",
+            state="running",
+            claimed_by="otherhost/42/w1",
+            claimed_at=now - timedelta(seconds=75),
+            step="build",
+        )
         s.add_all([failed, queued, running])
-        s.add_all([
-            PollRow(list_name="linux-mm", started_at=now - timedelta(seconds=30), seconds=1.5,
-                    new_messages=7),
-            PollRow(list_name="netdev", started_at=now - timedelta(hours=2), seconds=0.4),
-            PollRow(list_name="netdev", started_at=now - timedelta(seconds=20), seconds=60.0,
-                    error="HTTPError: 503 Service Unavailable"),
-        ])
+        s.add_all(
+            [
+                PollRow(
+                    list_name="linux-mm",
+                    started_at=now - timedelta(seconds=30),
+                    seconds=1.5,
+                    new_messages=7,
+                ),
+                PollRow(list_name="netdev", started_at=now - timedelta(hours=2), seconds=0.4),
+                PollRow(
+                    list_name="netdev",
+                    started_at=now - timedelta(seconds=20),
+                    seconds=60.0,
+                    error="HTTPError: 503 Service Unavailable",
+                ),
+            ]
+        )
         s.flush()
-        return {"run_id": run.id, "done_id": done.id, "running_id": running.id,
-                "secret": secret}
+        return {"run_id": run.id, "done_id": done.id, "running_id": running.id, "secret": secret}
 
 
 def with_token(settings: Settings, token: str = TOKEN) -> Settings:
@@ -118,8 +225,7 @@ def with_token(settings: Settings, token: str = TOKEN) -> Settings:
 def live_server(app: Any) -> Iterator[str]:
     """The app on a real uvicorn on a free loopback port; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, timeout=10, what="uvicorn to start")

@@ -17,8 +17,9 @@ def upgrade() -> None:
     with op.batch_alter_table("series") as b:
         b.add_column(sa.Column("heartbeat_at", sa.DateTime(), nullable=True))
     with op.batch_alter_table("replies") as b:
-        b.add_column(sa.Column("claimed_by", sa.String(length=200), nullable=False,
-                               server_default=""))
+        b.add_column(
+            sa.Column("claimed_by", sa.String(length=200), nullable=False, server_default="")
+        )
         b.add_column(sa.Column("claimed_at", sa.DateTime(), nullable=True))
         b.add_column(sa.Column("heartbeat_at", sa.DateTime(), nullable=True))
         b.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))

@@ -19,8 +19,10 @@ from tests.support import kernel
 from tests.support.fakelinux import fake_tree
 from tests.support.kernel import WrittenPatch, replace_in
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("ccache") is None,
-                                reason="needs gcc and ccache (apt-get install gcc ccache)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("ccache") is None,
+    reason="needs gcc and ccache (apt-get install gcc ccache)",
+)
 
 
 def check(patches: list[WrittenPatch], settings: Settings, tmp_path: Path) -> CheckResult:
@@ -40,19 +42,30 @@ def problems(result: CheckResult) -> list[Finding]:
 
 def described(result: CheckResult) -> list[tuple[int | None, str, str, str]]:
     """What a failed assertion should show: findings, notes and variants."""
-    return [(f.patch, f.file, f.config, f.message) for f in result.findings] + [
-        (None, n.kind, n.config, n.message) for n in result.notes] + [
-        (None, "variant", v.config, " ".join(v.objects)) for v in result.variants]
+    return (
+        [(f.patch, f.file, f.config, f.message) for f in result.findings]
+        + [(None, n.kind, n.config, n.message) for n in result.notes]
+        + [(None, "variant", v.config, " ".join(v.objects)) for v in result.variants]
+    )
 
 
-def test_call_declared_only_with_foo_fails_only_with_foo_off(settings: Settings,
-                                                              tmp_path: Path) -> None:
+def test_call_declared_only_with_foo_fails_only_with_foo_off(
+    settings: Settings, tmp_path: Path
+) -> None:
     """foo_get() has no stub: the call breaks only FOO=n, a variant the defconfig lacks."""
     patches = [
-        WrittenPatch("mm/core: reword a comment", [replace_in(
-            "mm/core.c", "part of the base", "kept in the base")]),
-        WrittenPatch("mm/core: start from the first foo", [replace_in(
-            "mm/core.c", "\treturn foo_count();\n", "\treturn foo_get(0) + foo_count();\n")]),
+        WrittenPatch(
+            "mm/core: reword a comment",
+            [replace_in("mm/core.c", "part of the base", "kept in the base")],
+        ),
+        WrittenPatch(
+            "mm/core: start from the first foo",
+            [
+                replace_in(
+                    "mm/core.c", "\treturn foo_count();\n", "\treturn foo_get(0) + foo_count();\n"
+                )
+            ],
+        ),
     ]
     result = check(patches, settings, tmp_path)
     found = problems(result)
@@ -69,15 +82,22 @@ def test_call_declared_only_with_foo_fails_only_with_foo_off(settings: Settings,
     assert {v.config for v in result.variants} >= {"defconfig", f.config}, described(result)
 
 
-def test_w1_warning_is_attributed_to_the_second_of_three(settings: Settings,
-                                                         tmp_path: Path) -> None:
+def test_w1_warning_is_attributed_to_the_second_of_three(
+    settings: Settings, tmp_path: Path
+) -> None:
     patches = [
-        WrittenPatch("mm/core: reword a comment", [replace_in(
-            "mm/core.c", "part of the base", "kept in the base")]),
-        WrittenPatch("mm/bar: note what was seen", [replace_in(
-            "mm/bar.c", "\tint i;\n\n", "\tint i, seen;\n\n\tseen = 0;\n")]),
-        WrittenPatch("mm/foo: parenthesize the index", [replace_in(
-            "mm/foo.c", "foo_items[id & 3]", "foo_items[(id) & 3]")]),
+        WrittenPatch(
+            "mm/core: reword a comment",
+            [replace_in("mm/core.c", "part of the base", "kept in the base")],
+        ),
+        WrittenPatch(
+            "mm/bar: note what was seen",
+            [replace_in("mm/bar.c", "\tint i;\n\n", "\tint i, seen;\n\n\tseen = 0;\n")],
+        ),
+        WrittenPatch(
+            "mm/foo: parenthesize the index",
+            [replace_in("mm/foo.c", "foo_items[id & 3]", "foo_items[(id) & 3]")],
+        ),
     ]
     result = check(patches, settings, tmp_path)
     found = problems(result)
@@ -88,26 +108,43 @@ def test_w1_warning_is_attributed_to_the_second_of_three(settings: Settings,
     assert any(" W=1 " in f" {c} " and c.endswith("mm/bar.o") for c in f.reproduce)
 
 
-def test_warning_already_in_the_base_is_not_reported(settings: Settings,
-                                                      tmp_path: Path) -> None:
+def test_warning_already_in_the_base_is_not_reported(settings: Settings, tmp_path: Path) -> None:
     """mm/core.c warns about `spare` before the series; a patch moves it down two lines."""
-    patches = [WrittenPatch("mm/core: document core_setup", [replace_in(
-        "mm/core.c", "int core_setup(void)\n{",
-        "/* Set the core up. */\n/* Returns the number of foos. */\nint core_setup(void)\n{")])]
+    patches = [
+        WrittenPatch(
+            "mm/core: document core_setup",
+            [
+                replace_in(
+                    "mm/core.c",
+                    "int core_setup(void)\n{",
+                    "/* Set the core up. */\n/* Returns the number of foos. */\n"
+                    "int core_setup(void)\n{",
+                )
+            ],
+        )
+    ]
     result = check(patches, settings, tmp_path)
     assert problems(result) == [], described(result)
     assert any("mm/core.o" in v.objects for v in result.variants), described(result)
 
 
-def test_removed_stub_breaks_its_caller_at_that_patch(settings: Settings,
-                                                      tmp_path: Path) -> None:
+def test_removed_stub_breaks_its_caller_at_that_patch(settings: Settings, tmp_path: Path) -> None:
     """quux_level() loses its !CONFIG_QUUX stub in patch 2; QUUX is off in the defconfig."""
     patches = [
-        WrittenPatch("mm/core: reword a comment", [replace_in(
-            "mm/core.c", "part of the base", "kept in the base")]),
-        WrittenPatch("quux: declare quux_level() only with CONFIG_QUUX", [replace_in(
-            "include/linux/quux.h",
-            "#else\nstatic inline int quux_level(void)\n{\n\treturn 0;\n}\n", "")]),
+        WrittenPatch(
+            "mm/core: reword a comment",
+            [replace_in("mm/core.c", "part of the base", "kept in the base")],
+        ),
+        WrittenPatch(
+            "quux: declare quux_level() only with CONFIG_QUUX",
+            [
+                replace_in(
+                    "include/linux/quux.h",
+                    "#else\nstatic inline int quux_level(void)\n{\n\treturn 0;\n}\n",
+                    "",
+                )
+            ],
+        ),
     ]
     result = check(patches, settings, tmp_path)
     found = problems(result)
@@ -118,12 +155,24 @@ def test_removed_stub_breaks_its_caller_at_that_patch(settings: Settings,
     assert f.config == "defconfig" and "QUUX" not in f.symbols  # off in the base already
 
 
-@pytest.mark.xfail(strict=True, reason="a header change that only removes an #else stub "
-                   "names no changed identifier (the declaration stays), so impact analysis "
-                   "plans no object and the broken caller is not built")
+@pytest.mark.xfail(
+    strict=True,
+    reason="a header change that only removes an #else stub "
+    "names no changed identifier (the declaration stays), so impact analysis "
+    "plans no object and the broken caller is not built",
+)
 def test_stub_removal_alone_is_built(settings: Settings, tmp_path: Path) -> None:
-    patches = [WrittenPatch("quux: declare quux_level() only with CONFIG_QUUX", [replace_in(
-        "include/linux/quux.h", "#else\nstatic inline int quux_level(void)\n{\n\treturn 0;\n}\n",
-        "")])]
+    patches = [
+        WrittenPatch(
+            "quux: declare quux_level() only with CONFIG_QUUX",
+            [
+                replace_in(
+                    "include/linux/quux.h",
+                    "#else\nstatic inline int quux_level(void)\n{\n\treturn 0;\n}\n",
+                    "",
+                )
+            ],
+        )
+    ]
     found = problems(check(patches, settings, tmp_path))
     assert [(f.file, f.patch) for f in found] == [("mm/core.c", 1)]

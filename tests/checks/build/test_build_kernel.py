@@ -29,8 +29,7 @@ def _check(
     slot: str, patches: list[WrittenPatch], settings: Settings, tmp_path: Path
 ) -> CheckResult:
     wt = kernel.kernel_slot(slot)
-    ctx = kernel.series_context(wt, patches, settings, tmp_path,
-                                cache_dir=kernel.test_cache())
+    ctx = kernel.series_context(wt, patches, settings, tmp_path, cache_dir=kernel.test_cache())
     head = kernel.git(wt, "rev-parse", "HEAD").strip()
     result = BuildCheck().run(ctx)
     assert kernel.git(wt, "rev-parse", "HEAD").strip() == head  # HEAD restored
@@ -51,14 +50,18 @@ def test_call_to_function_declared_only_with_migration(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
     """folio_migrate_flags() has no !CONFIG_MIGRATION stub: lorebot builds MIGRATION=n."""
-    patch = WrittenPatch("mm/filemap: copy flags on removal", [replace_in(
-        "mm/filemap.c",
-        "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
-        "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
-        "\tspin_lock(&mapping->host->i_lock);",
-    )])
-    found = _problems(_run("build-x86", [patch], _settings(settings, arches=["x86_64"]),
-                           tmp_path))
+    patch = WrittenPatch(
+        "mm/filemap: copy flags on removal",
+        [
+            replace_in(
+                "mm/filemap.c",
+                "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
+                "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
+                "\tspin_lock(&mapping->host->i_lock);",
+            )
+        ],
+    )
+    found = _problems(_run("build-x86", [patch], _settings(settings, arches=["x86_64"]), tmp_path))
     assert found, "the MIGRATION=n build error was not found"
     assert {f.arch for f in found} == {"x86_64"}
     f = next(f for f in found if f.severity == "error")
@@ -80,11 +83,16 @@ def test_powerpc_only_file_is_built_on_powerpc(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
     """cmm.c is built only on powerpc (pseries): the series selects that arch by itself."""
-    patch = WrittenPatch("powerpc/pseries/cmm: log the request", [replace_in(
-        "arch/powerpc/platforms/pseries/cmm.c",
-        '\tcmm_dbg("Begin request for %ld pages\\n", nr);',
-        '\tcmm_dbg("Begin request for %ld pages\\n", nr_pages);',
-    )])
+    patch = WrittenPatch(
+        "powerpc/pseries/cmm: log the request",
+        [
+            replace_in(
+                "arch/powerpc/platforms/pseries/cmm.c",
+                '\tcmm_dbg("Begin request for %ld pages\\n", nr);',
+                '\tcmm_dbg("Begin request for %ld pages\\n", nr_pages);',
+            )
+        ],
+    )
     found = _run("build-ppc", [patch], settings, tmp_path)
     errors = [f for f in _problems(found) if f.severity == "error"]
     assert errors, [f.message for f in found]
@@ -101,21 +109,40 @@ def test_unused_variable_attributed_to_second_patch(
 ) -> None:
     """Three patches; only the second adds a set-but-unused variable (a W=1 warning)."""
     patches = [
-        WrittenPatch("mm/readahead: reword a comment", [replace_in(
-            "mm/readahead.c", " * Initialise a struct file's readahead state.",
-            " * Initialise the readahead state of a struct file.")]),
-        WrittenPatch("mm/filemap: count removals", [
-            replace_in("mm/filemap.c",
-                       "\tstruct address_space *mapping = folio->mapping;\n\n"
-                       "\tBUG_ON(!folio_test_locked(folio));\n",
-                       "\tstruct address_space *mapping = folio->mapping;\n\tint removed;\n\n"
-                       "\tBUG_ON(!folio_test_locked(folio));\n\tremoved = 1;\n")]),
-        WrittenPatch("mm/swap: reword a comment", [replace_in(
-            "mm/swap.c", "This file contains the default values",
-            "This file holds the default values")]),
+        WrittenPatch(
+            "mm/readahead: reword a comment",
+            [
+                replace_in(
+                    "mm/readahead.c",
+                    " * Initialise a struct file's readahead state.",
+                    " * Initialise the readahead state of a struct file.",
+                )
+            ],
+        ),
+        WrittenPatch(
+            "mm/filemap: count removals",
+            [
+                replace_in(
+                    "mm/filemap.c",
+                    "\tstruct address_space *mapping = folio->mapping;\n\n"
+                    "\tBUG_ON(!folio_test_locked(folio));\n",
+                    "\tstruct address_space *mapping = folio->mapping;\n\tint removed;\n\n"
+                    "\tBUG_ON(!folio_test_locked(folio));\n\tremoved = 1;\n",
+                )
+            ],
+        ),
+        WrittenPatch(
+            "mm/swap: reword a comment",
+            [
+                replace_in(
+                    "mm/swap.c",
+                    "This file contains the default values",
+                    "This file holds the default values",
+                )
+            ],
+        ),
     ]
-    found = _problems(_run("build-x86", patches, _settings(settings, arches=["x86_64"]),
-                           tmp_path))
+    found = _problems(_run("build-x86", patches, _settings(settings, arches=["x86_64"]), tmp_path))
     assert len(found) == 1, [(f.patch, f.file, f.message) for f in found]
     f = found[0]
     assert (f.patch, f.kind, f.file) == (2, "warning", "mm/filemap.c")
@@ -129,18 +156,38 @@ def test_warning_at_base_is_not_reported_when_it_moves(
 ) -> None:
     """A W=1 warning already at the base stays quiet after a patch moves its line."""
     wt = kernel.kernel_slot("build-x86")
-    kernel.commit_series(wt, [WrittenPatch("base: an unused variable", [replace_in(
-        "mm/filemap.c",
-        "\tstruct address_space *mapping = folio->mapping;\n\n"
-        "\tBUG_ON(!folio_test_locked(folio));\n",
-        "\tstruct address_space *mapping = folio->mapping;\n\tint removed;\n\n"
-        "\tBUG_ON(!folio_test_locked(folio));\n\tremoved = 1;\n")])])
-    patch = WrittenPatch("mm/filemap: explain removal", [replace_in(
-        "mm/filemap.c", "void filemap_remove_folio(struct folio *folio)\n{",
-        "/*\n * Remove a locked folio from the page cache.\n * The caller holds a reference.\n"
-        " */\nvoid filemap_remove_folio(struct folio *folio)\n{")])
-    ctx = kernel.series_context(wt, [patch], _settings(settings, arches=["x86_64"]), tmp_path,
-                                cache_dir=kernel.test_cache())
+    kernel.commit_series(
+        wt,
+        [
+            WrittenPatch(
+                "base: an unused variable",
+                [
+                    replace_in(
+                        "mm/filemap.c",
+                        "\tstruct address_space *mapping = folio->mapping;\n\n"
+                        "\tBUG_ON(!folio_test_locked(folio));\n",
+                        "\tstruct address_space *mapping = folio->mapping;\n\tint removed;\n\n"
+                        "\tBUG_ON(!folio_test_locked(folio));\n\tremoved = 1;\n",
+                    )
+                ],
+            )
+        ],
+    )
+    patch = WrittenPatch(
+        "mm/filemap: explain removal",
+        [
+            replace_in(
+                "mm/filemap.c",
+                "void filemap_remove_folio(struct folio *folio)\n{",
+                "/*\n * Remove a locked folio from the page cache.\n"
+                " * The caller holds a reference.\n"
+                " */\nvoid filemap_remove_folio(struct folio *folio)\n{",
+            )
+        ],
+    )
+    ctx = kernel.series_context(
+        wt, [patch], _settings(settings, arches=["x86_64"]), tmp_path, cache_dir=kernel.test_cache()
+    )
     assert _problems(list(BuildCheck().run(ctx).findings)) == []
     # the warning was there, at the base and after the patch, and was left out
     seen = [log.read_text() for log in (tmp_path / "logs").glob("*-build.log")]
@@ -152,17 +199,28 @@ def test_clean_series_has_no_findings(
 ) -> None:
     """A harmless two-patch series (code and a header) on two arches: nothing reported."""
     patches = [
-        WrittenPatch("mm/filemap: use a local for the host", [replace_in(
-            "mm/filemap.c",
-            "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
-            "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&(mapping->host)->i_lock);")]),
-        WrittenPatch("mm: balloon: document the lock", [replace_in(
-            "include/linux/balloon_compaction.h",
-            "spinlock_t pages_lock;\t\t/* Protection to pages list */",
-            "spinlock_t pages_lock;\t\t/* Protects the pages list */")]),
+        WrittenPatch(
+            "mm/filemap: use a local for the host",
+            [
+                replace_in(
+                    "mm/filemap.c",
+                    "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
+                    "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&(mapping->host)->i_lock);",
+                )
+            ],
+        ),
+        WrittenPatch(
+            "mm: balloon: document the lock",
+            [
+                replace_in(
+                    "include/linux/balloon_compaction.h",
+                    "spinlock_t pages_lock;\t\t/* Protection to pages list */",
+                    "spinlock_t pages_lock;\t\t/* Protects the pages list */",
+                )
+            ],
+        ),
     ]
-    result = _check("build-x86", patches, _settings(settings, arches=["x86_64", "i386"]),
-                    tmp_path)
+    result = _check("build-x86", patches, _settings(settings, arches=["x86_64", "i386"]), tmp_path)
     assert _problems(list(result.findings)) == []
     builds = [log.read_text().splitlines()[0] for log in (tmp_path / "logs").glob("*-build.log")]
     for arch in ("x86_64", "i386"):
@@ -174,13 +232,18 @@ def test_removed_member_still_used_under_ifdef(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
     """balloon_dev_info.migratepage is used only under CONFIG_BALLOON_COMPACTION."""
-    patch = WrittenPatch("mm: balloon: drop the migratepage callback", [replace_in(
-        "include/linux/balloon_compaction.h",
-        "\tint (*migratepage)(struct balloon_dev_info *, struct page *newpage,\n"
-        "\t\t\tstruct page *page, enum migrate_mode mode);\n",
-        "")])
-    found = _problems(_run("build-x86", [patch], _settings(settings, arches=["x86_64"]),
-                           tmp_path))
+    patch = WrittenPatch(
+        "mm: balloon: drop the migratepage callback",
+        [
+            replace_in(
+                "include/linux/balloon_compaction.h",
+                "\tint (*migratepage)(struct balloon_dev_info *, struct page *newpage,\n"
+                "\t\t\tstruct page *page, enum migrate_mode mode);\n",
+                "",
+            )
+        ],
+    )
+    found = _problems(_run("build-x86", [patch], _settings(settings, arches=["x86_64"]), tmp_path))
     hits = [f for f in found if f.file == "mm/balloon_compaction.c" and f.severity == "error"]
     assert hits, [(f.file, f.message, f.config) for f in found]
     f = hits[0]
@@ -194,16 +257,23 @@ def test_missing_toolchain_is_reported_once(
 ) -> None:
     """An arch without its compiler gives one note (never a finding); the others build."""
     real_which = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None
-                        if name.startswith("aarch64-") else real_which(name, *a, **k))
-    patch = WrittenPatch("mm/filemap: copy flags on removal", [replace_in(
-        "mm/filemap.c",
-        "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
-        "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
-        "\tspin_lock(&mapping->host->i_lock);",
-    )])
-    result = _check("build-x86", [patch], _settings(settings, arches=["x86_64", "arm64"]),
-                    tmp_path)
+    monkeypatch.setattr(
+        shutil,
+        "which",
+        lambda name, *a, **k: None if name.startswith("aarch64-") else real_which(name, *a, **k),
+    )
+    patch = WrittenPatch(
+        "mm/filemap: copy flags on removal",
+        [
+            replace_in(
+                "mm/filemap.c",
+                "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
+                "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
+                "\tspin_lock(&mapping->host->i_lock);",
+            )
+        ],
+    )
+    result = _check("build-x86", [patch], _settings(settings, arches=["x86_64", "arm64"]), tmp_path)
     missing = [n for n in result.notes if n.kind == "toolchain-missing"]
     assert len(missing) == 1 and missing[0].arch == "arm64"
     assert not [f for f in result.findings if f.severity not in ("error", "warning")]

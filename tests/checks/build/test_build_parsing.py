@@ -71,7 +71,8 @@ def test_parse_rules_joins_continuations_and_skips_comments() -> None:
 
 def test_object_chain_simple_and_gated() -> None:
     assert object_chain("mm/filemap.c", read) == ObjectChain(
-        "mm/filemap.c", "mm/filemap.o", (), True)
+        "mm/filemap.c", "mm/filemap.o", (), True
+    )
     assert object_chain("mm/balloon_compaction.c", read).symbols == ("MEMORY_BALLOON",)
 
 
@@ -80,7 +81,9 @@ def test_object_chain_composite_and_directory_descent() -> None:
     assert object_chain("mm/zswap_core.c", read).symbols == ("ZSWAP",)
     assert object_chain("mm/damon/vaddr.c", read).symbols == ("DAMON_VADDR", "DAMON")
     assert object_chain("drivers/virtio/virtio_balloon.c", read).symbols == (
-        "VIRTIO_BALLOON", "VIRTIO")
+        "VIRTIO_BALLOON",
+        "VIRTIO",
+    )
 
 
 def test_object_chain_named_from_an_ancestor_directory() -> None:
@@ -119,10 +122,14 @@ int e;
 
 def test_parse_condition_atoms() -> None:
     assert parse_condition("IS_ENABLED(CONFIG_A) && !defined(CONFIG_B)") == (
-        (Cond("A", True), Cond("B", False)), True)
+        (Cond("A", True), Cond("B", False)),
+        True,
+    )
     assert parse_condition("IS_MODULE(CONFIG_A) /* comment */") == ((Cond("A", True),), True)
     assert parse_condition("defined(CONFIG_X) || defined(CONFIG_Y)") == (
-        (Cond("X", None), Cond("Y", None)), False)
+        (Cond("X", None), Cond("Y", None)),
+        False,
+    )
     assert parse_condition("defined(__KERNEL__)") == ((), False)
 
 
@@ -131,8 +138,7 @@ def test_conditions_branches() -> None:
     assert conditions_at(SOURCE, 6) == (Cond("MIGRATION", False),)
     assert conditions_at(SOURCE, 9) == (Cond("A", True), Cond("B", False))
     assert conditions_at(SOURCE, 11) == (Cond("C", True), Cond("A", None), Cond("B", None))
-    assert set(conditions_at(SOURCE, 13)) == {Cond("A", None), Cond("B", None),
-                                               Cond("C", False)}
+    assert set(conditions_at(SOURCE, 13)) == {Cond("A", None), Cond("B", None), Cond("C", False)}
     assert conditions_at(SOURCE, 17) == (Cond("X", None), Cond("Y", None))
     assert conditions_at(SOURCE, 19) == ()
     assert len(conditions(SOURCE)) == len(SOURCE.splitlines())
@@ -228,8 +234,15 @@ class FakeTree:
     def read(self, path: str) -> str | None:
         return self.files.get(path)
 
-    def grep(self, patterns: Sequence[str], paths: Sequence[str], *, word: bool = False,
-             fixed: bool = False, files_only: bool = False) -> list[tuple[str, int, str]]:
+    def grep(
+        self,
+        patterns: Sequence[str],
+        paths: Sequence[str],
+        *,
+        word: bool = False,
+        fixed: bool = False,
+        files_only: bool = False,
+    ) -> list[tuple[str, int, str]]:
         import fnmatch
         import re
 
@@ -249,8 +262,9 @@ class FakeTree:
 
 
 def test_called_identifiers_skip_keywords_and_macros() -> None:
-    assert called_identifiers(["\tif (foo(x) && BAR(y)) return sizeof(z) + baz (1);",
-                               ' pr_err("qux(%d)", 1);']) == ["foo", "baz"]
+    assert called_identifiers(
+        ["\tif (foo(x) && BAR(y)) return sizeof(z) + baz (1);", ' pr_err("qux(%d)", 1);']
+    ) == ["foo", "baz"]
 
 
 def test_declaration_only_under_config_gives_flip() -> None:
@@ -264,7 +278,8 @@ def test_changed_identifiers_and_include_name() -> None:
     assert changed_identifiers(ch, "struct b {\n\tint pages;\n};\n") == ["migratepage", "mode"]
     comment_only = parse_diff(
         "diff --git a/b.h b/b.h\n--- a/b.h\n+++ b/b.h\n@@ -1 +1 @@\n"
-        "-\tspinlock_t pages_lock;\t/* Protection */\n+\tspinlock_t pages_lock; /* Lock */\n")[0]
+        "-\tspinlock_t pages_lock;\t/* Protection */\n+\tspinlock_t pages_lock; /* Lock */\n"
+    )[0]
     assert changed_identifiers(comment_only, "") == []
     assert include_name("include/linux/b.h") == "linux/b.h"
     assert include_name("arch/x86/include/asm/a.h") == "asm/a.h"
@@ -272,21 +287,25 @@ def test_changed_identifiers_and_include_name() -> None:
 
 
 def test_analyze_objects_flips_and_header_users() -> None:
-    tree = FakeTree({
-        **TREE,
-        "include/linux/migrate.h": HEADER,
-        "include/linux/b.h": "struct b {\n\tint pages;\n};\n",
-        "mm/filemap.c": "void f(void)\n{\n\tBUG_ON(x);\n\tfolio_migrate_flags(folio, folio);\n"
-                        "\tspin_lock(&l);\n}\n",
-        "mm/balloon_compaction.c": "#include <linux/b.h>\n#ifdef CONFIG_BALLOON_COMPACTION\n"
-                                   "int m(struct b *b) { return b->migratepage(b, 0); }\n"
-                                   "#endif\n",
-    })
+    tree = FakeTree(
+        {
+            **TREE,
+            "include/linux/migrate.h": HEADER,
+            "include/linux/b.h": "struct b {\n\tint pages;\n};\n",
+            "mm/filemap.c": "void f(void)\n{\n\tBUG_ON(x);\n\tfolio_migrate_flags(folio, folio);\n"
+            "\tspin_lock(&l);\n}\n",
+            "mm/balloon_compaction.c": "#include <linux/b.h>\n#ifdef CONFIG_BALLOON_COMPACTION\n"
+            "int m(struct b *b) { return b->migratepage(b, 0); }\n"
+            "#endif\n",
+        }
+    )
     impact = analyze(DIFF, tree, max_header_objects=4)
     assert [o.object for o in impact.objects] == ["mm/filemap.o", "mm/balloon_compaction.o"]
     assert impact.w1_objects == {"mm/filemap.o"}
     assert [(f.symbol, f.value, f.priority) for f in impact.flips] == [
-        ("MIGRATION", "n", 0), ("BALLOON_COMPACTION", "y", 2)]
+        ("MIGRATION", "n", 0),
+        ("BALLOON_COMPACTION", "y", 2),
+    ]
     assert impact.srcarches == ()
 
 
@@ -298,22 +317,28 @@ ARCHES = load_arches()
 def test_arches_table() -> None:
     assert {"x86_64", "i386", "arm64", "powerpc"} <= set(ARCHES)
     ppc = ARCHES["powerpc"]
-    assert ppc.make_vars(ccache=False) == ["ARCH=powerpc",
-                                           "CROSS_COMPILE=powerpc64le-linux-gnu-"]
+    assert ppc.make_vars(ccache=False) == ["ARCH=powerpc", "CROSS_COMPILE=powerpc64le-linux-gnu-"]
     assert "CC=ccache powerpc64le-linux-gnu-gcc" in ppc.make_vars()
     assert ARCHES["x86_64"].make_vars(llvm=True, ccache=False) == ["ARCH=x86_64", "LLVM=1"]
-    assert parse_arches('[[arch]]\nname="a"\nkarch="a"\nsrcarch="a"\ncross_compile=""\n'
-                        'defconfig="d"\npackage="gcc"\n')["a"].defconfig == "d"
+    assert (
+        parse_arches(
+            '[[arch]]\nname="a"\nkarch="a"\nsrcarch="a"\ncross_compile=""\n'
+            'defconfig="d"\npackage="gcc"\n'
+        )["a"].defconfig
+        == "d"
+    )
 
 
 def test_read_config_and_helpers() -> None:
-    cfg = read_config("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=m\nCONFIG_S=\"x\"\n")
+    cfg = read_config('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=m\nCONFIG_S="x"\n')
     assert cfg == {"A": "y", "B": "n", "C": "m", "S": '"x"'}
     assert refusals(cfg, {"A": "n", "C": "y", "D": "n"}) == ["A=n (got y)"]
     assert buildable(ObjectChain("a.c", "a.o", ("A", "C"), True), cfg)
     assert not buildable(ObjectChain("b.c", "b.o", ("B",), True), cfg)
-    assert label("defconfig", {"A": "y"}, {"A": "n", "C": "m"}, {"A": "n", "C": "y"}) == \
-        "defconfig A=n C=m"
+    assert (
+        label("defconfig", {"A": "y"}, {"A": "n", "C": "m"}, {"A": "n", "C": "y"})
+        == "defconfig A=n C=m"
+    )
     assert symbols_diff({"A": "y"}, {"A": "n", "B": "n"}, ["A", "B"]) == {"A": "n"}
     assert fragment({"A": "n", "C": "y"}) == "# CONFIG_A is not set\nCONFIG_C=y"
     assert flip_needed(cfg, Flip("A", "n", 0, "")) and not flip_needed(cfg, Flip("B", "n", 0, ""))
@@ -336,14 +361,15 @@ config COMPACTION
 
 def test_kconfig_helpers() -> None:
     assert config_block(KCONFIG, "MEMORY_BALLOON") == (False, [])
-    assert config_block(KCONFIG, "BALLOON_COMPACTION") == (True, ["COMPACTION",
-                                                                  "MEMORY_BALLOON"])
+    assert config_block(KCONFIG, "BALLOON_COMPACTION") == (True, ["COMPACTION", "MEMORY_BALLOON"])
     assert enclosing_config(KCONFIG, 11) == "COMPACTION"
     cfg = {"COMPACTION": "y", "CMA": "n"}
     assert helpers_for("MIGRATION", "n", cfg, ["CMA", "COMPACTION"], [], True) == {
-        "COMPACTION": "n"}
+        "COMPACTION": "n"
+    }
     assert helpers_for("MEMORY_BALLOON", "y", cfg, ["VIRTIO_BALLOON"], [], False) == {
-        "VIRTIO_BALLOON": "y"}
+        "VIRTIO_BALLOON": "y"
+    }
 
 
 def test_select_arches_adds_touched_arch_dirs() -> None:

@@ -19,20 +19,32 @@ from tests.support.kernel import WrittenPatch, replace_in
 
 pytestmark = pytest.mark.kernel
 
-CALL = WrittenPatch("mm/filemap: put back movable pages on removal", [replace_in(
-    "mm/filemap.c",
-    "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
-    "\tBUG_ON(!folio_test_locked(folio));\n\tputback_movable_pages(&folio->lru);\n"
-    "\tspin_lock(&mapping->host->i_lock);",
-)])
-DROP_STUB = WrittenPatch("mm/migrate: drop the !MIGRATION stub of putback_movable_pages",
-                         [replace_in("include/linux/migrate.h",
-                                     "static inline void putback_movable_pages(struct list_head "
-                                     "*l) {}\n", "")])
+CALL = WrittenPatch(
+    "mm/filemap: put back movable pages on removal",
+    [
+        replace_in(
+            "mm/filemap.c",
+            "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
+            "\tBUG_ON(!folio_test_locked(folio));\n\tputback_movable_pages(&folio->lru);\n"
+            "\tspin_lock(&mapping->host->i_lock);",
+        )
+    ],
+)
+DROP_STUB = WrittenPatch(
+    "mm/migrate: drop the !MIGRATION stub of putback_movable_pages",
+    [
+        replace_in(
+            "include/linux/migrate.h",
+            "static inline void putback_movable_pages(struct list_head *l) {}\n",
+            "",
+        )
+    ],
+)
 
 
-def _check(patches: list[WrittenPatch], settings: Settings, tmp_path: Path,
-           **build: object) -> CheckResult:
+def _check(
+    patches: list[WrittenPatch], settings: Settings, tmp_path: Path, **build: object
+) -> CheckResult:
     settings = settings.model_copy(update={"build": BuildSettings(**build)})
     wt = kernel.kernel_slot("build-x86")
     ctx = kernel.series_context(wt, patches, settings, tmp_path, cache_dir=kernel.test_cache())
@@ -78,20 +90,32 @@ def test_budget_keeps_the_flips_guarding_the_series(
     MIGRATION, a line under TRANSPARENT_HUGEPAGE), four arches, and a budget of about
     three variants: both flips are built on x86_64; breadth is dropped, each drop a Note
     with its reason."""
-    patch = WrittenPatch("mm/filemap: copy flags on removal; smaller THP readahead", [
-        replace_in("mm/filemap.c",
-                   "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
-                   "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
-                   "\tspin_lock(&mapping->host->i_lock);"),
-        replace_in("mm/filemap.c", "\t\tra->async_size = HPAGE_PMD_NR;\n\t\tpage_cache_ra_order",
-                   "\t\tra->async_size = HPAGE_PMD_NR / 2;\n\t\tpage_cache_ra_order"),
-    ])
+    patch = WrittenPatch(
+        "mm/filemap: copy flags on removal; smaller THP readahead",
+        [
+            replace_in(
+                "mm/filemap.c",
+                "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
+                "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
+                "\tspin_lock(&mapping->host->i_lock);",
+            ),
+            replace_in(
+                "mm/filemap.c",
+                "\t\tra->async_size = HPAGE_PMD_NR;\n\t\tpage_cache_ra_order",
+                "\t\tra->async_size = HPAGE_PMD_NR / 2;\n\t\tpage_cache_ra_order",
+            ),
+        ],
+    )
     # one object, baseline + one patch: 2 compiles x 10 s / 2 jobs = 10 s per variant
-    result = _check([patch], settings, tmp_path, object_seconds=10.0, config_seconds=0.0,
-                    budget_seconds=35)
+    result = _check(
+        [patch], settings, tmp_path, object_seconds=10.0, config_seconds=0.0, budget_seconds=35
+    )
     built = [(v.arch, v.flip) for v in result.variants]
-    assert built == [("x86_64", None), ("x86_64", "MIGRATION=n"),
-                     ("x86_64", "TRANSPARENT_HUGEPAGE=y")]
+    assert built == [
+        ("x86_64", None),
+        ("x86_64", "MIGRATION=n"),
+        ("x86_64", "TRANSPARENT_HUGEPAGE=y"),
+    ]
     dropped = {(v.arch, v.flip): v.reason for v in result.dropped}
     assert {("i386", None), ("arm64", None), ("powerpc", None)} <= set(dropped)
     assert all("budget_seconds" in r for r in dropped.values()), dropped
@@ -99,5 +123,7 @@ def test_budget_keeps_the_flips_guarding_the_series(
     assert len(notes) == len(result.dropped)
     assert any("i386" in n.message and "budget" in n.message for n in notes)
     # the flip still found its bug
-    assert any(f.severity == "error" and "folio_migrate_flags" in f.message
-               and "MIGRATION=n" in f.config for f in result.findings)
+    assert any(
+        f.severity == "error" and "folio_migrate_flags" in f.message and "MIGRATION=n" in f.config
+        for f in result.findings
+    )

@@ -11,13 +11,16 @@ from checks.build.variants import VariantSpec
 ARCHES = load_arches()
 FOUR = [ARCHES[n] for n in ("x86_64", "i386", "arm64", "powerpc")]
 MM = ObjectChain("mm/filemap.c", "mm/filemap.o", (), True)
-BALLOON = ObjectChain("mm/balloon_compaction.c", "mm/balloon_compaction.o",
-                      ("BALLOON_COMPACTION",), True)
-CMM = ObjectChain("arch/powerpc/platforms/pseries/cmm.c",
-                  "arch/powerpc/platforms/pseries/cmm.o", ("CMM",), True)
+BALLOON = ObjectChain(
+    "mm/balloon_compaction.c", "mm/balloon_compaction.o", ("BALLOON_COMPACTION",), True
+)
+CMM = ObjectChain(
+    "arch/powerpc/platforms/pseries/cmm.c", "arch/powerpc/platforms/pseries/cmm.o", ("CMM",), True
+)
 COST = Cost(object_seconds=3.0, config_seconds=8.0, jobs=2)
-MIGRATION_N = Flip("MIGRATION", "n", 0, "folio_migrate_copy() is declared only when "
-                   "CONFIG_MIGRATION is set")
+MIGRATION_N = Flip(
+    "MIGRATION", "n", 0, "folio_migrate_copy() is declared only when CONFIG_MIGRATION is set"
+)
 NUMA_N = Flip("NUMA", "n", 1, "mm/filemap.c:120 is built only then")
 HEADER_USER = Flip("ZSWAP", "y", 2, "mm/zswap.c:40 is built only then")
 
@@ -31,15 +34,30 @@ def _bases(**extra: dict[str, str]) -> dict[str, dict[str, str]]:
 
 
 def _specs(arches: list[str] | None = None) -> dict[str, VariantSpec]:
-    return {a.name: VariantSpec(a.name, a.defconfig, ()) for a in FOUR
-            if arches is None or a.name in arches}
+    return {
+        a.name: VariantSpec(a.name, a.defconfig, ())
+        for a in FOUR
+        if arches is None or a.name in arches
+    }
 
 
-def _plan(flips: list[Flip], objects: list[ObjectChain] | None = None,
-          bases: dict[str, dict[str, str]] | None = None, srcarches: tuple[str, ...] = (),
-          steps: list[list[str]] | None = None) -> list[tuple[str, str | None, Why]]:
-    cands = candidates(FOUR, bases or _bases(), _specs(), flips, objects or [MM],
-                       steps or [["mm/filemap.o"]], srcarches, COST)
+def _plan(
+    flips: list[Flip],
+    objects: list[ObjectChain] | None = None,
+    bases: dict[str, dict[str, str]] | None = None,
+    srcarches: tuple[str, ...] = (),
+    steps: list[list[str]] | None = None,
+) -> list[tuple[str, str | None, Why]]:
+    cands = candidates(
+        FOUR,
+        bases or _bases(),
+        _specs(),
+        flips,
+        objects or [MM],
+        steps or [["mm/filemap.o"]],
+        srcarches,
+        COST,
+    )
     return [(c.spec.arch, c.flip_label, c.why) for c in cands]
 
 
@@ -58,12 +76,27 @@ def test_every_flip_before_breadth() -> None:
         ("x86_64", "NUMA=n", Why.FLIP),
         ("x86_64", "ZSWAP=y", Why.FLIP),
     ]
-    assert order[4:7] == [("i386", None, Why.BREADTH), ("arm64", None, Why.BREADTH),
-                          ("powerpc", None, Why.BREADTH)]
+    assert order[4:7] == [
+        ("i386", None, Why.BREADTH),
+        ("arm64", None, Why.BREADTH),
+        ("powerpc", None, Why.BREADTH),
+    ]
     assert all(why is Why.FLIP_ELSEWHERE for _, _, why in order[7:])
     # the old default (six variants) now keeps every flip
-    chosen = choose(candidates(FOUR, _bases(), _specs(), [HEADER_USER, MIGRATION_N, NUMA_N],
-                               [MM], [["mm/filemap.o"]], (), COST), 1800, 6).chosen
+    chosen = choose(
+        candidates(
+            FOUR,
+            _bases(),
+            _specs(),
+            [HEADER_USER, MIGRATION_N, NUMA_N],
+            [MM],
+            [["mm/filemap.o"]],
+            (),
+            COST,
+        ),
+        1800,
+        6,
+    ).chosen
     assert ("x86_64", "MIGRATION=n") in [(c.spec.arch, c.flip_label) for c in chosen]
 
 
@@ -81,8 +114,11 @@ def test_arch_specific_base_before_breadth() -> None:
     """powerpc compiles cmm.o, which no other arch does: its base comes before breadth."""
     bases = _bases(powerpc={"CMM": "y"})
     order = _plan([MIGRATION_N], objects=[MM, CMM], bases=bases, srcarches=("powerpc",))
-    assert order[:3] == [("x86_64", None, Why.HOST_BASE), ("x86_64", "MIGRATION=n", Why.FLIP),
-                         ("powerpc", None, Why.ARCH_SPECIFIC)]
+    assert order[:3] == [
+        ("x86_64", None, Why.HOST_BASE),
+        ("x86_64", "MIGRATION=n", Why.FLIP),
+        ("powerpc", None, Why.ARCH_SPECIFIC),
+    ]
     assert order[3:5] == [("i386", None, Why.BREADTH), ("arm64", None, Why.BREADTH)]
 
 
@@ -91,12 +127,16 @@ def test_budget_keeps_flips_guarding_the_series() -> None:
     every drop says why; the host's base is built whatever the budget."""
     objects = [MM, BALLOON]
     steps = [["mm/filemap.o"], ["mm/balloon_compaction.o"]]
-    cands = candidates(FOUR, _bases(), _specs(), [HEADER_USER, NUMA_N, MIGRATION_N], objects,
-                       steps, (), COST)
+    cands = candidates(
+        FOUR, _bases(), _specs(), [HEADER_USER, NUMA_N, MIGRATION_N], objects, steps, (), COST
+    )
     one = cands[0].seconds
     plan = choose(cands, budget_seconds=3 * one + 1, max_variants=12)
     assert [(c.spec.arch, c.flip_label) for c in plan.chosen] == [
-        ("x86_64", None), ("x86_64", "MIGRATION=n"), ("x86_64", "NUMA=n")]
+        ("x86_64", None),
+        ("x86_64", "MIGRATION=n"),
+        ("x86_64", "NUMA=n"),
+    ]
     dropped = {(d.candidate.spec.arch, d.candidate.flip_label): d.reason for d in plan.dropped}
     assert "budget_seconds" in dropped[("x86_64", "ZSWAP=y")]
     assert ("i386", None) in dropped and ("powerpc", "MIGRATION=n") in dropped

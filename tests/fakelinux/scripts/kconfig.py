@@ -55,7 +55,7 @@ def parse(path: Path, top: Path, symbols: dict[str, Symbol]) -> None:
             value, _, cond = rest.partition(" if ")
             sym.defaults.append((value.strip(), cond.strip() or "y"))
         elif line.startswith("depends on"):
-            sym.depends.append(line[len("depends on"):].strip())
+            sym.depends.append(line[len("depends on") :].strip())
         elif word == "select":
             target, _, cond = rest.partition(" if ")
             sym.selects.append((target.strip(), cond.strip() or "y"))
@@ -67,9 +67,15 @@ def holds(expr: str, values: dict[str, str]) -> bool:
     """A Kconfig expression (symbols, y/n/m, !, &&, ||, parentheses) as a boolean."""
     py = expr.replace("&&", " and ").replace("||", " or ")
     py = re.sub(r"!(?!=)", " not ", py)
-    py = re.sub(r"\b([A-Za-z_]\w*)\b",
-                lambda m: m[1] if m[1] in ("and", "or", "not") else
-                repr(values.get(m[1], m[1] if m[1] in "ymn" else "n") != "n"), py)
+    py = re.sub(
+        r"\b([A-Za-z_]\w*)\b",
+        lambda m: (
+            m[1]
+            if m[1] in ("and", "or", "not")
+            else repr(values.get(m[1], m[1] if m[1] in "ymn" else "n") != "n")
+        ),
+        py,
+    )
     return bool(eval(py, {"__builtins__": {}}))  # the tree's own Kconfig, not user input
 
 
@@ -104,8 +110,7 @@ def resolve(symbols: dict[str, Symbol], given: dict[str, str]) -> dict[str, tupl
         if new == values:
             break
         values = new
-    return {n: (v, all(holds(d, values) for d in symbols[n].depends))
-            for n, v in values.items()}
+    return {n: (v, all(holds(d, values) for d in symbols[n].depends)) for n, v in values.items()}
 
 
 def main(kconfig: str, dotconfig: str, autoconf: str) -> int:
