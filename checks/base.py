@@ -12,7 +12,8 @@ from bot.core.git import Git
 from bot.core.models import ApplyResult, Series
 from bot.core.results import CheckResult
 from bot.core.runner import Runner
-from config.settings import Settings
+from bot.core.sandbox import Limits, Sandbox
+from config.settings import SandboxSettings, Settings
 
 
 @dataclass
@@ -28,6 +29,11 @@ class CheckContext:
     log_dir: Path
     patch_diffs: dict[int, str] = field(default_factory=dict)  # index -> diff text
     progress: Callable[[str, float | None], None] = lambda step, frac: None
+    # where code from the series runs (make, scripts/config, checkpatch, kernel-doc)
+    sandbox: Sandbox = field(default_factory=Sandbox)
+    # the configured tree's commit the series went on; "" = `base` itself. A follow-up
+    # is checked against its parent's head (untrusted code), the tools come from here
+    tree_base: str = ""
 
     @property
     def git(self) -> Git:
@@ -39,6 +45,16 @@ class CheckContext:
         return self.applied.base
 
     @property
+    def trusted_base(self) -> bool:
+        """The base holds only a configured tree's code: builds of it may feed the caches."""
+        return not self.tree_base or self.tree_base == self.base
+
+    @property
+    def tools_base(self) -> str:
+        """The commit whose checkpatch and kernel-doc judge the series (never the series')."""
+        return self.tree_base or self.base
+
+    @property
     def commits(self) -> list[tuple[int, str]]:
         return [(p.index, p.commit) for p in self.applied.patches if p.commit]
 
@@ -46,6 +62,23 @@ class CheckContext:
     def head(self) -> str:
         c = self.commits
         return c[-1][1] if c else self.applied.base
+
+
+def sandbox_for(settings: SandboxSettings, runner: Runner) -> Sandbox:
+    """The sandbox of these settings on this machine; raises SandboxUnavailable."""
+    return Sandbox.here(
+        bwrap=settings.bwrap,
+        uid=settings.uid,
+        limits=Limits(
+            cpu_seconds=settings.cpu_seconds,
+            memory_bytes=settings.memory_bytes,
+            processes=settings.processes,
+            file_bytes=settings.file_bytes,
+            tmp_bytes=settings.tmp_bytes,
+        ),
+        allow_unsandboxed=settings.allow_unsandboxed,
+        runner=runner,
+    )
 
 
 class Scope(StrEnum):

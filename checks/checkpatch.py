@@ -8,6 +8,7 @@ diff) belong to the patch itself and are kept, without a file.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from bot.core.diff import HUNK
 from bot.core.results import CheckResult, CheckStatus, Finding, Note
 from checks.base import CheckContext, Scope
+from checks.basetools import base_scripts, changed_by_series, run_tool
 
 _TERSE = re.compile(
     r"^(?P<file>.*?):(?P<line>\d+): (?P<sev>ERROR|WARNING|CHECK):"
@@ -127,7 +129,8 @@ class CheckpatchCheck:
     titles = TITLES
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        script = ctx.worktree / "scripts" / "checkpatch.pl"
+        tools = base_scripts(ctx)
+        script = tools / "scripts" / "checkpatch.pl"
         if not script.is_file():
             return CheckResult(
                 status=CheckStatus.SKIPPED,
@@ -135,13 +138,14 @@ class CheckpatchCheck:
                     Note(
                         check=self.name,
                         kind="tool-missing",
-                        message="scripts/checkpatch.pl is not in the tree; checkpatch not run",
+                        message="scripts/checkpatch.pl is not in the base; checkpatch not run",
                     ),
                 ),
             )
-        return CheckResult.of(self._run_all(ctx, script))
+        changed = changed_by_series(ctx, "scripts/checkpatch.pl")
+        return CheckResult.of(self._run_all(ctx, tools, script), [changed] if changed else [])
 
-    def _run_all(self, ctx: CheckContext, script: Path) -> list[Finding]:
+    def _run_all(self, ctx: CheckContext, tools: Path, script: Path) -> list[Finding]:
         cfg = ctx.settings.checks.checkpatch
         options = list(cfg.options)
         for must in ("--terse", "--show-types"):
@@ -151,15 +155,19 @@ class CheckpatchCheck:
             options.append("--ignore=" + ",".join(cfg.ignore))
         findings: list[Finding] = []
         with tempfile.TemporaryDirectory(prefix="checkpatch-") as tmp:
+            os.chmod(tmp, 0o755)  # the sandbox's uid reads the patches
             for patch in ctx.series.patches:
                 if not patch.mbox:
                     continue
                 path = Path(tmp) / f"{patch.index:04d}.patch"
                 path.write_bytes(patch.mbox)
                 ctx.progress(f"checkpatch: patch {patch.index}", None)
-                r = ctx.runner.run(
+                r = run_tool(
+                    ctx,
+                    tools,
                     ["perl", str(script), *options, str(path)],
                     cwd=ctx.worktree,
+                    inputs=[Path(tmp)],
                     timeout=300,
                     name=f"checkpatch-{patch.index}",
                 )

@@ -10,6 +10,7 @@ reported, attributed to the first patch after which they appear.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from bot.core.diff import excerpt, parse_diff
 from bot.core.results import CheckResult, CheckStatus, Finding, Note, normalize_message
 from checks.base import CheckContext, Scope
+from checks.basetools import base_scripts, changed_by_series, run_tool
 
 _WARNING = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+): (?P<sev>warning|error): (?P<msg>.*)$")
 
@@ -80,7 +82,8 @@ class KernelDocCheck:
     titles = TITLES
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        script = ctx.worktree / "scripts" / "kernel-doc"
+        tools = base_scripts(ctx)
+        script = tools / "scripts" / "kernel-doc"
         if not script.is_file():
             return CheckResult(
                 status=CheckStatus.SKIPPED,
@@ -88,13 +91,14 @@ class KernelDocCheck:
                     Note(
                         check=self.name,
                         kind="tool-missing",
-                        message="scripts/kernel-doc is not in the tree; kernel-doc not run",
+                        message="scripts/kernel-doc is not in the base; kernel-doc not run",
                     ),
                 ),
             )
-        return CheckResult.of(self._findings(ctx, script))
+        changed = changed_by_series(ctx, "scripts/kernel-doc")
+        return CheckResult.of(self._findings(ctx, tools, script), [changed] if changed else [])
 
-    def _findings(self, ctx: CheckContext, script: Path) -> list[Finding]:
+    def _findings(self, ctx: CheckContext, tools: Path, script: Path) -> list[Finding]:
         touched: dict[int, list[str]] = {}
         base_path: dict[str, str] = {}  # path at HEAD -> path at the base (renames)
         for index, _commit in ctx.commits:
@@ -110,6 +114,7 @@ class KernelDocCheck:
             return []
         history: dict[str, list[tuple[int, list[DocWarning]]]] = {f: [] for f in files}
         with tempfile.TemporaryDirectory(prefix="kernel-doc-") as tmp:
+            os.chmod(tmp, 0o755)  # the sandbox's uid reads the sources
             steps = [(0, ctx.base, files)] + [
                 (i, c, touched[i]) for i, c in ctx.commits if touched.get(i)
             ]
@@ -118,7 +123,7 @@ class KernelDocCheck:
                     f"kernel-doc: after patch {index}" if index else "kernel-doc: base", None
                 )
                 where = {p: base_path.get(p, p) if index == 0 else p for p in paths}
-                warns = self._run_version(ctx, script, Path(tmp) / str(index), commit, where)
+                warns = self._run_version(ctx, tools, script, Path(tmp) / str(index), commit, where)
                 for path in paths:
                     history[path].append((index, [w for w in warns if w.file == path]))
         findings = []
@@ -149,7 +154,12 @@ class KernelDocCheck:
 
     @staticmethod
     def _run_version(
-        ctx: CheckContext, script: Path, root: Path, commit: str, paths: dict[str, str]
+        ctx: CheckContext,
+        tools: Path,
+        script: Path,
+        root: Path,
+        commit: str,
+        paths: dict[str, str],
     ) -> list[DocWarning]:
         """Warnings for `paths` (name to report -> name at `commit`) as of `commit`."""
         blobs = ctx.git.read_blobs(f"{commit}:{p}" for p in paths.values())
@@ -164,7 +174,9 @@ class KernelDocCheck:
             present.append(p)
         if not present:
             return []
-        r = ctx.runner.run(
+        r = run_tool(
+            ctx,
+            tools,
             ["perl", str(script), "-none", "-Wall", *present],
             cwd=root,
             timeout=300,

@@ -108,10 +108,32 @@ class BuildSettings(_Strict):
     object_seconds: float = Field(default=3.0, gt=0)  # one object's expected compile time
     config_seconds: float = Field(default=8.0, ge=0)  # making and verifying one .config
     deadline_seconds: int = Field(default=3600, gt=0)  # wall-clock stop of one build check
+    step_seconds: int = Field(default=1800, gt=0)  # wall-clock stop of one make call
     w1: bool = True
     llvm: bool = False
     presets: dict[str, str] = {}  # arch -> defconfig target or preset name
     max_header_objects: int = Field(default=8, ge=0)
+
+
+class SandboxSettings(_Strict):
+    """The sandbox that everything running code from a series runs in (bubblewrap).
+
+    make, scripts/config, checkpatch and kernel-doc see no network, the tree
+    read-only, only their build directory and a private /tmp writable, an
+    environment of a few allowed variables, and these limits.
+    """
+
+    bwrap: str = "bwrap"
+    # the uid builds run as when lorebot itself runs as root: never root
+    uid: int = Field(default=65534, ge=1)
+    # when bubblewrap cannot run here: refuse to build (false) or build WITHOUT a
+    # sandbox (true); the status page shows this setting
+    allow_unsandboxed: bool = False
+    cpu_seconds: int = Field(default=3600, ge=1)  # CPU time of each process
+    memory_bytes: int = Field(default=8 * 2**30, ge=2**26)  # address space of each process
+    processes: int = Field(default=4096, ge=16)  # processes of the build's uid
+    file_bytes: int = Field(default=4 * 2**30, ge=2**20)  # the largest file it may write
+    tmp_bytes: int = Field(default=2**30, ge=2**20)  # its private /tmp
 
 
 class CheckpatchSettings(_Strict):
@@ -195,6 +217,7 @@ class Settings(BaseSettings):
     apply: ApplySettings = ApplySettings()
     build: BuildSettings = BuildSettings()
     checks: ChecksSettings = ChecksSettings()
+    sandbox: SandboxSettings = SandboxSettings()
     mail: MailSettings = MailSettings()
     web: WebSettings = WebSettings()
     service: ServiceSettings = ServiceSettings()

@@ -75,9 +75,11 @@ class Runner:
         input: str | bytes | None = None,
         check: bool = False,
         name: str = "",
+        inherit_env: bool = True,
     ) -> CommandResult:
+        """Run `argv`; `inherit_env=False` gives it only `env` (the sandbox's wrappers)."""
         args = tuple(str(a) for a in argv)
-        full_env = {**os.environ, **self.env, **(env or {})}
+        full_env = {**os.environ, **self.env, **(env or {})} if inherit_env else dict(env or {})
         start = time.monotonic()
         timed_out = False
         data = input.encode() if isinstance(input, str) else input

@@ -23,9 +23,10 @@ from bot.core.results import (
     dedupe,
 )
 from bot.core.runner import Runner
+from bot.core.sandbox import SandboxUnavailable
 from bot.trees.apply import BaseGuess, apply_series
 from bot.trees.repo import Repo, acquire_slot
-from checks.base import Check, CheckContext
+from checks.base import Check, CheckContext, sandbox_for
 from checks.registry import load_check
 from config.settings import ListSettings, Settings
 
@@ -117,6 +118,23 @@ def check_series(
         )
         if not applied.ok:
             return outcome
+        try:
+            sandbox = sandbox_for(settings.sandbox, runner)
+        except SandboxUnavailable as e:  # ours to fix: held, nothing of the series runs
+            outcome.faults.append(f"sandbox unavailable: {e}")
+            outcome.notes.append(
+                Note(check="sandbox", kind="sandbox-unavailable", message=f"not checked: {e}")
+            )
+            return outcome
+        if not sandbox.enabled:
+            outcome.notes.append(
+                Note(
+                    check="sandbox",
+                    kind="unsandboxed",
+                    message="built WITHOUT a sandbox: bubblewrap cannot run here and "
+                    "[sandbox] allow_unsandboxed = true",
+                )
+            )
         checked = as_checked(applied)
         diffs = {
             p.index: slot.run_git("show", "--format=", "--no-color", p.commit, name="show")[1]
@@ -133,6 +151,8 @@ def check_series(
             log_dir=log_dir,
             patch_diffs=diffs,
             progress=progress,
+            sandbox=sandbox,
+            tree_base=applied.base,
         )
         for name in settings.checks.enabled:
             if should_stop():

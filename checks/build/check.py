@@ -219,6 +219,8 @@ class BuildRun:
             )
             if index:
                 self.git("checkout", "-q", "--detach", sha)
+                for lane in lanes:  # code from the series from here on
+                    lane.make.trusted = False
             # every planned object at every step: make recompiles the ones whose sources
             # or headers the patch changed (kbuild tracks dependencies), so a patch that
             # changes a header breaks its users at that patch; the patch's own objects
@@ -240,6 +242,9 @@ class BuildRun:
                 root / (a.name + ("-llvm" if self.llvm(a) else "")),
                 ctx.cache_dir / "ccache",
                 self.llvm(a),
+                timeout=self.cfg.step_seconds,
+                sandbox=ctx.sandbox,
+                trusted=ctx.trusted_base,
             )
             for a in arches
         }

@@ -1,7 +1,14 @@
 """Thin shell around make: configs and object builds in persistent O= dirs, with ccache.
 
-Everything runs through `ctx.runner`. One O= dir per (tree, worktree, arch,
-variant) under `<cache>/build/`, reused across runs so builds stay warm.
+Everything runs through `ctx.runner`, and everything that reads the tree (make,
+scripts/config) in the sandbox: the tree read-only, the O= dir writable. One O=
+dir per (tree, worktree, arch, variant) under `<cache>/build/`, reused across
+runs so builds stay warm; one make at a time in it (a lock beside it).
+
+The compiler cache is shared and written only by trusted steps (the base, a
+commit of a configured tree); a step that runs code from a series reads it
+read-only (CCACHE_READONLY, a read-only mount), so a hostile build cannot plant
+results that another run would take for its own.
 """
 
 from __future__ import annotations
@@ -11,8 +18,10 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.core.runner import CommandResult, Runner
+from bot.core.sandbox import Sandbox
 from checks.build.impact import Tree
 from checks.build.toolchains import Arch
 from checks.build.variants import (
@@ -26,7 +35,7 @@ from checks.build.variants import (
     satisfied,
 )
 
-_STAMP = "lorebot-variant.json"
+_STAMP = ".lorebot-variant.json"  # beside the O= dir, where no build writes
 # Set in every variant: with CONFIG_WERROR a new warning is printed as an error
 # ("[-Werror=…]"); lorebot reports warnings as warnings.
 FIXED = {"WERROR": "n", "PPC_DISABLE_WERROR": "y"}
@@ -44,16 +53,42 @@ class Make:
     llvm: bool = False
     timeout: float = 1800
     log: list[str] = field(default_factory=list)  # commands, for `reproduce`
+    sandbox: Sandbox = field(default_factory=Sandbox)
+    # the tree holds only trusted code (a configured tree's commit): its compiles may
+    # be added to the shared compiler cache; otherwise the cache is read-only
+    trusted: bool = True
 
     @property
     def env(self) -> dict[str, str]:
-        return {
+        env = {
             "CCACHE_DIR": str(self.ccache_dir),
             "CCACHE_BASEDIR": str(self.worktree),
             "KBUILD_BUILD_USER": "lorebot",
             "KBUILD_BUILD_HOST": "lorebot",
             "LC_ALL": "C",
         }
+        if not self.trusted:
+            env |= {"CCACHE_READONLY": "1", "CCACHE_TEMPDIR": "/tmp", "CCACHE_NOSTATS": "1"}
+        return env
+
+    def sandboxed(
+        self, argv: list[str], odir: Path, *, name: str, timeout: float | None = None
+    ) -> CommandResult:
+        """Run a command that reads the tree: in the sandbox, `odir` its only writable dir."""
+        self.ccache_dir.mkdir(parents=True, exist_ok=True)
+        if self.trusted:
+            self.sandbox.own(self.ccache_dir)
+        return self.sandbox.run(
+            self.runner,
+            argv,
+            cwd=self.worktree,
+            ro=[self.worktree, *([] if self.trusted else [self.ccache_dir])],
+            rw=[odir, *([self.ccache_dir] if self.trusted else [])],
+            env=self.env,
+            lock=odir.with_name(odir.name + ".lock"),
+            timeout=timeout or self.timeout,
+            name=name,
+        )
 
     def command(self, odir: Path, *args: str, ccache: bool = True) -> list[str]:
         return [
@@ -71,13 +106,7 @@ class Make:
 
     def run(self, odir: Path, *args: str, name: str, timeout: float | None = None) -> CommandResult:
         odir.mkdir(parents=True, exist_ok=True)
-        return self.runner.run(
-            self.command(odir, *args),
-            cwd=self.worktree,
-            env=self.env,
-            timeout=timeout or self.timeout,
-            name=name,
-        )
+        return self.sandboxed(self.command(odir, *args), odir, name=name, timeout=timeout)
 
     def compiler_version(self) -> str:
         r = self.runner.run(
@@ -88,19 +117,18 @@ class Make:
     def defconfig(self, target: str, base: str) -> dict[str, str] | None:
         """The plain target config (made once per base), or None when make fails."""
         odir = self.root / target
-        stamp = odir / _STAMP
-        if (
-            stamp.exists()
-            and (odir / ".config").exists()
-            and json.loads(stamp.read_text()).get("base") == base
-        ):
-            return read_config((odir / ".config").read_text())
+        saved = _saved(odir)
+        if saved.get("base") == base and "config" in saved:
+            _restore(odir, saved["config"])
+            self.sandbox.give(odir / ".config")
+            return read_config(saved["config"])
         r = self.run(odir, target, name=f"{self.arch.name}-{target}")
         if not r.ok:
             self.log.append(f"{self.arch.name}: make {target} failed: {r.stderr.strip()[-500:]}")
             return None
-        stamp.write_text(json.dumps({"base": base}))
-        return read_config((odir / ".config").read_text())
+        text = (odir / ".config").read_text()
+        _stamp(odir).write_text(json.dumps({"base": base, "config": text}))
+        return read_config(text)
 
     def odir(self, spec: VariantSpec) -> Path:
         return self.root / spec.key
@@ -110,11 +138,12 @@ class Make:
         odir = self.odir(spec)
         odir.mkdir(parents=True, exist_ok=True)
         (odir / ".config").write_text((self.root / spec.target / ".config").read_text())
+        self.sandbox.give(odir / ".config")
         args = config_args({**FIXED, **settings})
         if args:
-            self.runner.run(
+            self.sandboxed(
                 [str(self.worktree / "scripts/config"), "--file", str(odir / ".config"), *args],
-                cwd=self.worktree,
+                odir,
                 timeout=60,
                 name="scripts-config",
             )
@@ -122,19 +151,25 @@ class Make:
         return read_config((odir / ".config").read_text())
 
     def variant(self, spec: VariantSpec, base: str, kconfig: Tree) -> Variant:
-        """Make the variant's .config, verify it, and retry with helper symbols if refused."""
+        """Make the variant's .config, verify it, and retry with helper symbols if refused.
+
+        The verified .config is kept beside the O= dir, out of the builds' reach: a
+        series' build may rewrite the .config inside it (a patched Kconfig), and the
+        next run starts again from the verified one.
+        """
         odir = self.odir(spec)
-        stamp = odir / _STAMP
         requests = spec.requests
-        if stamp.exists() and (odir / ".config").exists():
-            saved = json.loads(stamp.read_text())
-            if (
-                saved.get("base") == base
-                and saved.get("requests") == requests
-                and saved.get("fixed") == FIXED
-            ):
-                cfg = read_config((odir / ".config").read_text())
-                return Variant(spec, cfg, saved["helpers"], tuple(refusals(cfg, requests)))
+        saved = _saved(odir)
+        if (
+            saved.get("base") == base
+            and saved.get("requests") == requests
+            and saved.get("fixed") == FIXED
+            and "config" in saved
+        ):
+            _restore(odir, saved["config"])
+            self.sandbox.give(odir / ".config")
+            cfg = read_config(saved["config"])
+            return Variant(spec, cfg, saved["helpers"], tuple(refusals(cfg, requests)))
         helpers: dict[str, str] = {}
         cfg = self.apply(spec, requests)
         for _ in range(3):
@@ -150,8 +185,16 @@ class Make:
                 break
             helpers.update(extra)
             cfg = self.apply(spec, {**helpers, **requests})
-        stamp.write_text(
-            json.dumps({"base": base, "requests": requests, "helpers": helpers, "fixed": FIXED})
+        _stamp(odir).write_text(
+            json.dumps(
+                {
+                    "base": base,
+                    "requests": requests,
+                    "helpers": helpers,
+                    "fixed": FIXED,
+                    "config": (odir / ".config").read_text(),
+                }
+            )
         )
         return Variant(spec, cfg, helpers, tuple(refusals(cfg, requests)))
 
@@ -170,6 +213,27 @@ class Make:
                 os.unlink(with_suffix)
         args = ["-k", f"-j{jobs}", *(["W=1"] if w1 else []), *objects]
         return self.run(odir, *args, name=f"{self.arch.name}-build")
+
+
+def _stamp(odir: Path) -> Path:
+    return odir.with_name(odir.name + _STAMP)
+
+
+def _saved(odir: Path) -> dict[str, Any]:
+    stamp = _stamp(odir)
+    try:
+        data = json.loads(stamp.read_text()) if stamp.exists() else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _restore(odir: Path, config: str) -> None:
+    """Put the verified .config back when a build changed it (mtime kept when equal)."""
+    path = odir / ".config"
+    if not path.exists() or path.read_text(errors="replace") != config:
+        odir.mkdir(parents=True, exist_ok=True)
+        path.write_text(config)
 
 
 def config_args(settings: Mapping[str, str]) -> list[str]:

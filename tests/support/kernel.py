@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.core.models import AppliedPatch, ApplyResult, PatchMail, Series
 from bot.core.runner import Runner
 from bot.trees.tarimport import import_tarball
-from checks.base import CheckContext
+from checks.base import CheckContext, sandbox_for
 from config.settings import Settings
 
 TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
@@ -160,13 +160,15 @@ def series_context(
         ok=True, tree="linux", branch="master", base=base, worktree=str(wt), patches=tuple(applied)
     )
     log_dir = tmp / "logs"
+    runner = Runner(log_dir)
     return CheckContext(
         series=series,
         applied=result,
         worktree=wt,
         settings=settings,
-        runner=Runner(log_dir),
+        runner=runner,
         cache_dir=cache_dir or (test_cache() / "build"),
         log_dir=log_dir,
         patch_diffs=diffs,
+        sandbox=sandbox_for(settings.sandbox, runner),
     )
