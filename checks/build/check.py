@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from bot.core.diff import excerpt
 from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant, Uncompiled
+from bot.core.treepath import OUTSIDE, escapes, inside
 from checks.base import CheckContext
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.impact import Impact, analyze, best_flips
@@ -98,6 +99,20 @@ def _parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
         return [fn(i) for i in items]
     with ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
         return list(pool.map(fn, items))
+
+
+def _unquoted(d: Diagnostic) -> Diagnostic:
+    """A diagnostic in a file outside the tree, without any of that file's words."""
+    return Diagnostic(
+        file=OUTSIDE,
+        line=0,
+        column=None,
+        severity=d.severity,
+        message="the compiler reports a problem in a file outside the source tree (not quoted)",
+        option=d.option,
+        function="",
+        include_chain=tuple(c for c in d.include_chain if not c.startswith("/")),
+    )
 
 
 def _note(kind: str, message: str, arch: str = "", detail: str = "") -> Note:
@@ -454,9 +469,11 @@ class BuildRun:
     def _finding(
         self, index: int, lane: Lane, d: Diagnostic, objects: list[str], w1: bool
     ) -> Finding:
-        text = (
-            (self.wt / d.file).read_text(errors="replace") if (self.wt / d.file).is_file() else ""
-        )
+        if escapes(self.wt, d.file):
+            # a file of the host, or reached through a link: never quoted
+            d = _unquoted(d)
+        src = inside(self.wt, d.file)
+        text = src.read_text(errors="replace") if src else ""
         lines = text.splitlines()
         symbols = lane.symbols()
         source = d.include_chain[-1].rsplit(":", 1)[0] if d.include_chain else d.file
