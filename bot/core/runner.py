@@ -12,11 +12,13 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger("lorebot.runner")
 
@@ -129,6 +131,118 @@ class Runner:
         if check and not result.ok:
             raise CommandError(result, name)
         return result
+
+    def feed(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        write: Callable[[IO[bytes]], None],
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = 3600,
+        check: bool = False,
+        name: str = "",
+    ) -> CommandResult:
+        """Run `argv` with its stdin streamed by `write` (too big to hold: a tarball's
+        fast-import stream); the outputs are drained meanwhile, the timeout kills the group.
+        """
+        args = tuple(str(a) for a in argv)
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env={**os.environ, **self.env, **(env or {})},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        outputs: dict[str, bytes] = {}
+
+        def drain(key: str, stream: IO[bytes]) -> None:
+            outputs[key] = stream.read()
+
+        readers = [
+            threading.Thread(target=drain, args=(k, st), daemon=True)
+            for k, st in (("out", proc.stdout), ("err", proc.stderr))
+            if st is not None
+        ]
+        for t in readers:
+            t.start()
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            kill_group(proc.pid)
+
+        timer = threading.Timer(timeout, expire) if timeout else None
+        if timer:
+            timer.start()
+        try:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError), proc.stdin:
+                write(proc.stdin)
+            rc = proc.wait()
+        except BaseException:
+            kill_group(proc.pid)
+            proc.wait()
+            raise
+        finally:
+            if timer:
+                timer.cancel()
+            for t in readers:
+                t.join(timeout=10)
+        timed_out = expired.is_set()
+        result = CommandResult(
+            argv=args,
+            cwd=str(cwd or os.getcwd()),
+            returncode=rc,
+            stdout_bytes=outputs.get("out", b""),
+            stderr=outputs.get("err", b"").decode("utf-8", "replace"),
+            seconds=time.monotonic() - start,
+            timed_out=timed_out,
+        )
+        self._log(result, name)
+        if check and not result.ok:
+            raise CommandError(result, name)
+        return result
+
+    def spawn(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        env: Mapping[str, str] | None = None,
+        name: str = "",
+    ) -> subprocess.Popen[bytes]:
+        """Start a daemon (public-inbox-httpd of the demo) in a session of its own; the
+        caller stops it with `stop`, which takes its whole group."""
+        args = [str(a) for a in argv]
+        log.debug("spawn %s", " ".join(args))
+        if self.log_dir:
+            n = next(self._counter)
+            (self.log_dir / f"{n:04d}-{name or Path(args[0]).name}-spawn.log").write_text(
+                f"$ {' '.join(args)}\n"
+            )
+        return subprocess.Popen(
+            args,
+            env={**os.environ, **self.env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
+        """SIGTERM a spawned daemon, SIGKILL its group after `grace` seconds."""
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                kill_group(proc.pid)
+                proc.wait()
 
     def _log(self, r: CommandResult, name: str) -> None:
         log.debug("%s (cwd %s) -> %s in %.2fs", " ".join(r.argv), r.cwd, r.returncode, r.seconds)

@@ -7,9 +7,7 @@ and serves it; `stop()`/`start()` simulate an outage.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -179,8 +177,7 @@ class PublicInboxServer:
             return
         out = self.root / "httpd.out"
         err = self.root / "httpd.err"
-        # the httpd is a long-running daemon; Runner.run only runs commands to completion
-        self._proc = subprocess.Popen(
+        self._proc = self.runner.spawn(
             [
                 "public-inbox-httpd",
                 "-W0",
@@ -191,10 +188,7 @@ class PublicInboxServer:
                 "-2",
                 str(err),
             ],
-            env={**os.environ, **self.env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
+            name="pi-httpd",
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -210,10 +204,5 @@ class PublicInboxServer:
     def stop(self) -> None:
         if not self._proc:
             return
-        self._proc.send_signal(signal.SIGTERM)
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        Runner.stop(self._proc)
         self._proc = None

@@ -7,9 +7,10 @@ ready to post to a public-inbox.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bot.core.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -102,14 +103,12 @@ GIT_IDENTITY = (
 
 
 def _git(wt: Path, *args: str, input: str | None = None) -> str:
-    return subprocess.run(
-        ["git", *GIT_IDENTITY, *args],
-        cwd=wt,
-        input=input,
-        text=True,
-        capture_output=True,
-        check=True,
+    return _RUNNER.run(
+        ["git", *GIT_IDENTITY, *args], cwd=wt, input=input, check=True, name="git"
     ).stdout
+
+
+_RUNNER = Runner()
 
 
 def apply_edit(wt: Path, edit: Edit) -> None:

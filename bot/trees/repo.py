@@ -125,6 +125,7 @@ class Repo:
             tarball,
             tree_ref(tree, branch),
             f"Import {tarball.name}\n\nImported by lorebot tree import.",
+            self.runner,
         )
 
 

@@ -7,11 +7,13 @@ git repack` on this kind of machine (see bench/tree_import.py).
 
 from __future__ import annotations
 
-import subprocess
 import tarfile
 import time
 from pathlib import Path
 from typing import IO
+
+from bot.core.git import GIT_ENV, Git
+from bot.core.runner import Runner
 
 # Debian's linux-source tarball appends a block to the top-level .gitignore
 # that ignores every top-level entry; a tree imported with it would hide new
@@ -54,70 +56,67 @@ def import_tarball(
     tarball: Path,
     ref: str,
     message: str,
+    runner: Runner | None = None,
 ) -> tuple[str, int, float]:
     """Import `tarball` as a single root commit on `ref`; returns (sha, files, seconds)."""
     start = time.monotonic()
-    proc = subprocess.Popen(
-        ["git", "--git-dir", str(git_dir), "fast-import", "--quiet", "--force"],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    runner = runner or Runner()
+    counted: list[int] = []
+
+    def write(out: IO[bytes]) -> None:
+        counted.append(_stream(out, tarball, ref, message))
+
+    git = Git(runner, git_dir=git_dir)
+    r = runner.feed(
+        git.argv("fast-import", "--quiet", "--force"), write, env=GIT_ENV, name="fast-import"
     )
-    assert proc.stdin is not None
-    out = proc.stdin
+    if not r.ok:
+        raise RuntimeError(f"git fast-import failed: {r.stderr.strip()}")
+    sha = git.out("rev-parse", ref)
+    return sha, counted[0] if counted else 0, time.monotonic() - start
+
+
+def _stream(out: IO[bytes], tarball: Path, ref: str, message: str) -> int:
+    """Write the fast-import stream of `tarball` (one commit on `ref`); the file count."""
     files: list[tuple[str, str, int]] = []  # path, mode, mark
     mark = 0
     prefix: str | None = None
-    try:
-        with tarfile.open(tarball, mode="r|*") as tar:
-            for member in tar:
-                if prefix is None:
-                    prefix = _top_dir(member)
-                name = member.name
-                if prefix and name.startswith(prefix):
-                    name = name[len(prefix) :]
-                elif prefix and name + "/" == prefix:
-                    continue
-                if not name or name.startswith("/") or ".." in name.split("/"):
-                    continue
-                if name == ".git" or name.startswith(".git/"):
-                    continue
-                if member.issym():
-                    payload = member.linkname.encode()
-                    mode = "120000"
-                elif member.isfile():
-                    f = tar.extractfile(member)
-                    assert f is not None
-                    payload = f.read()
-                    mode = "100755" if member.mode & 0o111 else "100644"
-                    if name == ".gitignore":
-                        payload = strip_debian_gitignore(payload.decode()).encode()
-                else:
-                    continue
-                mark += 1
-                out.write(b"blob\nmark :%d\n" % mark)
-                _data(out, payload)
-                files.append((name, mode, mark))
-        # the tarball's own date, so importing the same tarball anywhere gives the same commit
-        ts = int(tarball.stat().st_mtime)
-        out.write(f"commit {ref}\n".encode())
-        out.write(f"committer lorebot <lorebot@localhost> {ts} +0000\n".encode())
-        _data(out, message.encode())
-        out.write(b"deleteall\n")
-        for name, mode, m in files:
-            out.write(f"M {mode} :{m} {_quote(name)}\n".encode())
-        out.write(b"\n")
-        out.close()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.wait() != 0:
-        raise RuntimeError(f"git fast-import failed: {err.strip()}")
-    sha = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "rev-parse", ref],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return sha, len(files), time.monotonic() - start
+    with tarfile.open(tarball, mode="r|*") as tar:
+        for member in tar:
+            if prefix is None:
+                prefix = _top_dir(member)
+            name = member.name
+            if prefix and name.startswith(prefix):
+                name = name[len(prefix) :]
+            elif prefix and name + "/" == prefix:
+                continue
+            if not name or name.startswith("/") or ".." in name.split("/"):
+                continue
+            if name == ".git" or name.startswith(".git/"):
+                continue
+            if member.issym():
+                payload = member.linkname.encode()
+                mode = "120000"
+            elif member.isfile():
+                f = tar.extractfile(member)
+                assert f is not None
+                payload = f.read()
+                mode = "100755" if member.mode & 0o111 else "100644"
+                if name == ".gitignore":
+                    payload = strip_debian_gitignore(payload.decode()).encode()
+            else:
+                continue
+            mark += 1
+            out.write(b"blob\nmark :%d\n" % mark)
+            _data(out, payload)
+            files.append((name, mode, mark))
+    # the tarball's own date, so importing the same tarball anywhere gives the same commit
+    ts = int(tarball.stat().st_mtime)
+    out.write(f"commit {ref}\n".encode())
+    out.write(f"committer lorebot <lorebot@localhost> {ts} +0000\n".encode())
+    _data(out, message.encode())
+    out.write(b"deleteall\n")
+    for name, mode, m in files:
+        out.write(f"M {mode} :{m} {_quote(name)}\n".encode())
+    out.write(b"\n")
+    return len(files)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 from bot.core.runner import Runner
 
@@ -35,3 +36,11 @@ def test_log_numbering_is_per_run(tmp_path: Path) -> None:
             "0001-first.log",
             "0002-second.log",
         ]
+
+
+def test_a_streamed_command_that_hangs_is_killed_with_its_group(tmp_path: Path) -> None:
+    def write(out: IO[bytes]) -> None:
+        out.write(b"x\n")
+
+    r = Runner().feed(["sh", "-c", "sleep 600 & cat >/dev/null; sleep 600"], write, timeout=1)
+    assert r.timed_out and not r.ok
