@@ -124,6 +124,7 @@ def create_app(
             o=data,
             recent=recent,
             now=datetime.fromisoformat(data["now"][:-1]),
+            sandbox=settings.sandbox,
         )
 
     @app.get("/series")

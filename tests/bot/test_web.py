@@ -36,6 +36,17 @@ def test_healthz_and_overview(client: TestClient) -> None:
     assert "otherhost/42/w1" in html and "build" in html  # the running worker and its step
     assert "1m 15s" in html or "1m 16s" in html  # its elapsed time
     assert f'href="/series/{quote(MSGID, safe="@")}"' in html
+    assert "allow_unsandboxed = false" in html and "WITHOUT a sandbox" not in html
+
+
+def test_the_page_shouts_when_builds_may_run_unsandboxed(
+    settings: Settings, db: Database, rows: dict[str, Any]
+) -> None:
+    loose = settings.model_copy(
+        update={"sandbox": settings.sandbox.model_copy(update={"allow_unsandboxed": True})}
+    )
+    html = TestClient(create_app(loose, db)).get("/").text
+    assert "allow_unsandboxed = true" in html and "WITHOUT a sandbox" in html
 
 
 def test_api_status(client: TestClient) -> None:
