@@ -39,13 +39,13 @@ def base_scripts(ctx: CheckContext) -> Path:
     return dest
 
 
-def changed_by_series(ctx: CheckContext, tool: str) -> Note | None:
-    """A Note when a patch of the series changes `tool` (checked by the base's copy)."""
+def changed_by_series(ctx: CheckContext, check: str, tool: str) -> Note | None:
+    """A Note of `check` when a patch of the series changes `tool` (the base's copy ran)."""
     for index, diff in sorted(ctx.patch_diffs.items()):
         if any(tool in (f.old_path, f.new_path) for f in parse_diff(diff)):
             name = Path(tool).name
             return Note(
-                check=name,
+                check=check,
                 kind="tool-changed",
                 message=f"patch {index} changes {tool}; the series was checked with the "
                 f"base's {name}, not the patched one",

@@ -142,7 +142,7 @@ class CheckpatchCheck:
                     ),
                 ),
             )
-        changed = changed_by_series(ctx, "scripts/checkpatch.pl")
+        changed = changed_by_series(ctx, self.name, "scripts/checkpatch.pl")
         return CheckResult.of(self._run_all(ctx, tools, script), [changed] if changed else [])
 
     def _run_all(self, ctx: CheckContext, tools: Path, script: Path) -> list[Finding]:

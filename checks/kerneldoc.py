@@ -95,7 +95,7 @@ class KernelDocCheck:
                     ),
                 ),
             )
-        changed = changed_by_series(ctx, "scripts/kernel-doc")
+        changed = changed_by_series(ctx, self.name, "scripts/kernel-doc")
         return CheckResult.of(self._findings(ctx, tools, script), [changed] if changed else [])
 
     def _findings(self, ctx: CheckContext, tools: Path, script: Path) -> list[Finding]:
