@@ -120,26 +120,6 @@ class PublicInboxServer:
     def post(self, raw: bytes) -> None:
         self.post_many([raw])
 
-    def post_raw_commit(self, raw: bytes) -> str:
-        """Append `raw` to epoch 0 as a lore-style commit (tree = just `m`), not indexed.
-
-        Lets tests store what public-inbox itself would refuse or repair (no Message-ID).
-        """
-        git = ["git", "--git-dir", str(self.epoch0)]
-        blob = self.runner.run(
-            [*git, "hash-object", "-w", "--stdin"], input=raw, check=True
-        ).stdout.strip()
-        tree = self.runner.run(
-            [*git, "mktree"], input=f"100644 blob {blob}\tm\n", check=True
-        ).stdout.strip()
-        head = self.head()
-        parent = ["-p", head] if head else []
-        commit = self.runner.run(
-            [*git, "commit-tree", tree, *parent, "-m", "raw"], check=True
-        ).stdout.strip()
-        self.runner.run([*git, "update-ref", "refs/heads/master", commit], check=True)
-        return commit
-
     def head(self) -> str:
         r = self.runner.run(
             [
@@ -153,23 +133,6 @@ class PublicInboxServer:
             ]
         )
         return r.stdout.strip() if r.ok else ""
-
-    def rewrite_drop(self, commit: str) -> None:
-        """Rewrite epoch 0's history without `commit` (what a purge does)."""
-        git = ["git", "--git-dir", str(self.epoch0)]
-        revs = self.runner.run([*git, "rev-list", "--reverse", "master"], check=True).stdout.split()
-        tip = ""
-        for rev in revs:
-            if rev == commit:
-                continue
-            tree = self.runner.run(
-                [*git, "rev-parse", f"{rev}^{{tree}}"], check=True
-            ).stdout.strip()
-            parent = ["-p", tip] if tip else []
-            tip = self.runner.run(
-                [*git, "commit-tree", tree, *parent, "-m", "rewritten"], check=True
-            ).stdout.strip()
-        self.runner.run([*git, "update-ref", "refs/heads/master", tip], check=True)
 
     # -- server -------------------------------------------------------------
     def start(self) -> None:

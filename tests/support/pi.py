@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo.inbox import PublicInboxServer, free_port, have_public_inbox, mboxrd
+from bot.demo.inbox import PublicInboxServer as DemoInbox
+from bot.demo.inbox import free_port, have_public_inbox, mboxrd
 from config.settings import Settings, load_settings
 
 __all__ = [
@@ -19,6 +20,48 @@ __all__ = [
     "running_server",
     "write_config",
 ]
+
+
+class PublicInboxServer(DemoInbox):
+    """The demo's inbox server, with what only tests do to an inbox: store raw commits
+    public-inbox itself would refuse, and rewrite history as a purge does."""
+
+    def post_raw_commit(self, raw: bytes) -> str:
+        """Append `raw` to epoch 0 as a lore-style commit (tree = just `m`), not indexed.
+
+        Lets tests store what public-inbox itself would refuse or repair (no Message-ID).
+        """
+        git = ["git", "--git-dir", str(self.epoch0)]
+        blob = self.runner.run(
+            [*git, "hash-object", "-w", "--stdin"], input=raw, check=True
+        ).stdout.strip()
+        tree = self.runner.run(
+            [*git, "mktree"], input=f"100644 blob {blob}\tm\n", check=True
+        ).stdout.strip()
+        head = self.head()
+        parent = ["-p", head] if head else []
+        commit = self.runner.run(
+            [*git, "commit-tree", tree, *parent, "-m", "raw"], check=True
+        ).stdout.strip()
+        self.runner.run([*git, "update-ref", "refs/heads/master", commit], check=True)
+        return commit
+
+    def rewrite_drop(self, commit: str) -> None:
+        """Rewrite epoch 0's history without `commit` (what a purge does)."""
+        git = ["git", "--git-dir", str(self.epoch0)]
+        revs = self.runner.run([*git, "rev-list", "--reverse", "master"], check=True).stdout.split()
+        tip = ""
+        for rev in revs:
+            if rev == commit:
+                continue
+            tree = self.runner.run(
+                [*git, "rev-parse", f"{rev}^{{tree}}"], check=True
+            ).stdout.strip()
+            parent = ["-p", tip] if tip else []
+            tip = self.runner.run(
+                [*git, "commit-tree", tree, *parent, "-m", "rewritten"], check=True
+            ).stdout.strip()
+        self.runner.run([*git, "update-ref", "refs/heads/master", tip], check=True)
 
 
 def running_server(tmp_path: Path) -> Iterator[PublicInboxServer]:
