@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from bot.core.results import CheckResult
 from checks.base import CheckContext, Scope
-from checks.build.check import TITLES, BuildRun
+from checks.build.check import BuildRun
+from checks.build.findings import TITLES
 from checks.build.toolchains import Arch
 
 

@@ -13,85 +13,29 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
-from bot.core.diff import excerpt
 from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant, Uncompiled
-from bot.core.treepath import OUTSIDE, escapes, inside
 from checks.base import CheckContext
 from checks.build.diagnostics import Diagnostic, PathMap, parse
+from checks.build.findings import finding
 from checks.build.impact import Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain
-from checks.build.make import FIXED, Make, config_args
+from checks.build.lane import Lane
+from checks.build.make import Make
 from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree
 from checks.build.variants import (
-    Variant,
     VariantSpec,
     arch_objects,
-    buildable,
-    fragment,
     fragment_line,
-    label,
     select_arches,
-    symbols_diff,
 )
 
 log = logging.getLogger("lorebot.checks.build")
-TITLES = {"error": "build error", "warning": "build warning"}
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclass
-class Lane:
-    """One variant being built: its make, verified config and what it reports."""
-
-    make: Make
-    variant: Variant
-    defconfig: dict[str, str]
-    compiler: str
-    relevant: tuple[str, ...]  # symbols worth showing in `symbols`
-    why: str = ""  # why the planner chose it
-    baseline: set[tuple[str, str, str, str]] = field(default_factory=set)
-    built: dict[str, None] = field(default_factory=dict)  # objects compiled, in order
-
-    @property
-    def flip(self) -> str | None:
-        f = self.variant.spec.flip
-        return f"{f.symbol}={f.value}" if f else None
-
-    @property
-    def odir(self) -> Path:
-        return self.make.odir(self.variant.spec)
-
-    @property
-    def arch(self) -> Arch:
-        return self.make.arch
-
-    @property
-    def config_label(self) -> str:
-        return label(
-            self.variant.spec.target,
-            self.defconfig,
-            self.variant.config,
-            self.variant.spec.requests,
-        )
-
-    def symbols(self) -> dict[str, str]:
-        names = [*self.variant.spec.requests, *self.variant.helpers, *self.relevant]
-        return symbols_diff(self.defconfig, self.variant.config, names)
-
-    def objects(self, chains: Sequence[ObjectChain], worktree: Path) -> list[str]:
-        """The chains' objects this variant can build (symbol chain on, source present)."""
-        return [
-            o.object
-            for o in arch_objects(chains, self.arch)
-            if buildable(o, self.variant.config) and (worktree / o.source).exists()
-        ]
 
 
 def _parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
@@ -99,20 +43,6 @@ def _parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
         return [fn(i) for i in items]
     with ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
         return list(pool.map(fn, items))
-
-
-def _unquoted(d: Diagnostic) -> Diagnostic:
-    """A diagnostic in a file outside the tree, without any of that file's words."""
-    return Diagnostic(
-        file=OUTSIDE,
-        line=0,
-        column=None,
-        severity=d.severity,
-        message="the compiler reports a problem in a file outside the source tree (not quoted)",
-        option=d.option,
-        function="",
-        include_chain=tuple(c for c in d.include_chain if not c.startswith("/")),
-    )
 
 
 def _note(kind: str, message: str, arch: str = "", detail: str = "") -> Note:
@@ -433,7 +363,7 @@ class BuildRun:
                 if d.key in self.findings:
                     self._also(d, lane)
                     continue
-                self.findings[d.key] = self._finding(index, lane, d, objects, w1)
+                self.findings[d.key] = finding(self.wt, index, lane, d, objects, w1)
 
     def _failed(self, lane: Lane, index: int, output: str) -> None:
         """make failed without a compiler error (prepare, a tool, a timeout): say so once."""
@@ -465,56 +395,3 @@ class BuildRun:
             self.findings[d.key] = f.model_copy(
                 update={"detail": (f.detail + "\n" + extra).strip()}
             )
-
-    def _finding(
-        self, index: int, lane: Lane, d: Diagnostic, objects: list[str], w1: bool
-    ) -> Finding:
-        if escapes(self.wt, d.file):
-            # a file of the host, or reached through a link: never quoted
-            d = _unquoted(d)
-        src = inside(self.wt, d.file)
-        text = src.read_text(errors="replace") if src else ""
-        lines = text.splitlines()
-        symbols = lane.symbols()
-        source = d.include_chain[-1].rsplit(":", 1)[0] if d.include_chain else d.file
-        obj = next((o for o in objects if o[:-2] == source[:-2]), objects[0] if objects else "")
-        setup = {**lane.variant.helpers, **lane.variant.spec.requests}
-        fixed = {s: v for s, v in FIXED.items() if s in lane.defconfig}
-        changed = {s: v for s, v in {**fixed, **setup}.items() if v != lane.defconfig.get(s, "n")}
-        # what a person runs in their own tree (the report says how to get the
-        # patches applied): a build dir of their own, not our cache path
-        odir = Path("build")
-        repro = [lane.make.shown(odir, lane.variant.spec.target)]
-        if changed:
-            repro.append(
-                " ".join(["./scripts/config", "--file", f"{odir}/.config", *config_args(changed)])
-            )
-            repro.append(lane.make.shown(odir, "olddefconfig"))
-        repro.append(lane.make.shown(odir, *(["W=1"] if w1 else []), obj))
-        detail = []
-        if d.include_chain:
-            detail.append("in file included from " + ", from ".join(d.include_chain))
-        if d.function:
-            detail.append(f"in function {d.function}()")
-        detail += [f"note: {n}" for n in d.notes[:3]]
-        return Finding(
-            check="build",
-            kind=d.severity,
-            severity=d.severity,
-            patch=index,
-            file=d.file,
-            line=d.line,
-            column=d.column,
-            message=d.message,
-            option=d.option,
-            excerpt=excerpt(lines, d.line) if text else "",
-            source_line=lines[d.line - 1] if 0 < d.line <= len(lines) else "",
-            arch=lane.arch.name,
-            config=lane.config_label,
-            symbols=symbols,
-            compiler=lane.compiler,
-            reproduce=tuple(repro),
-            config_fragment=fragment({**changed, **symbols}),
-            detail="\n".join(detail),
-            title=TITLES.get(d.severity, f"build {d.severity}"),
-        )
