@@ -102,10 +102,11 @@ class Sandbox:
         return cls(bwrap=bwrap, uid=uid, limits=limits, enabled=False, as_root=box.as_root)
 
     def probe(self, runner: Runner) -> str:
-        """Why bubblewrap cannot run a command here ("" when it can); tried once per process."""
+        """Why bubblewrap cannot run a command here ("" when it can); a success is kept for
+        the process, a failure is tried again (the operator may have fixed it)."""
         key = (self.bwrap, self.uid, self.as_root)
         with _PROBE_LOCK:
-            if key not in _PROBED:
+            if _PROBED.get(key) != "":
                 if not shutil.which(self.bwrap):
                     _PROBED[key] = f"bubblewrap ({self.bwrap}) not found"
                 else:
@@ -296,7 +297,7 @@ def _path_dirs() -> list[Path]:
     out = []
     for d in os.environ.get("PATH", "").split(os.pathsep):
         p = Path(d)
-        if p.is_absolute() and p.name.endswith("bin") and p.is_dir():
+        if p.is_absolute() and p.name.endswith("bin") and os.path.isdir(p):
             out.append(p)
     return out
 
