@@ -15,9 +15,8 @@ never on the host as it is. What a sandboxed command gets:
   unprivileged) uid in a user namespace;
 - it dies with lorebot: bwrap --die-with-parent, and the wrapper above it gets
   SIGKILL when its parent (the thread that started it) goes, so a `kill -9` of the
-  service leaves no make running in a build dir;
-- one command per build dir at a time: `lock` is held (flock) for the command's
-  life, so a second instance waits instead of building in the same O= dir.
+  service leaves no make running in a build dir (the build check also holds a
+  lock on each build dir it uses, which dies with the process).
 
 The argv is built by a pure function (`Sandbox.wrap`); `probe` tells once per
 process whether bubblewrap can run here at all.
@@ -130,8 +129,6 @@ class Sandbox:
         ro: Iterable[Path] = (),
         rw: Iterable[Path] = (),
         env: Mapping[str, str] | None = None,
-        lock: Path | None = None,
-        lock_wait: float = 3600,
     ) -> list[str]:
         """The argv that runs `argv` in the sandbox (pure: reads only what exists on disk)."""
         inner = [
@@ -147,8 +144,6 @@ class Sandbox:
         # SIGKILL when the thread that started it dies (the service killed): what it
         # started goes too (bwrap --die-with-parent below)
         outer = ["setpriv", "--pdeathsig", "KILL", "--"]
-        if lock is not None:
-            outer += ["flock", "-w", str(int(lock_wait)), str(lock)]
         if not self.enabled:
             return [*outer, "env", "-i", *_env_args(env, cwd, sandboxed=False), *inner]
         box = [
@@ -220,7 +215,6 @@ class Sandbox:
         ro: Iterable[Path] = (),
         rw: Sequence[Path] = (),
         env: Mapping[str, str] | None = None,
-        lock: Path | None = None,
         timeout: float,
         name: str,
     ) -> CommandResult:
@@ -228,7 +222,7 @@ class Sandbox:
         for p in rw:
             self.own(p)
         return runner.run(
-            self.wrap(argv, cwd=cwd, ro=ro, rw=rw, env=env, lock=lock, lock_wait=timeout),
+            self.wrap(argv, cwd=cwd, ro=ro, rw=rw, env=env),
             cwd=cwd,
             env=_host_path(),
             inherit_env=False,

@@ -1,10 +1,9 @@
 """The build check: baseline at the base, then each patch's affected objects, per variant.
 
-Flow: impact analysis of every patch (at its commit) → arches and variants →
-`make olddefconfig` per variant, verified → checkout the base and build all
-affected objects (the baseline) → checkout each patch in turn and rebuild the
-objects that patch affects → diagnostics absent from the variant's baseline
-become findings, attributed to the first patch after which they appear.
+Flow: impact analysis of every patch → arches and variants → `make olddefconfig`
+per variant, verified → the base's affected objects (the baseline) → each patch in
+turn → diagnostics absent from the baseline become findings of the first patch
+after which they appear.
 """
 
 from __future__ import annotations
@@ -61,6 +60,7 @@ class BuildRun:
         self.notes: list[Note] = []
         self.lanes: list[Lane] = []
         self.dropped: list[PlannedVariant] = []
+        self.makes: dict[str, Make] = {}
         self.uncompiled: list[Uncompiled] = []
         self.wt = ctx.worktree.resolve()
 
@@ -84,6 +84,8 @@ class BuildRun:
         try:
             self._run(commits)
         finally:
+            for make in self.makes.values():
+                make.close()
             target = head_ref if head_ref != "HEAD" else head_sha
             self.git("checkout", "-q", *([] if head_ref != "HEAD" else ["--detach"]), target)
         built = tuple(
@@ -179,7 +181,7 @@ class BuildRun:
         ctx = self.ctx
         root = ctx.cache_dir / "build" / f"{ctx.applied.tree or 'tree'}-{self.wt.name}"
         arches = by_cost(arches, host_arch_name())
-        makes = {
+        makes = self.makes = {
             a.name: Make(
                 ctx.runner,
                 self.wt,

@@ -13,12 +13,15 @@ results that another run would take for its own.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bot.core.runner import CommandResult, Runner
 from bot.core.sandbox import Sandbox
@@ -57,9 +60,10 @@ class Make:
     # the tree holds only trusted code (a configured tree's commit): its compiles may
     # be added to the shared compiler cache; otherwise the cache is read-only
     trusted: bool = True
+    _restored: set[Path] = field(default_factory=set)  # O= dirs put back this run
+    _locks: dict[Path, IO[str]] = field(default_factory=dict)  # O= dirs held this run
 
-    @property
-    def env(self) -> dict[str, str]:
+    def env(self, trusted: bool) -> dict[str, str]:
         env = {
             "CCACHE_DIR": str(self.ccache_dir),
             "CCACHE_BASEDIR": str(self.worktree),
@@ -67,27 +71,89 @@ class Make:
             "KBUILD_BUILD_HOST": "lorebot",
             "LC_ALL": "C",
         }
-        if not self.trusted:
+        if not trusted:
             env |= {"CCACHE_READONLY": "1", "CCACHE_TEMPDIR": "/tmp", "CCACHE_NOSTATS": "1"}
         return env
 
     def sandboxed(
         self, argv: list[str], odir: Path, *, name: str, timeout: float | None = None
     ) -> CommandResult:
-        """Run a command that reads the tree: in the sandbox, `odir` its only writable dir."""
+        """Run a command that reads the tree: in the sandbox, `odir` its only writable dir.
+
+        A trusted step (the configured tree's code) runs in the O= dir as the last
+        trusted step left it, and may add to the shared ccache; what it leaves is
+        kept aside (`<odir>.trusted`, never mounted in a sandbox) for the next one. A
+        series' step runs in whatever the O= dir holds, the ccache read-only.
+        """
+        self.hold(odir)
+        trusted = self.trusted and self._restored_for_trust(odir)
         self.ccache_dir.mkdir(parents=True, exist_ok=True)
-        if self.trusted:
+        if trusted:
             self.sandbox.own(self.ccache_dir)
-        return self.sandbox.run(
+        r = self.sandbox.run(
             self.runner,
             argv,
             cwd=self.worktree,
-            ro=[self.worktree, *([] if self.trusted else [self.ccache_dir])],
-            rw=[odir, *([self.ccache_dir] if self.trusted else [])],
-            env=self.env,
-            lock=odir.with_name(odir.name + ".lock"),
+            ro=[self.worktree, *([] if trusted else [self.ccache_dir])],
+            rw=[odir, *([self.ccache_dir] if trusted else [])],
+            env=self.env(trusted),
             timeout=timeout or self.timeout,
             name=name,
+        )
+        if trusted:
+            self._sync(odir, _trusted_copy(odir), "keep-trusted")
+        return r
+
+    def hold(self, odir: Path, wait: float = 3600) -> None:
+        """Take `odir` for this run (an exclusive lock beside it, released by `close` or by
+        this process's death): no two runs, of one service or two, build in one O= dir."""
+        if odir in self._locks:
+            return
+        odir.parent.mkdir(parents=True, exist_ok=True)
+        f = odir.with_name(odir.name + ".lock").open("a")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    f.close()
+                    raise TimeoutError(f"build dir {odir.name} busy for {wait:.0f} s") from None
+                time.sleep(0.2)
+        self._locks[odir] = f
+
+    def close(self) -> None:
+        """Give back the build dirs this run held."""
+        for f in self._locks.values():
+            f.close()
+        self._locks.clear()
+
+    def prepare(self, odir: Path) -> None:
+        """Before lorebot itself writes into `odir` (a .config, removing forced objects):
+        in a trusted step, the trusted copy first, so that it does not undo those writes."""
+        self.hold(odir)
+        if self.trusted:
+            self._restored_for_trust(odir)
+
+    def _restored_for_trust(self, odir: Path) -> bool:
+        """Put the O= dir back to its trusted copy, once per run: a series' build may have
+        changed anything in it (host tools it runs, .cmd files make reads)."""
+        if odir in self._restored:
+            return True
+        copy = _trusted_copy(odir)
+        if copy.is_dir():
+            self._sync(copy, odir, "restore-trusted")
+        elif odir.exists():
+            shutil.rmtree(odir)  # no trusted copy (an older cache): start clean
+        odir.mkdir(parents=True, exist_ok=True)
+        self._restored.add(odir)
+        return True
+
+    def _sync(self, src: Path, dest: Path, name: str) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        self.runner.run(
+            ["rsync", "-a", "--delete", f"{src}/", f"{dest}/"], timeout=600, check=True, name=name
         )
 
     def command(self, odir: Path, *args: str, ccache: bool = True) -> list[str]:
@@ -117,6 +183,7 @@ class Make:
     def defconfig(self, target: str, base: str) -> dict[str, str] | None:
         """The plain target config (made once per base), or None when make fails."""
         odir = self.root / target
+        self.prepare(odir)
         saved = _saved(odir)
         if saved.get("base") == base and "config" in saved:
             _restore(odir, saved["config"])
@@ -136,7 +203,7 @@ class Make:
     def apply(self, spec: VariantSpec, settings: Mapping[str, str]) -> dict[str, str]:
         """Copy the target config, set symbols with scripts/config, make olddefconfig."""
         odir = self.odir(spec)
-        odir.mkdir(parents=True, exist_ok=True)
+        self.prepare(odir)
         (odir / ".config").write_text((self.root / spec.target / ".config").read_text())
         self.sandbox.give(odir / ".config")
         args = config_args({**FIXED, **settings})
@@ -158,6 +225,7 @@ class Make:
         next run starts again from the verified one.
         """
         odir = self.odir(spec)
+        self.prepare(odir)
         requests = spec.requests
         saved = _saved(odir)
         if (
@@ -207,12 +275,17 @@ class Make:
         printed again (ccache replays them cheaply); make rebuilds the others
         only when their sources or headers changed.
         """
+        self.prepare(odir)
         for o in (o for o in objects if o in forced):
             with_suffix = odir / o
             if with_suffix.exists():
                 os.unlink(with_suffix)
         args = ["-k", f"-j{jobs}", *(["W=1"] if w1 else []), *objects]
         return self.run(odir, *args, name=f"{self.arch.name}-build")
+
+
+def _trusted_copy(odir: Path) -> Path:
+    return odir.with_name(odir.name + ".trusted")
 
 
 def _stamp(odir: Path) -> Path:

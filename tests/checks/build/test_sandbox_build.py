@@ -48,8 +48,13 @@ def touch_core() -> WrittenPatch:
 
 
 def build(
-    patches: list[WrittenPatch], settings: Settings, tmp_path: Path, **sandbox: object
+    patches: list[WrittenPatch],
+    settings: Settings,
+    tmp_path: Path,
+    cache: Path | None = None,
+    **sandbox: object,
 ) -> CheckResult:
+    """The build check on `patches` over a fresh fakelinux, with these sandbox settings."""
     wt = fake_tree(tmp_path / "linux")
     settings = settings.model_copy(
         update={
@@ -57,7 +62,9 @@ def build(
             "sandbox": SandboxSettings(**sandbox),  # type: ignore[arg-type]
         }
     )
-    ctx = kernel.series_context(wt, patches, settings, tmp_path, cache_dir=tmp_path / "cache")
+    ctx = kernel.series_context(
+        wt, patches, settings, tmp_path, cache_dir=cache or tmp_path / "cache"
+    )
     return BuildCheck().run(ctx)
 
 
@@ -176,3 +183,21 @@ def _processes_with(tag: str) -> list[int]:
         if tag.encode() in cmdline:
             found.append(int(pid))
     return found
+
+
+def test_what_a_series_leaves_in_its_build_dir_or_ccache_never_reaches_the_next_run(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The next run's trusted base step starts from the trusted copy of the O= dir (a host
+    tool or .cmd file planted there would run with the ccache writable), and a series'
+    steps see the ccache read-only."""
+    plant = in_makefile(
+        "$(shell echo planted > $(CURDIR)/planted; touch $(CCACHE_DIR)/poison 2>/dev/null)\n"
+    )
+    cache = tmp_path / "cache"
+    build([touch_core(), plant], settings, tmp_path / "first", cache=cache)
+    planted = list((cache / "build").rglob("planted"))
+    assert planted and all(".trusted" not in str(p) for p in planted)
+    assert not list(cache.rglob("poison"))
+    clean = build([touch_core()], settings, tmp_path / "second", cache=cache)
+    assert clean.variants and not list((cache / "build").rglob("planted"))
