@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.core.diff import HUNK
+from bot.core.diff import HUNK, excerpt
 from bot.core.results import CheckResult, CheckStatus, Finding, Note
 from checks.base import CheckContext, Scope
 from checks.basetools import base_scripts, changed_by_series, run_tool
@@ -114,11 +114,6 @@ def new_issues(issues: list[Issue], lines: list[PatchLine]) -> list[tuple[Issue,
     return out
 
 
-def _excerpt(lines: list[PatchLine], index: int) -> str:
-    lo, hi = max(0, index - 2), min(len(lines), index + 3)
-    return "\n".join(("> " if i == index else "  ") + lines[i].text for i in range(lo, hi))
-
-
 class CheckpatchCheck:
     """scripts/checkpatch.pl on each patch as mailed."""
 
@@ -173,7 +168,7 @@ class CheckpatchCheck:
                 )
                 lines = map_patch(patch.mbox.decode("utf-8", "replace"))
                 findings += self._findings(patch.index, parse_issues(r.stdout), lines)
-        return findings
+        return _with_excerpts(ctx, findings)
 
     @staticmethod
     def _findings(index: int, issues: list[Issue], lines: list[PatchLine]) -> list[Finding]:
@@ -190,7 +185,24 @@ class CheckpatchCheck:
                     message=issue.message,
                     title=TITLES.get(issue.severity, "checkpatch"),
                     source_line=pl.text[1:].strip() if pl else "",
-                    excerpt=_excerpt(lines, issue.line - 1) if pl else "",
                 )
             )
         return out
+
+
+def _with_excerpts(ctx: CheckContext, findings: list[Finding]) -> list[Finding]:
+    """Each finding on an added line with the one excerpt format, from its patch's commit."""
+    commits = dict(ctx.commits)
+    specs = [
+        f"{commits[f.patch]}:{f.file}" if f.file and f.line and f.patch in commits else ""
+        for f in findings
+    ]
+    blobs = ctx.git.read_blobs(s for s in specs if s)
+    out = []
+    for f, spec in zip(findings, specs, strict=True):
+        data = blobs.get(spec) if spec else None
+        if data is not None and f.line:
+            lines = data.decode("utf-8", "replace").splitlines()
+            f = f.model_copy(update={"excerpt": excerpt(lines, f.line)})
+        out.append(f)
+    return out

@@ -119,7 +119,8 @@ def test_checkpatch_on_real_patch(kernel_git_dir: Path, settings: Settings, tmp_
     code = [f for f in findings if f.file]
     assert [(f.patch, f.kind, f.severity, f.file) for f in code] == [(1, "SPACING", "error", c)]
     assert code[0].line == 190 and code[0].source_line.endswith("isolated_pages ))")
-    assert "> +" in code[0].excerpt
+    # the one excerpt format (0-day's), from the file as the patch left it
+    assert "> 190\t" in code[0].excerpt and "isolated_pages ))" in code[0].excerpt
     assert not any(f.kind == "AVOID_BUG" for f in findings)
     # commit-message issues are the patch's own (test commits have no description)
     assert all(f.line is None for f in findings if not f.file)
