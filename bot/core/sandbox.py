@@ -144,8 +144,8 @@ class Sandbox:
         # SIGKILL when the thread that started it dies (the service killed): what it
         # started goes too (bwrap --die-with-parent below)
         outer = ["setpriv", "--pdeathsig", "KILL", "--"]
-        if not self.enabled:
-            return [*outer, "env", "-i", *_env_args(env, cwd, sandboxed=False), *inner]
+        if not self.enabled:  # the explicit opt-out: the same environment and limits
+            return [*outer, "env", "-i", *_env_args(env, cwd), *inner]
         box = [
             self.bwrap,
             "--die-with-parent",
@@ -191,20 +191,23 @@ class Sandbox:
         for k, v in _env(env).items():
             box += ["--setenv", k, v]
         if self.as_root:
-            box += ["--cap-add", "CAP_SETUID,CAP_SETGID", "--"]
-            box += [
-                "setpriv",
-                f"--reuid={self.uid}",
-                f"--regid={self.uid}",
-                "--clear-groups",
-                "--no-new-privs",
-                "--inh-caps=-all",
-                "--bounding-set=-all",
-                "--",
-            ]
-        else:
-            box.append("--")
-        return [*outer, *box, *inner]
+            box += ["--cap-add", "CAP_SETUID,CAP_SETGID"]
+        return [*outer, *box, "--", *self._drop(), *inner]
+
+    def _drop(self) -> list[str]:
+        """As root: become `uid`, no groups, no capabilities, no setuid gains."""
+        if not self.as_root:
+            return []
+        return [
+            "setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.uid}",
+            "--clear-groups",
+            "--no-new-privs",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ]
 
     def run(
         self,
@@ -231,16 +234,22 @@ class Sandbox:
         )
 
     def own(self, path: Path) -> None:
-        """Make `path` (a directory lorebot made) the sandbox uid's, once, recursively."""
-        if not (self.enabled and self.as_root):
+        """Make `path` (a directory lorebot made) the sandbox uid's: recursively the first
+        time (a cache from before the sandbox), then only when its top changed owner."""
+        if not self.as_root:
             return
         path.mkdir(parents=True, exist_ok=True)
-        if path.stat().st_uid == self.uid:
+        mark = path / f".lorebot-owned-{self.uid}"
+        if not self.enabled:  # root writes here now: the next sandboxed run walks it again
+            mark.unlink(missing_ok=True)
+            return
+        if path.stat().st_uid == self.uid and mark.exists():
             return
         for root, dirs, files in os.walk(path):
             for n in (*dirs, *files):
                 os.lchown(os.path.join(root, n), self.uid, self.uid)
         os.lchown(path, self.uid, self.uid)
+        mark.touch()
 
     def give(self, path: Path) -> None:
         """One file lorebot wrote for the sandbox to change (a .config)."""
@@ -258,11 +267,9 @@ def _env(env: Mapping[str, str] | None) -> dict[str, str]:
     return {**base, "HOME": HOME, "TMPDIR": "/tmp", "LC_ALL": "C", **(env or {})}
 
 
-def _env_args(env: Mapping[str, str] | None, cwd: Path, *, sandboxed: bool) -> list[str]:
+def _env_args(env: Mapping[str, str] | None, cwd: Path) -> list[str]:
     """`env -i` arguments: the same allow-list when running without a sandbox."""
-    values = _env(env)
-    if not sandboxed:
-        values["HOME"] = str(cwd)
+    values = {**_env(env), "HOME": str(cwd)}
     return [f"{k}={v}" for k, v in values.items()]
 
 
