@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
 from bot.run import queue
+from bot.web import metrics as prometheus
 from bot.web import queries
 from bot.web.context import WebContext, request_token, token_ok
 
@@ -61,7 +62,7 @@ def make_router(ctx: WebContext) -> APIRouter:
     @r.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
         with ctx.db.session() as s:
-            text = queries.metrics(s)
+            text = prometheus.metrics(s)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @r.get("/api/status")
