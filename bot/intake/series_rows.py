@@ -1,0 +1,118 @@
+"""Series rows: one revision's row created or refreshed, revisions superseded, waits expired.
+
+Pure database work on what intake assembled; the poll (bot.intake.poll)
+decides when.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core.models import Series
+from bot.core.states import OPEN, SeriesState
+from bot.intake.series import series_key
+from config.settings import ListSettings, Settings
+from state.db import Database
+from state.models import PatchRow, SeriesRow, utcnow
+
+
+def upsert_series(s: Session, lst: ListSettings, series: Series) -> tuple[SeriesRow, str]:
+    """Create or refresh the row of one revision; returns (row, new state or "")."""
+    row = s.scalars(
+        select(SeriesRow).where(SeriesRow.list_name == lst.name, SeriesRow.msgid == series.msgid)
+    ).first()
+    before = row.state if row else ""
+    if row is None:
+        row = SeriesRow(
+            list_name=lst.name, msgid=series.msgid, state=SeriesState.WAITING, first_seen=utcnow()
+        )
+        s.add(row)
+    if row.state in OPEN or not before:
+        row.thread_msgid = (
+            series.patches[0].references[0]
+            if series.patches and series.patches[0].references
+            else series.msgid
+        )
+        row.subject = series.subject
+        row.version = series.version
+        row.total = series.total
+        row.author = series.author
+        row.author_email = series.author_email
+        row.key = series_key(series)
+        row.complete = series.complete
+        row.has_cover = series.cover is not None
+        row.base_commit = series.base_commit or ""
+        row.last_message_at = utcnow()
+        if series.parent:
+            row.parent_id = s.scalars(
+                select(SeriesRow.id).where(
+                    SeriesRow.list_name == lst.name, SeriesRow.msgid == series.parent
+                )
+            ).first()
+        _sync_patches(s, row, series)
+        if row.state in (SeriesState.WAITING, SeriesState.INCOMPLETE) and series.complete:
+            row.state, row.reason = SeriesState.QUEUED, ""
+    s.flush()
+    _supersede(s, lst, row)
+    return row, (row.state if row.state != before else "")
+
+
+def _sync_patches(s: Session, row: SeriesRow, series: Series) -> None:
+    by_idx = {p.idx: p for p in row.patches}
+    for p in series.patches:
+        prow = by_idx.pop(p.index, None)
+        if prow is None:
+            prow = PatchRow(idx=p.index, msgid=p.msgid)
+            row.patches.append(prow)
+        prow.msgid, prow.subject, prow.author = p.msgid, p.subject, p.author
+        prow.trailers = list(p.trailers)
+    for stale in by_idx.values():
+        row.patches.remove(stale)
+
+
+def _supersede(s: Session, lst: ListSettings, row: SeriesRow) -> None:
+    """Within a revision family (same key), the highest version (then the latest) wins."""
+    if not row.key or row.key.startswith("followup:"):
+        return
+    family = list(
+        s.scalars(
+            select(SeriesRow).where(SeriesRow.list_name == lst.name, SeriesRow.key == row.key)
+        )
+    )
+    newest = max(family, key=lambda r: (r.version, r.id))
+    for old in family:
+        if old.id == newest.id:
+            continue
+        if old.superseded_by != newest.id:
+            old.superseded_by = newest.id
+        if old.state in OPEN:
+            old.state = SeriesState.SUPERSEDED
+            old.reason = f"superseded by v{newest.version} <{newest.msgid}>"
+    if newest.state == SeriesState.SUPERSEDED:  # it was older until now
+        newest.state = SeriesState.QUEUED if newest.complete else SeriesState.WAITING
+        newest.superseded_by, newest.reason = None, ""
+
+
+def expire_waiting(settings: Settings, db: Database, lst: ListSettings) -> Counter[str]:
+    """Waiting series older than incomplete_timeout become incomplete, naming what is missing."""
+    limit = utcnow() - timedelta(seconds=settings.intake.incomplete_timeout)
+    states: Counter[str] = Counter()
+    with db.session() as s:
+        for row in s.scalars(
+            select(SeriesRow).where(
+                SeriesRow.list_name == lst.name,
+                SeriesRow.state == SeriesState.WAITING,
+                SeriesRow.first_seen <= limit,
+            )
+        ):
+            have = {p.idx for p in row.patches}
+            missing = [i for i in range(1, row.total + 1) if i not in have]
+            names = ", ".join(f"{i}/{row.total}" for i in missing) or "none"
+            row.state = SeriesState.INCOMPLETE
+            row.reason = f"patches {names} missing after {settings.intake.incomplete_timeout} s"
+            states["incomplete"] += 1
+    return states
