@@ -6,7 +6,9 @@ the key (see `load_settings`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -21,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 
@@ -148,11 +151,30 @@ class MailSettings(_Strict):
     reported_by: str = "lorebot <lorebot@localhost>"
 
 
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
 class WebSettings(_Strict):
-    listen: str = "127.0.0.1"
+    listen: str = "127.0.0.1"  # an address or host name, without the port
     port: int = Field(default=8080, ge=0, le=65535)
     token: str = ""
     base_url: str = "http://127.0.0.1:8080"
+
+    @field_validator("listen", mode="after")
+    @classmethod
+    def _address_only(cls, v: str) -> str:
+        # "127.0.0.1:8080" was once taken as a host name and the page silently not started
+        try:
+            ipaddress.ip_address(v)
+            return v
+        except ValueError:
+            pass
+        if _HOSTNAME_RE.match(v) and not v.replace(".", "").isdigit():
+            return v
+        raise ValueError(
+            f"{v!r} is not an IP address or host name; the port goes in web.port "
+            '(e.g. listen = "127.0.0.1", port = 8080)'
+        )
 
 
 class ServiceSettings(_Strict):
@@ -256,13 +278,36 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _describe_source(err: SourceError) -> str:
+    """pydantic-settings' 'error parsing value for field "lists" from source ...' as the
+    variable to fix."""
+    m = re.search(r'field "([^"]+)"', str(err))
+    field = m.group(1) if m else ""
+    if "EnvSettingsSource" in str(err) and field:
+        var = f"LOREBOT_{field.upper()}"
+        return (
+            f"{var}: not valid JSON for setting '{field}'; give it as JSON "
+            f'(e.g. {var}=\'[{{"name": "linux-mm", "url": "https://..."}}]\') or unset it'
+        )
+    return f"bad setting '{field or '?'}': {err}"
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read the TOML file (default: config/default.toml), apply env overrides, validate."""
     toml_path = path or Path(os.environ.get("LOREBOT_CONFIG", DEFAULT_TOML))
     try:
         data = tomllib.loads(toml_path.read_text())
     except FileNotFoundError as e:
-        raise SettingsError(f"configuration file not found: {toml_path}") from e
+        raise SettingsError(
+            f"configuration file not found: {toml_path}; pass a TOML file with --config "
+            "or LOREBOT_CONFIG"
+        ) from e
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise SettingsError(
+            f"{toml_path}: cannot read the configuration file ({why}); "
+            "pass a TOML file with --config or LOREBOT_CONFIG"
+        ) from e
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"{toml_path}: not valid TOML: {e}") from e
     token = _FILE_DATA.set(data)
@@ -270,6 +315,8 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as e:
         raise SettingsError(f"{toml_path}: {_describe(e)}") from e
+    except SourceError as e:  # an environment variable that is not what its key takes
+        raise SettingsError(_describe_source(e)) from e
     finally:
         _FILE_DATA.reset(token)
     _check_references(settings, toml_path)
