@@ -84,9 +84,24 @@ class TreeSettings(_Strict):
 class IntakeSettings(_Strict):
     poll_interval: int = Field(default=300, ge=5)  # seconds
     incomplete_timeout: int = Field(default=3600, ge=0)  # seconds an incomplete series waits
-    http_timeout: float = Field(default=60.0, gt=0)
+    http_timeout: float = Field(default=60.0, gt=0)  # one HTTP read (manifest, threads)
     max_message_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     bot_senders: list[str] = ["lkp@intel.com", "noreply@", "syzbot", "patchwork-bot"]
+
+
+class NetworkSettings(_Strict):
+    """Bounds of every network wait (epoch and tree fetches, ls-remote, HTTP requests):
+    a stalled server costs at most these, and a killed fetch takes its helpers along."""
+
+    connect_timeout: float = Field(default=20.0, gt=0, le=600)  # TCP connect, HTTP
+    # one git fetch of an epoch or a tree, start to end; a big first clone needs long
+    fetch_timeout: int = Field(default=1800, gt=0, le=86400)
+    ls_remote_timeout: int = Field(default=60, gt=0, le=3600)
+    # a git transfer slower than low_speed_limit bytes/s for low_speed_time seconds is
+    # aborted (git's http.lowSpeedLimit/http.lowSpeedTime): a server that accepts and
+    # never answers is given up after low_speed_time, not after fetch_timeout
+    low_speed_limit: int = Field(default=1024, ge=1)
+    low_speed_time: int = Field(default=60, ge=1, le=3600)
 
 
 class BaseSelectionSettings(_Strict):
@@ -213,6 +228,7 @@ class Settings(BaseSettings):
     lists: list[ListSettings] = []
     trees: list[TreeSettings] = []
     intake: IntakeSettings = IntakeSettings()
+    network: NetworkSettings = NetworkSettings()
     base: BaseSelectionSettings = BaseSelectionSettings()
     apply: ApplySettings = ApplySettings()
     build: BuildSettings = BuildSettings()

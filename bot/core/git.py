@@ -25,6 +25,12 @@ GIT_ENV = {
 GIT_SAFE = ("-c", "core.hooksPath=/dev/null")
 
 
+def low_speed(limit: int, seconds: int) -> tuple[str, ...]:
+    """Options before a network command: abort a transfer slower than `limit` bytes/s for
+    `seconds` (a server that accepts and never answers included)."""
+    return ("-c", f"http.lowSpeedLimit={limit}", "-c", f"http.lowSpeedTime={seconds}")
+
+
 class Git:
     """git in one repository: a worktree (`-C`), a bare git dir (`--git-dir`), or none
     (`ls-remote`, `init`)."""

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lorebot.b4")
 _lock = threading.RLock()
-_configured: tuple[str, str, float] | None = None  # (list url, cache dir, timeout) in use
+_configured: tuple[str, str, float, float] | None = None  # (list url, cache dir, timeouts)
 
 LoreMailbox = b4.LoreMailbox
 LoreSeries = b4.LoreSeries
@@ -98,7 +98,7 @@ def b4_session(settings: Settings, lst: ListSettings) -> Iterator[None]:
     global _configured
     home = b4_home(settings)
     with _lock:
-        want = (lst.url, str(home), settings.intake.http_timeout)
+        want = (lst.url, str(home), settings.intake.http_timeout, settings.network.connect_timeout)
         if _configured != want:
             _configure(settings, lst, home)
             _configured = want
@@ -115,7 +115,8 @@ def _configure(settings: Settings, lst: ListSettings, home: Path) -> None:
         b4.setup_config(argparse.Namespace(config=None), topdir=str(home / "config"))
         b4.LORENODE = liblore.LoreNode(
             lst.url.rstrip("/"),
-            request_timeout=(min(10.0, settings.intake.http_timeout), settings.intake.http_timeout),
+            # (connect, each read): a server that accepts and never answers is given up
+            request_timeout=(settings.network.connect_timeout, settings.intake.http_timeout),
             cache_dir=str(home / "cache" / "lore"),
             follow_upstream=False,
         )

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import select
 
-from bot.core.git import Git, blob_id
+from bot.core.git import Git, blob_id, low_speed
 from bot.core.runner import Runner
 from config.settings import ListSettings, Settings
 from state.db import Database
@@ -92,7 +92,9 @@ def discover_epochs(settings: Settings, lst: ListSettings, runner: Runner) -> li
     """The list's epochs, from manifest.js.gz, else by probing 0, 1, ... with ls-remote."""
     url = f"{lst.url.rstrip('/')}/manifest.js.gz"
     try:
-        resp = requests.get(url, timeout=settings.intake.http_timeout)
+        resp = requests.get(
+            url, timeout=(settings.network.connect_timeout, settings.intake.http_timeout)
+        )
     except requests.RequestException as e:
         raise InboxError(f"{lst.name}: {lst.url} is unreachable: {e}") from e
     if resp.status_code == 200:
@@ -113,9 +115,18 @@ def discover_epochs(settings: Settings, lst: ListSettings, runner: Runner) -> li
     return found
 
 
+def _network(settings: Settings) -> tuple[str, ...]:
+    return low_speed(settings.network.low_speed_limit, settings.network.low_speed_time)
+
+
 def _ls_remote(runner: Runner, url: str, settings: Settings) -> bool:
     r = Git(runner).run(
-        "ls-remote", "--heads", url, timeout=settings.intake.http_timeout, name="ls-remote"
+        *_network(settings),
+        "ls-remote",
+        "--heads",
+        url,
+        timeout=settings.network.ls_remote_timeout,
+        name="ls-remote",
     )
     return r.ok and "refs/heads/" in r.stdout
 
@@ -132,7 +143,10 @@ def fetch_epoch(settings: Settings, lst: ListSettings, epoch: Epoch, runner: Run
     urls += [u for u in epoch.urls if u != known]
     errors = []
     for url in urls:
+        # bounded twice: a stall by the low-speed limit, a slow trickle by fetch_timeout;
+        # the runner kills the fetch's process group (its remote helper too)
         r = git.run(
+            *_network(settings),
             "fetch",
             "--quiet",
             "--no-tags",
@@ -140,7 +154,7 @@ def fetch_epoch(settings: Settings, lst: ListSettings, epoch: Epoch, runner: Run
             "--force",
             url,
             "+refs/heads/*:refs/heads/*",
-            timeout=max(3600.0, settings.intake.http_timeout),
+            timeout=settings.network.fetch_timeout,
             name="fetch-epoch",
         )
         if r.ok:

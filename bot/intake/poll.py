@@ -8,6 +8,7 @@ then series are assembled from the recorded patch mail that has no series yet
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -76,20 +77,76 @@ class PollReport:
         }
 
 
-def poll_once(settings: Settings, db: Database, runner: Runner | None = None) -> PollReport:
-    """Take in every list's new messages and update the series they touch."""
+_locks_guard = threading.Lock()
+_list_locks: dict[str, threading.Lock] = {}
+
+
+def _list_lock(name: str) -> threading.Lock:
+    with _locks_guard:
+        return _list_locks.setdefault(name, threading.Lock())
+
+
+def is_polling(list_name: str) -> bool:
+    """Whether a poll of this list runs now in this process."""
+    return _list_lock(list_name).locked()
+
+
+def poll_once(
+    settings: Settings, db: Database, runner: Runner | None = None, wait: float | None = None
+) -> PollReport:
+    """Take in every list's new messages and update the series they touch.
+
+    Each list is polled on a thread of its own, so a stalled inbox holds only
+    its own list (for at most its network timeouts). `wait`: seconds to wait
+    for the lists (None: until each is done); a list still polling then is
+    reported so and finishes in the background, and a pass that finds its
+    list still being polled skips it.
+    """
     runner = runner or Runner()
-    polls = []
+    results: dict[str, ListPoll] = {}
+    threads: list[tuple[str, threading.Thread]] = []
     for lst in settings.lists:
+        lock = _list_lock(lst.name)
+        if not lock.acquire(blocking=False):
+            results[lst.name] = ListPoll(lst.name, error="skipped: its previous poll still runs")
+            continue
+        t = threading.Thread(
+            target=_poll_guarded,
+            args=(settings, db, lst, runner, lock, results),
+            name=f"poll-{lst.name}",
+            daemon=True,
+        )
+        t.start()
+        threads.append((lst.name, t))
+    deadline = None if wait is None else time.monotonic() + wait
+    for name, t in threads:
+        t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if t.is_alive():
+            results.setdefault(name, ListPoll(name, error=f"still polling after {wait} s"))
+    return PollReport(tuple(results[lst.name] for lst in settings.lists))
+
+
+def _poll_guarded(
+    settings: Settings,
+    db: Database,
+    lst: ListSettings,
+    runner: Runner,
+    lock: threading.Lock,
+    results: dict[str, ListPoll],
+) -> None:
+    try:
+        results[lst.name] = poll_list(settings, db, lst, runner)
+    except Exception as e:  # one list's trouble must not stop the others
+        log.exception("poll of %s failed", lst.name)
+        error = f"internal error: {type(e).__name__}: {e}"
+        results[lst.name] = ListPoll(lst.name, error=error)
         try:
-            polls.append(poll_list(settings, db, lst, runner))
-        except Exception as e:  # one list's trouble must not stop the others
-            log.exception("poll of %s failed", lst.name)
-            error = f"internal error: {type(e).__name__}: {e}"
             with db.session() as s:
                 s.add(PollRow(list_name=lst.name, error=error))
-            polls.append(ListPoll(lst.name, error=error))
-    return PollReport(tuple(polls))
+        except Exception:
+            log.exception("recording the failed poll of %s failed", lst.name)
+    finally:
+        lock.release()
 
 
 def poll_list(settings: Settings, db: Database, lst: ListSettings, runner: Runner) -> ListPoll:

@@ -43,7 +43,12 @@ Intake = Callable[[Settings, Database], Any]
 def _default_intake() -> Intake:
     from bot.intake.poll import poll_once
 
-    return poll_once
+    def poll(settings: Settings, db: Database) -> Any:
+        # a list that stalls past one interval goes on in the background; the next
+        # pass polls the other lists on time
+        return poll_once(settings, db, wait=float(settings.intake.poll_interval))
+
+    return poll
 
 
 class Service:
