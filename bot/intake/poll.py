@@ -26,13 +26,18 @@ from bot.intake import lore
 from bot.intake.b4adapter import ThreadFetchError, ThreadNotFound
 from bot.intake.mailparse import classify, parse_message
 from bot.intake.series import SeriesError, load_series
-from bot.intake.series_rows import expire_waiting, upsert_series
+from bot.intake.series_rows import (
+    SERIES_KINDS,
+    expire_waiting,
+    retry_race,
+    store_series,
+    upsert_series,
+)
 from config.settings import ListSettings, Settings
 from state.db import Database
 from state.models import Message, PollRow, SeriesRow, utcnow
 
 log = logging.getLogger("lorebot.intake")
-SERIES_KINDS = ("patch", "cover", "followup")
 NOT_FOUND_GRACE = 1800  # seconds a recorded message may be missing from the server's index
 
 
@@ -231,18 +236,32 @@ def record_messages(
             # for series mail, `reason` is kept for why no series could be made
             reason="" if kind.kind in SERIES_KINDS else kind.reason,
         )
-    counts: Counter[str] = Counter()
     if not rows:
-        return counts
-    with db.session() as s:
+        return Counter()
+
+    def store(s: Session) -> Counter[str]:
+        counts: Counter[str] = Counter()
         seen = _existing(s, lst.name, list(rows))
         for msgid, row in rows.items():
             if msgid not in seen:
-                s.add(row)
+                # a fresh copy: a try lost to another poll leaves the first one spent
+                s.add(_copy_message(row))
                 counts[row.kind] += 1
                 if row.kind == "malformed":
                     log.warning("%s: malformed message <%s>: %s", lst.name, msgid, row.reason)
-    return counts
+        return counts
+
+    return retry_race(db, store)
+
+
+def _copy_message(row: Message) -> Message:
+    return Message(**{f: getattr(row, f) for f in _MESSAGE_FIELDS})
+
+
+_MESSAGE_FIELDS = (
+    *("list_name", "msgid", "epoch", "blob_commit", "subject", "author", "date"),
+    *("in_reply_to", "kind", "reason"),
+)
 
 
 def _existing(s: Session, list_name: str, msgids: list[str]) -> set[str]:
@@ -302,28 +321,7 @@ def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Cou
         covered = {series.msgid, *(p.msgid for p in series.patches)}
         if series.cover:
             covered.add(series.cover)
-        with db.session() as s:
-            row, moved = upsert_series(s, lst, series)
-            s.flush()
-            s.execute(
-                update(Message)
-                .where(
-                    Message.list_name == lst.name,
-                    Message.series_id.is_(None),
-                    Message.msgid.in_(covered)
-                    | (Message.in_reply_to.in_(covered) & Message.kind.not_in(SERIES_KINDS)),
-                )
-                .values(series_id=row.id)
-            )
-            # e.g. a cover taken in before its patches: no longer without a series
-            s.execute(
-                update(Message)
-                .where(
-                    Message.series_id == row.id,
-                    Message.kind.in_(SERIES_KINDS),
-                )
-                .values(reason="")
-            )
+        moved = store_series(db, lst, series, covered)
         if moved:
             states[moved] += 1
         if msg.msgid not in covered:
@@ -353,7 +351,8 @@ def _ensure_parent(settings: Settings, db: Database, lst: ListSettings, series: 
             e,
         )
         return
-    with db.session() as s:
+
+    def store(s: Session) -> None:
         taken_in = s.scalars(
             select(Message.id).where(Message.list_name == lst.name, Message.msgid == series.parent)
         ).first()
@@ -361,6 +360,8 @@ def _ensure_parent(settings: Settings, db: Database, lst: ListSettings, series: 
         if row.state in OPEN and not taken_in:
             row.state = SeriesState.SKIPPED
             row.reason = f"older than intake; taken in as the base of follow-up <{series.msgid}>"
+
+    retry_race(db, store)
 
 
 def _set_reason(db: Database, message_id: int, reason: str) -> None:

@@ -6,10 +6,14 @@ decides when.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core.models import Series
@@ -17,7 +21,60 @@ from bot.core.states import OPEN, SeriesState
 from bot.intake.series import series_key
 from config.settings import ListSettings, Settings
 from state.db import Database
-from state.models import PatchRow, SeriesRow, utcnow
+from state.models import Message, PatchRow, SeriesRow, utcnow
+
+log = logging.getLogger("lorebot.intake")
+SERIES_KINDS = ("patch", "cover", "followup")
+
+
+T = TypeVar("T")
+RACE_TRIES = 3
+
+
+def retry_race(db: Database, work: Callable[[Session], T]) -> T:
+    """Run `work` in a transaction, again when another poll inserted the same row first.
+
+    Two polls (two services, or `poll --once` beside `serve`) may both find no
+    row for a series or a message and both insert it: the second gets an
+    IntegrityError on the unique key. Its transaction is rolled back and
+    done again, and then finds the row the other committed.
+    """
+    for attempt in range(1, RACE_TRIES + 1):
+        try:
+            with db.session() as s:
+                return work(s)
+        except IntegrityError:
+            if attempt == RACE_TRIES:
+                raise
+            log.info("another poll stored the same rows first; again (try %d)", attempt + 1)
+    raise AssertionError("unreachable")
+
+
+def store_series(db: Database, lst: ListSettings, series: Series, covered: set[str]) -> str:
+    """Create or refresh the series' row and tie its messages to it; the new state or ""."""
+
+    def store(s: Session) -> str:
+        row, moved = upsert_series(s, lst, series)
+        s.flush()
+        s.execute(
+            update(Message)
+            .where(
+                Message.list_name == lst.name,
+                Message.series_id.is_(None),
+                Message.msgid.in_(covered)
+                | (Message.in_reply_to.in_(covered) & Message.kind.not_in(SERIES_KINDS)),
+            )
+            .values(series_id=row.id)
+        )
+        # e.g. a cover taken in before its patches: no longer without a series
+        s.execute(
+            update(Message)
+            .where(Message.series_id == row.id, Message.kind.in_(SERIES_KINDS))
+            .values(reason="")
+        )
+        return moved
+
+    return retry_race(db, store)
 
 
 def upsert_series(s: Session, lst: ListSettings, series: Series) -> tuple[SeriesRow, str]:
