@@ -27,6 +27,19 @@ def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     wait_for(lambda: not _alive(child), what=f"pid {child} to die")
 
 
+def test_max_stdout_reads_the_head_and_ends_the_command(tmp_path: Path) -> None:
+    """The head of something endless, without holding the rest: `yes` never ends."""
+    r = Runner().run(["yes", "lorebot"], timeout=60, max_stdout=100_000)
+    assert r.ok and len(r.stdout_bytes) == 100_000
+    assert r.stdout_bytes.startswith(b"lorebot\nlorebot\n")
+    short = Runner().run(["printf", "abc"], max_stdout=100_000)
+    assert short.ok and short.stdout_bytes == b"abc"
+    failed = Runner().run(["sh", "-c", "echo out; echo err >&2; exit 3"], max_stdout=10)
+    assert failed.returncode == 3 and failed.stdout == "out\n" and "err" in failed.stderr
+    slow = Runner().run(["sleep", "300"], timeout=1, max_stdout=10)
+    assert slow.timed_out and not slow.ok
+
+
 def test_log_numbering_is_per_run(tmp_path: Path) -> None:
     for name in ("a", "b"):
         runner = Runner(tmp_path / name)
