@@ -85,7 +85,13 @@ class IntakeSettings(_Strict):
     poll_interval: int = Field(default=300, ge=5)  # seconds
     incomplete_timeout: int = Field(default=3600, ge=0)  # seconds an incomplete series waits
     http_timeout: float = Field(default=60.0, gt=0)  # one HTTP read (manifest, threads)
-    max_message_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    # bounds checked before any parsing: a mail over max_message_bytes is not read past
+    # its headers; a series with a patch over max_patch_bytes, or more than max_patches
+    # patches, is skipped with the reason before b4 makes `git am` mail of it (its cost
+    # grows with the square of a patch's size)
+    max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    max_patch_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_patches: int = Field(default=500, ge=1)
     bot_senders: list[str] = ["lkp@intel.com", "noreply@", "syzbot", "patchwork-bot"]
 
 

@@ -51,7 +51,12 @@ class InboxMail:
     epoch: int
     commit: str
     blob: str
-    raw: bytes
+    raw: bytes  # the whole mail, or only its head when it is over the read limit
+    size: int = -1  # the mail's size in the inbox; -1: len(raw)
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.raw)
 
 
 def mirror_dir(settings: Settings, lst: ListSettings, epoch: int) -> Path:
@@ -196,16 +201,38 @@ def new_commits(runner: Runner, gitdir: Path, cursor: str, head: str) -> list[st
     return r.stdout.split()
 
 
-def read_blobs(runner: Runner, gitdir: Path, commits: list[str], epoch: int) -> list[InboxMail]:
-    """The raw `m` blob of each commit, read in one `git cat-file --batch`."""
-    blobs = Git(runner, git_dir=gitdir).read_blobs([f"{c}:m" for c in commits], timeout=3600)
+#: What is read of a mail over the read limit: its headers, for the record of its refusal.
+HEAD_BYTES = 64 * 1024
+
+
+def read_blobs(
+    runner: Runner, gitdir: Path, commits: list[str], epoch: int, max_bytes: int | None = None
+) -> list[InboxMail]:
+    """The raw `m` blob of each commit, read in one `git cat-file --batch`.
+
+    Sizes are asked first: a mail over `max_bytes` is never read whole, only
+    its first HEAD_BYTES (its headers), so a 50 MB mail costs no 50 MB here.
+    """
+    git = Git(runner, git_dir=gitdir)
+    specs = [f"{c}:m" for c in commits]
+    sizes = git.object_sizes(specs, timeout=3600)
+    limit = max_bytes if max_bytes is not None else max(sizes.values(), default=0)
+    blobs = git.read_blobs([s for s in specs if sizes.get(s, 0) <= limit], timeout=3600)
     mails: list[InboxMail] = []
-    for commit in commits:
-        data = blobs.get(f"{commit}:m")
-        if data is None:
+    for commit, spec in zip(commits, specs, strict=True):
+        size = sizes.get(spec)
+        if size is None:
             log.warning("%s: commit %s has no message blob", gitdir, commit)
             continue
-        mails.append(InboxMail(epoch, commit, blob_id(data), data))
+        if size > limit:
+            oid = git.out("rev-parse", spec, name="rev-parse-blob")
+            head = git.read_head(oid, HEAD_BYTES)
+            mails.append(InboxMail(epoch, commit, oid, head, size))
+            continue
+        data = blobs.get(spec)
+        if data is None:
+            continue
+        mails.append(InboxMail(epoch, commit, blob_id(data), data, len(data)))
     return mails
 
 
@@ -278,7 +305,7 @@ def new_mail(
             chunk = commits[i : i + BATCH]
             yield Batch(
                 epoch,
-                read_blobs(runner, gitdir, chunk, epoch.number),
+                read_blobs(runner, gitdir, chunk, epoch.number, settings.intake.max_message_bytes),
                 chunk[-1],
                 i + BATCH >= len(commits),
             )

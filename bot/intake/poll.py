@@ -7,14 +7,14 @@ then series are assembled from the recorded patch mail that has no series yet
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.utils import parseaddr
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -24,11 +24,12 @@ from bot.core.runner import CommandError, Runner
 from bot.core.states import OPEN, SeriesState
 from bot.intake import lore
 from bot.intake.b4adapter import ThreadFetchError, ThreadNotFound
-from bot.intake.mailparse import classify, parse_message
-from bot.intake.series import SeriesError, load_series
+from bot.intake.messages import record_messages
+from bot.intake.series import SeriesError, SeriesTooBig, load_series
 from bot.intake.series_rows import (
     SERIES_KINDS,
     expire_waiting,
+    refuse_series,
     retry_race,
     store_series,
     upsert_series,
@@ -194,90 +195,6 @@ def poll_list(settings: Settings, db: Database, lst: ListSettings, runner: Runne
     return ListPoll(lst.name, new, dict(kinds), dict(states), error, seconds)
 
 
-def record_messages(
-    settings: Settings, db: Database, lst: ListSettings, mails: Iterable[lore.InboxMail]
-) -> Counter[str]:
-    """Record the mails not seen before (by Message-ID) in one transaction; count kinds."""
-    rows: dict[str, Message] = {}
-    # the bot's own mail is recognised by X-Lorebot, and by its sender address
-    bots = [*settings.intake.bot_senders, parseaddr(settings.mail.sender)[1]]
-    for mail in mails:
-        try:
-            parsed = parse_message(mail.raw, settings.intake.max_message_bytes)
-            kind = classify(parsed, bots)
-        except Exception as e:  # a parser bug must not stop the poller
-            log.exception("cannot parse message %s of %s", mail.commit, lst.name)
-            rows.setdefault(
-                f"unparsed-{mail.blob}",
-                Message(
-                    list_name=lst.name,
-                    msgid=f"unparsed-{mail.blob}",
-                    epoch=mail.epoch,
-                    blob_commit=mail.commit,
-                    kind="malformed",
-                    reason=f"parser error: {e}",
-                ),
-            )
-            continue
-        # no Message-ID: key it by blob so a re-read after a rewrite stays one row
-        msgid = parsed.msgid or f"no-message-id-{mail.blob}"
-        if msgid in rows:
-            continue
-        rows[msgid] = Message(
-            list_name=lst.name,
-            msgid=msgid[:998],
-            epoch=mail.epoch,
-            blob_commit=mail.commit,
-            subject=parsed.subject,
-            author=parsed.author,
-            date=parsed.date,
-            in_reply_to=parsed.in_reply_to,
-            kind=kind.kind,
-            # for series mail, `reason` is kept for why no series could be made
-            reason="" if kind.kind in SERIES_KINDS else kind.reason,
-        )
-    if not rows:
-        return Counter()
-
-    def store(s: Session) -> Counter[str]:
-        counts: Counter[str] = Counter()
-        seen = _existing(s, lst.name, list(rows))
-        for msgid, row in rows.items():
-            if msgid not in seen:
-                # a fresh copy: a try lost to another poll leaves the first one spent
-                s.add(_copy_message(row))
-                counts[row.kind] += 1
-                if row.kind == "malformed":
-                    log.warning("%s: malformed message <%s>: %s", lst.name, msgid, row.reason)
-        return counts
-
-    return retry_race(db, store)
-
-
-def _copy_message(row: Message) -> Message:
-    return Message(**{f: getattr(row, f) for f in _MESSAGE_FIELDS})
-
-
-_MESSAGE_FIELDS = (
-    *("list_name", "msgid", "epoch", "blob_commit", "subject", "author", "date"),
-    *("in_reply_to", "kind", "reason"),
-)
-
-
-def _existing(s: Session, list_name: str, msgids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(msgids), 500):
-        chunk = msgids[i : i + 500]
-        found.update(
-            s.scalars(
-                select(Message.msgid).where(
-                    Message.list_name == list_name, Message.msgid.in_(chunk)
-                )
-            )
-        )
-    return found
-
-
 def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Counter[str]:
     """Assemble the series of every recorded patch/cover/follow-up not yet in one.
 
@@ -302,6 +219,11 @@ def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Cou
             continue
         try:
             series = load_series(settings, lst, msgid=msg.msgid)
+        except SeriesTooBig as e:
+            if retry_race(db, functools.partial(_refuse, lst=lst, e=e)):
+                states[SeriesState.SKIPPED] += 1
+            done |= {msg.msgid, *e.covered}
+            continue
         except SeriesError as e:
             _set_reason(db, msg.id, f"no series: {e}")
             continue
@@ -328,6 +250,12 @@ def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Cou
             _set_reason(db, msg.id, f"b4 placed it in no series (thread of <{series.msgid}>)")
         done |= covered
     return states
+
+
+def _refuse(s: Session, lst: ListSettings, e: SeriesTooBig) -> bool:
+    return refuse_series(
+        s, lst, e.msgid, e.reason, subject=e.subject, author=e.author, covered=e.covered
+    )
 
 
 def _ensure_parent(settings: Settings, db: Database, lst: ListSettings, series: Series) -> None:

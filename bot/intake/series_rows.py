@@ -77,6 +77,41 @@ def store_series(db: Database, lst: ListSettings, series: Series, covered: set[s
     return retry_race(db, store)
 
 
+def refuse_series(
+    s: Session,
+    lst: ListSettings,
+    msgid: str,
+    reason: str,
+    *,
+    subject: str = "",
+    author: str = "",
+    covered: tuple[str, ...] = (),
+) -> bool:
+    """A series over the intake bounds: its row skipped with the reason (the page and the
+    JSON say why), its messages tied to it; False if its row had already moved on."""
+    row = s.scalars(
+        select(SeriesRow).where(SeriesRow.list_name == lst.name, SeriesRow.msgid == msgid)
+    ).first()
+    if row is None:
+        row = SeriesRow(list_name=lst.name, msgid=msgid, first_seen=utcnow(), state="")
+        row.subject, row.author, row.complete = subject, author, False
+        s.add(row)
+    elif row.state not in OPEN:
+        return False
+    row.state, row.reason = SeriesState.SKIPPED, f"too big: {reason}"
+    s.flush()
+    s.execute(
+        update(Message)
+        .where(
+            Message.list_name == lst.name,
+            Message.series_id.is_(None),
+            Message.msgid.in_({msgid, *covered}),
+        )
+        .values(series_id=row.id)
+    )
+    return True
+
+
 def upsert_series(s: Session, lst: ListSettings, series: Series) -> tuple[SeriesRow, str]:
     """Create or refresh the row of one revision; returns (row, new state or "")."""
     row = s.scalars(
