@@ -103,6 +103,9 @@ class NetworkSettings(_Strict):
     # one git fetch of an epoch or a tree, start to end; a big first clone needs long
     fetch_timeout: int = Field(default=1800, gt=0, le=86400)
     ls_remote_timeout: int = Field(default=60, gt=0, le=3600)
+    # one thread fetched over HTTP (b4), start to end: a server that trickles a byte
+    # now and then never trips the per-read intake.http_timeout, this ends it
+    thread_timeout: int = Field(default=300, gt=0, le=86400)
     # a git transfer slower than low_speed_limit bytes/s for low_speed_time seconds is
     # aborted (git's http.lowSpeedLimit/http.lowSpeedTime): a server that accepts and
     # never answers is given up after low_speed_time, not after fetch_timeout

@@ -10,8 +10,10 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
+from bot.intake.b4adapter import ThreadFetchError, fetch_thread
 from bot.intake.poll import PollReport, is_polling, poll_once
 from config.settings import Settings, load_settings
 from state.db import Database
@@ -105,3 +107,20 @@ def test_other_lists_are_polled_while_one_stalls(
     first_by_list = {p.list_name: p for p in first[0].lists}
     assert first_by_list["stalled"].error and first_by_list[pi_server.name].new_messages == 3
     db.dispose()
+
+
+def test_thread_fetch_that_trickles_is_ended_by_its_deadline(tmp_path: Path) -> None:
+    """A byte every 0.1 s never trips a per-read timeout; the whole fetch's deadline does."""
+    with StallingInbox(trickle=True) as server:
+        settings = load_settings(
+            None,
+            paths={"state": str(tmp_path / "state"), "cache": str(tmp_path / "cache")},
+            lists=[{"name": server.name, "url": server.url}],
+            trees=[],
+            intake={"http_timeout": 600},
+            network={"thread_timeout": 2},
+        )
+        with pytest.raises(ThreadFetchError, match=r"network\.thread_timeout"):
+            fetch_thread(settings, settings.lists[0], "x@example.org")
+        assert server.stalled_requests
+        wait_for(lambda: server.open_connections == 0, what="the connection to be closed")

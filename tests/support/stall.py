@@ -1,5 +1,6 @@
 """An inbox that stalls: its manifest names an epoch, then git's requests are accepted and
-never answered, as a hung or overloaded server does."""
+never answered, as a hung or overloaded server does (or, with `trickle`, answered a
+byte at a time, never to the end)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ class StallingInbox:
     killed by its timeout) closes its end, which the server notices.
     """
 
-    def __init__(self, name: str = "stalled") -> None:
+    def __init__(self, name: str = "stalled", trickle: bool = False) -> None:
         self.name = name
+        self.trickle = trickle  # answer 200, then a byte every 0.1 s, never the end
         self.port = free_port()
         self._sock = socket.create_server(("127.0.0.1", self.port))
         self._stop = threading.Event()
@@ -80,11 +82,15 @@ class StallingInbox:
                 self.open_connections += 1
                 self.stalled_requests.append(path)
             try:
-                # say nothing; return when the client hangs up or the server stops
+                if self.trickle:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                # say nothing (or a byte); return when the client hangs up or we stop
                 while not self._stop.is_set():
-                    ready, _, _ = select.select([conn], [], [], 0.2)
+                    ready, _, _ = select.select([conn], [], [], 0.1)
                     if ready and not conn.recv(65536):
                         return
+                    if self.trickle:
+                        conn.sendall(b"1\r\nx\r\n")
             except OSError:
                 return
             finally:
