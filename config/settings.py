@@ -6,7 +6,9 @@ the key (see `load_settings`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -21,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 
@@ -81,9 +84,33 @@ class TreeSettings(_Strict):
 class IntakeSettings(_Strict):
     poll_interval: int = Field(default=300, ge=5)  # seconds
     incomplete_timeout: int = Field(default=3600, ge=0)  # seconds an incomplete series waits
-    http_timeout: float = Field(default=60.0, gt=0)
-    max_message_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    http_timeout: float = Field(default=60.0, gt=0)  # one HTTP read (manifest, threads)
+    # bounds checked before any parsing: a mail over max_message_bytes is not read past
+    # its headers; a series with a patch over max_patch_bytes, or more than max_patches
+    # patches, is skipped with the reason before b4 makes `git am` mail of it (its cost
+    # grows with the square of a patch's size)
+    max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    max_patch_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_patches: int = Field(default=500, ge=1)
     bot_senders: list[str] = ["lkp@intel.com", "noreply@", "syzbot", "patchwork-bot"]
+
+
+class NetworkSettings(_Strict):
+    """Bounds of every network wait (epoch and tree fetches, ls-remote, HTTP requests):
+    a stalled server costs at most these, and a killed fetch takes its helpers along."""
+
+    connect_timeout: float = Field(default=20.0, gt=0, le=600)  # TCP connect, HTTP
+    # one git fetch of an epoch or a tree, start to end; a big first clone needs long
+    fetch_timeout: int = Field(default=1800, gt=0, le=86400)
+    ls_remote_timeout: int = Field(default=60, gt=0, le=3600)
+    # one thread fetched over HTTP (b4), start to end: a server that trickles a byte
+    # now and then never trips the per-read intake.http_timeout, this ends it
+    thread_timeout: int = Field(default=300, gt=0, le=86400)
+    # a git transfer slower than low_speed_limit bytes/s for low_speed_time seconds is
+    # aborted (git's http.lowSpeedLimit/http.lowSpeedTime): a server that accepts and
+    # never answers is given up after low_speed_time, not after fetch_timeout
+    low_speed_limit: int = Field(default=1024, ge=1)
+    low_speed_time: int = Field(default=60, ge=1, le=3600)
 
 
 class BaseSelectionSettings(_Strict):
@@ -170,11 +197,30 @@ class MailSettings(_Strict):
     reported_by: str = "lorebot <lorebot@localhost>"
 
 
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
 class WebSettings(_Strict):
-    listen: str = "127.0.0.1"
+    listen: str = "127.0.0.1"  # an address or host name, without the port
     port: int = Field(default=8080, ge=0, le=65535)
     token: str = ""
     base_url: str = "http://127.0.0.1:8080"
+
+    @field_validator("listen", mode="after")
+    @classmethod
+    def _address_only(cls, v: str) -> str:
+        # "127.0.0.1:8080" was once taken as a host name and the page silently not started
+        try:
+            ipaddress.ip_address(v)
+            return v
+        except ValueError:
+            pass
+        if _HOSTNAME_RE.match(v) and not v.replace(".", "").isdigit():
+            return v
+        raise ValueError(
+            f"{v!r} is not an IP address or host name; the port goes in web.port "
+            '(e.g. listen = "127.0.0.1", port = 8080)'
+        )
 
 
 class ServiceSettings(_Strict):
@@ -213,6 +259,7 @@ class Settings(BaseSettings):
     lists: list[ListSettings] = []
     trees: list[TreeSettings] = []
     intake: IntakeSettings = IntakeSettings()
+    network: NetworkSettings = NetworkSettings()
     base: BaseSelectionSettings = BaseSelectionSettings()
     apply: ApplySettings = ApplySettings()
     build: BuildSettings = BuildSettings()
@@ -279,13 +326,36 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _describe_source(err: SourceError) -> str:
+    """pydantic-settings' 'error parsing value for field "lists" from source ...' as the
+    variable to fix."""
+    m = re.search(r'field "([^"]+)"', str(err))
+    field = m.group(1) if m else ""
+    if "EnvSettingsSource" in str(err) and field:
+        var = f"LOREBOT_{field.upper()}"
+        return (
+            f"{var}: not valid JSON for setting '{field}'; give it as JSON "
+            f'(e.g. {var}=\'[{{"name": "linux-mm", "url": "https://..."}}]\') or unset it'
+        )
+    return f"bad setting '{field or '?'}': {err}"
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read the TOML file (default: config/default.toml), apply env overrides, validate."""
     toml_path = path or Path(os.environ.get("LOREBOT_CONFIG", DEFAULT_TOML))
     try:
         data = tomllib.loads(toml_path.read_text())
     except FileNotFoundError as e:
-        raise SettingsError(f"configuration file not found: {toml_path}") from e
+        raise SettingsError(
+            f"configuration file not found: {toml_path}; pass a TOML file with --config "
+            "or LOREBOT_CONFIG"
+        ) from e
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise SettingsError(
+            f"{toml_path}: cannot read the configuration file ({why}); "
+            "pass a TOML file with --config or LOREBOT_CONFIG"
+        ) from e
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"{toml_path}: not valid TOML: {e}") from e
     token = _FILE_DATA.set(data)
@@ -293,6 +363,8 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as e:
         raise SettingsError(f"{toml_path}: {_describe(e)}") from e
+    except SourceError as e:  # an environment variable that is not what its key takes
+        raise SettingsError(_describe_source(e)) from e
     finally:
         _FILE_DATA.reset(token)
     _check_references(settings, toml_path)

@@ -10,9 +10,15 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseOpenError(Exception):
+    """The database cannot be opened or migrated (unreachable, read-only, disk full)."""
 
 
 class Database:
@@ -22,7 +28,11 @@ class Database:
         """`busy_timeout`: seconds a SQLite writer waits for another's lock before failing."""
         self.url = url
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            where = Path(url.removeprefix("sqlite:///")).parent
+            try:
+                where.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DatabaseOpenError(f"cannot make {where}: {e.strerror or e}") from e
         self.engine: Engine = create_engine(url, future=True)
         if url.startswith("sqlite"):
             millis = max(0, int(busy_timeout * 1000))
@@ -31,7 +41,13 @@ class Database:
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except OperationalError as e:
+                self.engine.dispose()
+                safe = make_url(url).render_as_string(hide_password=True)
+                reason = str(e.orig or e).splitlines()[0]
+                raise DatabaseOpenError(f"cannot open {safe}: {reason}") from e
 
     def migrate(self) -> None:
         cfg = Config()

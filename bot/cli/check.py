@@ -9,6 +9,7 @@ import sys
 from sqlalchemy import select
 
 from bot.cli.progress import ProgressPrinter
+from bot.cli.startup import open_database
 from bot.core.states import SeriesState
 from bot.intake.target import TargetError, add_target_arguments
 from bot.report.render import ReplyDraft
@@ -59,7 +60,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     except (TargetError, LookupError) as e:
         print(f"lorebot: {e}", file=sys.stderr)
         return 2
-    db = Database(settings.database_url)
+    db = open_database(settings)
     series_id = ensure_series_row(db, lst.name, series)
     worker = claims.holder_name("cli")
     queue.recover_interrupted(db)  # a claim left by a dead process is not a reason to wait

@@ -39,12 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from bot.cli.startup import StartupError, check_paths
+
     try:
         settings = load_settings(args.config)
-    except SettingsError as e:
+        check_paths(settings)
+        return int(args.func(args, settings))
+    except (SettingsError, StartupError) as e:
+        # a fault the operator fixes: one line naming the key or path, no traceback
         print(f"lorebot: {e}", file=sys.stderr)
         return 2
-    return int(args.func(args, settings))
 
 
 if __name__ == "__main__":

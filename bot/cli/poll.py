@@ -7,11 +7,11 @@ import json
 import sys
 import time
 
+from bot.cli.startup import open_database
 from bot.core.runner import CommandError, Runner
 from bot.intake import lore
 from bot.intake.poll import PollReport, poll_once
 from config.settings import Settings
-from state.db import Database
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +40,7 @@ def as_text(report: PollReport) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.database_url)
+    db = open_database(settings)
     try:
         if args.skip_history:
             runner = Runner()

@@ -38,14 +38,17 @@ def _structured_logs() -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Open the database and run the service (or one pass with --once)."""
+    from bot.cli.startup import check_listen, open_database
     from bot.run.scheduler import Service
     from bot.web.server import page_factory
-    from state.db import Database
 
+    web = not (args.once or args.no_web)
+    if web:
+        check_listen(settings)  # a page that cannot listen stops the start, not later
     _structured_logs()
-    db = Database(settings.database_url)
+    db = open_database(settings)
     try:
-        page = None if args.once or args.no_web else page_factory(settings, db)
+        page = page_factory(settings, db) if web else None
         service = Service(settings, db, web=page)
         return service.run_once() if args.once else service.run_forever()
     finally:

@@ -44,7 +44,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             out[tree.name] = {"skipped": "no url (imported tree)"}
             continue
         try:
-            out[tree.name] = repo.sync(tree)
+            out[tree.name] = repo.sync(tree, settings.network)
         except TreeError as e:
             out[tree.name] = {"error": str(e)}
             status = 1

@@ -25,6 +25,12 @@ GIT_ENV = {
 GIT_SAFE = ("-c", "core.hooksPath=/dev/null")
 
 
+def low_speed(limit: int, seconds: int) -> tuple[str, ...]:
+    """Options before a network command: abort a transfer slower than `limit` bytes/s for
+    `seconds` (a server that accepts and never answers included)."""
+    return ("-c", f"http.lowSpeedLimit={limit}", "-c", f"http.lowSpeedTime={seconds}")
+
+
 class Git:
     """git in one repository: a worktree (`-C`), a bare git dir (`--git-dir`), or none
     (`ls-remote`, `init`)."""
@@ -83,6 +89,41 @@ class Git:
         if not r.ok:
             raise CommandError(r, "git cat-file --batch")
         return parse_batch(r.stdout_bytes, wanted)
+
+    def object_sizes(self, specs: Iterable[str], timeout: float | None = 600) -> dict[str, int]:
+        """Size in bytes of each `rev:path` (or object id) that exists, without reading it."""
+        wanted = list(dict.fromkeys(specs))
+        if not wanted:
+            return {}
+        if any("\n" in s for s in wanted):
+            raise ValueError("a blob spec cannot contain a newline")
+        r = self.run(
+            "cat-file",
+            "--batch-check=%(objectsize)",
+            input="".join(f"{s}\n" for s in wanted),
+            timeout=timeout,
+            name="cat-file-sizes",
+        )
+        if not r.ok:
+            raise CommandError(r, "git cat-file --batch-check")
+        sizes = {}
+        for spec, line in zip(wanted, r.stdout.splitlines(), strict=False):
+            if line.strip().isdigit():  # else "<spec> missing"
+                sizes[spec] = int(line)
+        return sizes
+
+    def read_head(self, spec: str, limit: int, timeout: float | None = 600) -> bytes:
+        """The first `limit` bytes of a blob, the rest never read."""
+        r = self.runner.run(
+            self.argv("cat-file", "blob", spec),
+            env=GIT_ENV,
+            timeout=timeout,
+            name="cat-file-head",
+            max_stdout=limit,
+        )
+        if not r.ok:
+            raise CommandError(r, "git cat-file blob")
+        return r.stdout_bytes
 
 
 def parse_batch(data: bytes, specs: list[str]) -> dict[str, bytes | None]:

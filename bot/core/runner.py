@@ -78,8 +78,15 @@ class Runner:
         check: bool = False,
         name: str = "",
         inherit_env: bool = True,
+        max_stdout: int | None = None,
     ) -> CommandResult:
-        """Run `argv`; `inherit_env=False` gives it only `env` (the sandbox's wrappers)."""
+        """Run `argv` to its end or its timeout (the process group is then killed).
+
+        `inherit_env=False` gives it only `env` (the sandbox's wrappers).
+        `max_stdout`: keep at most this many bytes of stdout; the command is
+        killed once it wrote that much (reading the head of something big
+        without holding all of it). It then counts as successful.
+        """
         args = tuple(str(a) for a in argv)
         full_env = {**os.environ, **self.env, **(env or {})} if inherit_env else dict(env or {})
         start = time.monotonic()
@@ -101,8 +108,15 @@ class Runner:
             rc, out, err = 127, b"", f"command not found: {e.filename}".encode()
         else:
             try:
-                out, err = proc.communicate(data, timeout=timeout)
-                rc = proc.returncode
+                if max_stdout is None:
+                    out, err = proc.communicate(data, timeout=timeout)
+                    rc = proc.returncode
+                else:
+                    out, err, head_rc = _head(proc, data, max_stdout, timeout)
+                    rc = -9 if head_rc is None else head_rc
+                    if head_rc is None:  # its timer killed it
+                        timed_out = True
+                        err += f"\n[lorebot: timed out after {timeout} s]".encode()
             except subprocess.TimeoutExpired:
                 timed_out = True
                 kill_group(proc.pid)
@@ -257,6 +271,47 @@ class Runner:
             f.write(f"# exit: {r.returncode}  time: {r.seconds:.2f}s")
             f.write("  (timed out)\n" if r.timed_out else "\n")
             f.write("# stdout:\n" + r.stdout[-200_000:] + "\n# stderr:\n" + r.stderr[-200_000:])
+
+
+def _head(
+    proc: subprocess.Popen[bytes], data: bytes | None, limit: int, timeout: float | None
+) -> tuple[bytes, bytes, int | None]:
+    """Read up to `limit` bytes of stdout, then end the command; (stdout, stderr, rc),
+    rc None when the timeout killed it."""
+    stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
+    assert stdin is not None and stdout is not None and stderr is not None
+    err_chunks: list[bytes] = []
+    # stderr drained aside, so a chatty command cannot block on a full pipe
+    drain = threading.Thread(target=lambda: err_chunks.append(stderr.read()), daemon=True)
+    drain.start()
+    if data:
+        with contextlib.suppress(BrokenPipeError):
+            stdin.write(data)
+    stdin.close()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    timer = None
+    if deadline is not None:
+        timer = threading.Timer(timeout or 0, kill_group, args=(proc.pid,))
+        timer.daemon = True
+        timer.start()
+    out = bytearray()
+    try:
+        while len(out) < limit:
+            chunk = stdout.read1(min(65536, limit - len(out)))  # type: ignore[attr-defined]
+            if not chunk:
+                break
+            out += chunk
+        cut = len(out) >= limit
+        if cut:
+            kill_group(proc.pid)
+        rc = proc.wait()
+    finally:
+        if timer is not None:
+            timer.cancel()
+    drain.join(10)
+    if deadline is not None and time.monotonic() > deadline and not cut:
+        return bytes(out), b"".join(err_chunks), None
+    return bytes(out), b"".join(err_chunks), 0 if cut else rc
 
 
 def kill_group(pgid: int) -> None:

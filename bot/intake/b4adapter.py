@@ -10,19 +10,23 @@ look-ups and proves nothing for a review robot.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import logging
 import os
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import b4
 import liblore
+import requests
+import requests.adapters
 
 from bot.core.models import Series
 from config.settings import ListSettings, Settings
@@ -32,11 +36,48 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lorebot.b4")
 _lock = threading.RLock()
-_configured: tuple[str, str, float] | None = None  # (list url, cache dir, timeout) in use
+_configured: tuple[str, str, float, float] | None = None  # (list url, cache dir, timeouts)
 
 LoreMailbox = b4.LoreMailbox
 LoreSeries = b4.LoreSeries
 LoreMessage = b4.LoreMessage
+
+
+class _CuttableAdapter(requests.adapters.HTTPAdapter):
+    """Remembers the sockets of the responses being read, so a deadline can cut them.
+
+    A server that trickles a byte now and then never trips a per-read timeout,
+    and closing a requests session does not wake a read in flight; shutting
+    its socket down does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        resp = super().send(request, *args, **kwargs)
+        sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._socks.append(sock)
+        return resp
+
+    def cut(self) -> None:
+        """End every read in flight (the b4 lock makes them all ours)."""
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._socks = []
+
+
+_ADAPTER = _CuttableAdapter()
 
 
 class ThreadFetchError(LookupError):
@@ -98,7 +139,7 @@ def b4_session(settings: Settings, lst: ListSettings) -> Iterator[None]:
     global _configured
     home = b4_home(settings)
     with _lock:
-        want = (lst.url, str(home), settings.intake.http_timeout)
+        want = (lst.url, str(home), settings.intake.http_timeout, settings.network.connect_timeout)
         if _configured != want:
             _configure(settings, lst, home)
             _configured = want
@@ -115,32 +156,66 @@ def _configure(settings: Settings, lst: ListSettings, home: Path) -> None:
         b4.setup_config(argparse.Namespace(config=None), topdir=str(home / "config"))
         b4.LORENODE = liblore.LoreNode(
             lst.url.rstrip("/"),
-            request_timeout=(min(10.0, settings.intake.http_timeout), settings.intake.http_timeout),
+            # (connect, each read): a server that accepts and never answers is given up
+            request_timeout=(settings.network.connect_timeout, settings.intake.http_timeout),
             cache_dir=str(home / "cache" / "lore"),
             follow_upstream=False,
         )
         b4.LORENODE.set_user_agent("b4", b4.__VERSION__)
+        session = requests.Session()
+        session.headers["User-Agent"] = f"b4/{b4.__VERSION__}"
+        session.mount("http://", _ADAPTER)
+        session.mount("https://", _ADAPTER)
+        b4.LORENODE.set_requests_session(session)
         # b4 reports missing patches and the like as errors; for a poller
         # they are normal (the series waits): keep b4 quiet but for criticals
         b4.logger.setLevel(logging.CRITICAL)
 
 
 def fetch_thread(settings: Settings, lst: ListSettings, msgid: str) -> list[EmailMessage]:
-    """The whole thread that contains `msgid`, as b4 sees it (never cached)."""
+    """The whole thread that contains `msgid`, as b4 sees it (never cached).
+
+    Bounded twice: each read by intake.http_timeout, the whole fetch by
+    network.thread_timeout (then the reads in flight are cut).
+    """
     with b4_session(settings, lst):
+        node = b4.LORENODE
+        assert node is not None
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            node.cancel_active()
+            _ADAPTER.cut()  # only our reads are in flight: the b4 lock is held
+
+        deadline = threading.Timer(settings.network.thread_timeout, expire)
+        deadline.daemon = True
+        deadline.start()
         try:
-            msgs = b4.LORENODE.get_mbox_by_msgid(msgid, nocache=True)  # type: ignore[union-attr]
-        except liblore.RemoteError as e:
-            if e.status_code is not None and 400 <= e.status_code < 500 and e.status_code != 429:
-                raise ThreadNotFound(f"{lst.name}: <{msgid}> not found at {lst.url}") from e
-            raise ThreadFetchError(f"{lst.name}: cannot fetch thread of <{msgid}>: {e}") from e
+            msgs = node.get_mbox_by_msgid(msgid, nocache=True)
         except (liblore.LibloreError, OSError) as e:
+            if expired.is_set():
+                raise ThreadFetchError(
+                    f"{lst.name}: fetching the thread of <{msgid}> took over "
+                    f"network.thread_timeout = {settings.network.thread_timeout} s"
+                ) from e
+            if isinstance(e, liblore.RemoteError):
+                _raise_not_found(lst, msgid, e)
             raise ThreadFetchError(f"{lst.name}: cannot fetch thread of <{msgid}>: {e}") from e
+        finally:
+            deadline.cancel()
+            _ADAPTER.forget()
         if not msgs:
             raise ThreadNotFound(f"{lst.name}: no thread found for <{msgid}>")
         split = b4.split_and_dedupe_pi_results(msgs)
         thread = b4.get_strict_thread(split, msgid) or split
         return list(thread)
+
+
+def _raise_not_found(lst: ListSettings, msgid: str, e: liblore.RemoteError) -> None:
+    """ThreadNotFound for a 4xx answer (the server does not have it), except 429."""
+    if e.status_code is not None and 400 <= e.status_code < 500 and e.status_code != 429:
+        raise ThreadNotFound(f"{lst.name}: <{msgid}> not found at {lst.url}") from e
 
 
 def make_mailbox(msgs: list[EmailMessage]) -> b4.LoreMailbox:

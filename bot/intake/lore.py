@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import select
 
-from bot.core.git import Git, blob_id
+from bot.core.git import Git, blob_id, low_speed
 from bot.core.runner import Runner
 from config.settings import ListSettings, Settings
 from state.db import Database
@@ -51,7 +51,12 @@ class InboxMail:
     epoch: int
     commit: str
     blob: str
-    raw: bytes
+    raw: bytes  # the whole mail, or only its head when it is over the read limit
+    size: int = -1  # the mail's size in the inbox; -1: len(raw)
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.raw)
 
 
 def mirror_dir(settings: Settings, lst: ListSettings, epoch: int) -> Path:
@@ -92,7 +97,9 @@ def discover_epochs(settings: Settings, lst: ListSettings, runner: Runner) -> li
     """The list's epochs, from manifest.js.gz, else by probing 0, 1, ... with ls-remote."""
     url = f"{lst.url.rstrip('/')}/manifest.js.gz"
     try:
-        resp = requests.get(url, timeout=settings.intake.http_timeout)
+        resp = requests.get(
+            url, timeout=(settings.network.connect_timeout, settings.intake.http_timeout)
+        )
     except requests.RequestException as e:
         raise InboxError(f"{lst.name}: {lst.url} is unreachable: {e}") from e
     if resp.status_code == 200:
@@ -113,9 +120,18 @@ def discover_epochs(settings: Settings, lst: ListSettings, runner: Runner) -> li
     return found
 
 
+def _network(settings: Settings) -> tuple[str, ...]:
+    return low_speed(settings.network.low_speed_limit, settings.network.low_speed_time)
+
+
 def _ls_remote(runner: Runner, url: str, settings: Settings) -> bool:
     r = Git(runner).run(
-        "ls-remote", "--heads", url, timeout=settings.intake.http_timeout, name="ls-remote"
+        *_network(settings),
+        "ls-remote",
+        "--heads",
+        url,
+        timeout=settings.network.ls_remote_timeout,
+        name="ls-remote",
     )
     return r.ok and "refs/heads/" in r.stdout
 
@@ -132,7 +148,10 @@ def fetch_epoch(settings: Settings, lst: ListSettings, epoch: Epoch, runner: Run
     urls += [u for u in epoch.urls if u != known]
     errors = []
     for url in urls:
+        # bounded twice: a stall by the low-speed limit, a slow trickle by fetch_timeout;
+        # the runner kills the fetch's process group (its remote helper too)
         r = git.run(
+            *_network(settings),
             "fetch",
             "--quiet",
             "--no-tags",
@@ -140,7 +159,7 @@ def fetch_epoch(settings: Settings, lst: ListSettings, epoch: Epoch, runner: Run
             "--force",
             url,
             "+refs/heads/*:refs/heads/*",
-            timeout=max(3600.0, settings.intake.http_timeout),
+            timeout=settings.network.fetch_timeout,
             name="fetch-epoch",
         )
         if r.ok:
@@ -182,16 +201,38 @@ def new_commits(runner: Runner, gitdir: Path, cursor: str, head: str) -> list[st
     return r.stdout.split()
 
 
-def read_blobs(runner: Runner, gitdir: Path, commits: list[str], epoch: int) -> list[InboxMail]:
-    """The raw `m` blob of each commit, read in one `git cat-file --batch`."""
-    blobs = Git(runner, git_dir=gitdir).read_blobs([f"{c}:m" for c in commits], timeout=3600)
+#: What is read of a mail over the read limit: its headers, for the record of its refusal.
+HEAD_BYTES = 64 * 1024
+
+
+def read_blobs(
+    runner: Runner, gitdir: Path, commits: list[str], epoch: int, max_bytes: int | None = None
+) -> list[InboxMail]:
+    """The raw `m` blob of each commit, read in one `git cat-file --batch`.
+
+    Sizes are asked first: a mail over `max_bytes` is never read whole, only
+    its first HEAD_BYTES (its headers), so a 50 MB mail costs no 50 MB here.
+    """
+    git = Git(runner, git_dir=gitdir)
+    specs = [f"{c}:m" for c in commits]
+    sizes = git.object_sizes(specs, timeout=3600)
+    limit = max_bytes if max_bytes is not None else max(sizes.values(), default=0)
+    blobs = git.read_blobs([s for s in specs if sizes.get(s, 0) <= limit], timeout=3600)
     mails: list[InboxMail] = []
-    for commit in commits:
-        data = blobs.get(f"{commit}:m")
-        if data is None:
+    for commit, spec in zip(commits, specs, strict=True):
+        size = sizes.get(spec)
+        if size is None:
             log.warning("%s: commit %s has no message blob", gitdir, commit)
             continue
-        mails.append(InboxMail(epoch, commit, blob_id(data), data))
+        if size > limit:
+            oid = git.out("rev-parse", spec, name="rev-parse-blob")
+            head = git.read_head(oid, HEAD_BYTES)
+            mails.append(InboxMail(epoch, commit, oid, head, size))
+            continue
+        data = blobs.get(spec)
+        if data is None:
+            continue
+        mails.append(InboxMail(epoch, commit, blob_id(data), data, len(data)))
     return mails
 
 
@@ -264,7 +305,7 @@ def new_mail(
             chunk = commits[i : i + BATCH]
             yield Batch(
                 epoch,
-                read_blobs(runner, gitdir, chunk, epoch.number),
+                read_blobs(runner, gitdir, chunk, epoch.number, settings.intake.max_message_bytes),
                 chunk[-1],
                 i + BATCH >= len(commits),
             )

@@ -30,6 +30,7 @@ _PULL_BODY_RE = re.compile(
 )
 _VIA_RE = re.compile(r"\s+via\s+\S+", re.IGNORECASE)
 _PATCH_WORDS = {"patch", "rfc", "resend"}
+HEADER_BYTES = 64 * 1024  # the most of an oversize mail's head parsed for its headers
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class ParsedMessage:
     has_diff: bool = False
     x_lorebot: bool = False
     malformed: str = ""
+    oversize: bool = False  # over the size limit: only the headers were parsed
+    size: int = 0  # bytes of the whole raw mail
 
     @property
     def author(self) -> str:
@@ -137,29 +140,54 @@ def find_diff(body: str) -> bool:
     return bool(_DIFF_START_RE.search(body) and any(HUNK.match(line) for line in body.splitlines()))
 
 
-def parse_message(raw: bytes, max_bytes: int = 20 * 1024 * 1024) -> ParsedMessage:
-    """Parse raw mail bytes; problems give a ParsedMessage with `malformed` set, never raise."""
+def parse_message(
+    raw: bytes, max_bytes: int = 20 * 1024 * 1024, size: int | None = None
+) -> ParsedMessage:
+    """Parse raw mail bytes; problems give a ParsedMessage with `malformed` set, never raise.
+
+    `size` is the mail's whole size when `raw` is only its head. A mail over
+    `max_bytes` is refused before its body is parsed: only its headers are read
+    (for the record), so its cost does not grow with its size.
+    """
+    size = len(raw) if size is None else size
+    if size > max_bytes:
+        return _replace(_parse_oversize(raw, size, max_bytes), size=size)
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     except Exception as e:  # the parser is lenient; this is a last resort
-        return ParsedMessage(msgid="", malformed=f"cannot parse mail: {e}")
+        return ParsedMessage(msgid="", malformed=f"cannot parse mail: {e}", size=size)
     mids = parse_msgids(str(msg.get("Message-ID", "")))
     msgid = mids[0] if mids else ""
     try:
         parsed = _parse_fields(msg, msgid)
     except LookupError as e:
         return ParsedMessage(
-            msgid=msgid, subject=_safe_subject(msg), malformed=f"unknown charset in a header: {e}"
+            msgid=msgid,
+            subject=_safe_subject(msg),
+            malformed=f"unknown charset in a header: {e}",
+            size=size,
         )
     problem = ""
     if not msgid:
         problem = "no Message-ID"
-    elif len(raw) > max_bytes:
-        problem = f"message is {len(raw)} bytes, over the limit of {max_bytes}"
     else:
         body, problem = _body_text(msg)
         parsed = _replace(parsed, body=body, has_diff=find_diff(body))
-    return _replace(parsed, malformed=problem)
+    return _replace(parsed, malformed=problem, size=size)
+
+
+def _parse_oversize(raw: bytes, size: int, max_bytes: int) -> ParsedMessage:
+    """The headers of a mail too big to take in, with the reason it is refused."""
+    reason = f"message is {size} bytes, over the limit of {max_bytes}"
+    end = min((i for i in (raw.find(b"\n\n"), raw.find(b"\r\n\r\n")) if i >= 0), default=-1)
+    head = raw[: end + 1] if end >= 0 else raw[:HEADER_BYTES]
+    try:
+        msg = email.message_from_bytes(head[:HEADER_BYTES], policy=email.policy.compat32)
+        mids = parse_msgids(str(msg.get("Message-ID", "")))
+        parsed = _parse_fields(msg, mids[0] if mids else "")
+    except Exception:  # headers too broken to read: the size is reason enough
+        return ParsedMessage(msgid="", malformed=reason, oversize=True)
+    return _replace(parsed, malformed=reason, oversize=True)
 
 
 def _replace(p: ParsedMessage, **changes: object) -> ParsedMessage:

@@ -7,13 +7,14 @@ then series are assembled from the recorded patch mail that has no series yet
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.utils import parseaddr
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -23,14 +24,21 @@ from bot.core.runner import CommandError, Runner
 from bot.core.states import OPEN, SeriesState
 from bot.intake import lore
 from bot.intake.b4adapter import ThreadFetchError, ThreadNotFound
-from bot.intake.mailparse import classify, parse_message
-from bot.intake.series import SeriesError, load_series, series_key
+from bot.intake.messages import record_messages
+from bot.intake.series import SeriesError, SeriesTooBig, load_series
+from bot.intake.series_rows import (
+    SERIES_KINDS,
+    expire_waiting,
+    refuse_series,
+    retry_race,
+    store_series,
+    upsert_series,
+)
 from config.settings import ListSettings, Settings
 from state.db import Database
-from state.models import Message, PatchRow, PollRow, SeriesRow, utcnow
+from state.models import Message, PollRow, SeriesRow, utcnow
 
 log = logging.getLogger("lorebot.intake")
-SERIES_KINDS = ("patch", "cover", "followup")
 NOT_FOUND_GRACE = 1800  # seconds a recorded message may be missing from the server's index
 
 
@@ -75,20 +83,76 @@ class PollReport:
         }
 
 
-def poll_once(settings: Settings, db: Database, runner: Runner | None = None) -> PollReport:
-    """Take in every list's new messages and update the series they touch."""
+_locks_guard = threading.Lock()
+_list_locks: dict[str, threading.Lock] = {}
+
+
+def _list_lock(name: str) -> threading.Lock:
+    with _locks_guard:
+        return _list_locks.setdefault(name, threading.Lock())
+
+
+def is_polling(list_name: str) -> bool:
+    """Whether a poll of this list runs now in this process."""
+    return _list_lock(list_name).locked()
+
+
+def poll_once(
+    settings: Settings, db: Database, runner: Runner | None = None, wait: float | None = None
+) -> PollReport:
+    """Take in every list's new messages and update the series they touch.
+
+    Each list is polled on a thread of its own, so a stalled inbox holds only
+    its own list (for at most its network timeouts). `wait`: seconds to wait
+    for the lists (None: until each is done); a list still polling then is
+    reported so and finishes in the background, and a pass that finds its
+    list still being polled skips it.
+    """
     runner = runner or Runner()
-    polls = []
+    results: dict[str, ListPoll] = {}
+    threads: list[tuple[str, threading.Thread]] = []
     for lst in settings.lists:
+        lock = _list_lock(lst.name)
+        if not lock.acquire(blocking=False):
+            results[lst.name] = ListPoll(lst.name, error="skipped: its previous poll still runs")
+            continue
+        t = threading.Thread(
+            target=_poll_guarded,
+            args=(settings, db, lst, runner, lock, results),
+            name=f"poll-{lst.name}",
+            daemon=True,
+        )
+        t.start()
+        threads.append((lst.name, t))
+    deadline = None if wait is None else time.monotonic() + wait
+    for name, t in threads:
+        t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if t.is_alive():
+            results.setdefault(name, ListPoll(name, error=f"still polling after {wait} s"))
+    return PollReport(tuple(results[lst.name] for lst in settings.lists))
+
+
+def _poll_guarded(
+    settings: Settings,
+    db: Database,
+    lst: ListSettings,
+    runner: Runner,
+    lock: threading.Lock,
+    results: dict[str, ListPoll],
+) -> None:
+    try:
+        results[lst.name] = poll_list(settings, db, lst, runner)
+    except Exception as e:  # one list's trouble must not stop the others
+        log.exception("poll of %s failed", lst.name)
+        error = f"internal error: {type(e).__name__}: {e}"
+        results[lst.name] = ListPoll(lst.name, error=error)
         try:
-            polls.append(poll_list(settings, db, lst, runner))
-        except Exception as e:  # one list's trouble must not stop the others
-            log.exception("poll of %s failed", lst.name)
-            error = f"internal error: {type(e).__name__}: {e}"
             with db.session() as s:
                 s.add(PollRow(list_name=lst.name, error=error))
-            polls.append(ListPoll(lst.name, error=error))
-    return PollReport(tuple(polls))
+        except Exception:
+            log.exception("recording the failed poll of %s failed", lst.name)
+    finally:
+        lock.release()
 
 
 def poll_list(settings: Settings, db: Database, lst: ListSettings, runner: Runner) -> ListPoll:
@@ -131,76 +195,6 @@ def poll_list(settings: Settings, db: Database, lst: ListSettings, runner: Runne
     return ListPoll(lst.name, new, dict(kinds), dict(states), error, seconds)
 
 
-def record_messages(
-    settings: Settings, db: Database, lst: ListSettings, mails: Iterable[lore.InboxMail]
-) -> Counter[str]:
-    """Record the mails not seen before (by Message-ID) in one transaction; count kinds."""
-    rows: dict[str, Message] = {}
-    # the bot's own mail is recognised by X-Lorebot, and by its sender address
-    bots = [*settings.intake.bot_senders, parseaddr(settings.mail.sender)[1]]
-    for mail in mails:
-        try:
-            parsed = parse_message(mail.raw, settings.intake.max_message_bytes)
-            kind = classify(parsed, bots)
-        except Exception as e:  # a parser bug must not stop the poller
-            log.exception("cannot parse message %s of %s", mail.commit, lst.name)
-            rows.setdefault(
-                f"unparsed-{mail.blob}",
-                Message(
-                    list_name=lst.name,
-                    msgid=f"unparsed-{mail.blob}",
-                    epoch=mail.epoch,
-                    blob_commit=mail.commit,
-                    kind="malformed",
-                    reason=f"parser error: {e}",
-                ),
-            )
-            continue
-        # no Message-ID: key it by blob so a re-read after a rewrite stays one row
-        msgid = parsed.msgid or f"no-message-id-{mail.blob}"
-        if msgid in rows:
-            continue
-        rows[msgid] = Message(
-            list_name=lst.name,
-            msgid=msgid[:998],
-            epoch=mail.epoch,
-            blob_commit=mail.commit,
-            subject=parsed.subject,
-            author=parsed.author,
-            date=parsed.date,
-            in_reply_to=parsed.in_reply_to,
-            kind=kind.kind,
-            # for series mail, `reason` is kept for why no series could be made
-            reason="" if kind.kind in SERIES_KINDS else kind.reason,
-        )
-    counts: Counter[str] = Counter()
-    if not rows:
-        return counts
-    with db.session() as s:
-        seen = _existing(s, lst.name, list(rows))
-        for msgid, row in rows.items():
-            if msgid not in seen:
-                s.add(row)
-                counts[row.kind] += 1
-                if row.kind == "malformed":
-                    log.warning("%s: malformed message <%s>: %s", lst.name, msgid, row.reason)
-    return counts
-
-
-def _existing(s: Session, list_name: str, msgids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(msgids), 500):
-        chunk = msgids[i : i + 500]
-        found.update(
-            s.scalars(
-                select(Message.msgid).where(
-                    Message.list_name == list_name, Message.msgid.in_(chunk)
-                )
-            )
-        )
-    return found
-
-
 def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Counter[str]:
     """Assemble the series of every recorded patch/cover/follow-up not yet in one.
 
@@ -225,6 +219,11 @@ def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Cou
             continue
         try:
             series = load_series(settings, lst, msgid=msg.msgid)
+        except SeriesTooBig as e:
+            if retry_race(db, functools.partial(_refuse, lst=lst, e=e)):
+                states[SeriesState.SKIPPED] += 1
+            done |= {msg.msgid, *e.covered}
+            continue
         except SeriesError as e:
             _set_reason(db, msg.id, f"no series: {e}")
             continue
@@ -244,34 +243,19 @@ def assemble_pending(settings: Settings, db: Database, lst: ListSettings) -> Cou
         covered = {series.msgid, *(p.msgid for p in series.patches)}
         if series.cover:
             covered.add(series.cover)
-        with db.session() as s:
-            row, moved = upsert_series(s, lst, series)
-            s.flush()
-            s.execute(
-                update(Message)
-                .where(
-                    Message.list_name == lst.name,
-                    Message.series_id.is_(None),
-                    Message.msgid.in_(covered)
-                    | (Message.in_reply_to.in_(covered) & Message.kind.not_in(SERIES_KINDS)),
-                )
-                .values(series_id=row.id)
-            )
-            # e.g. a cover taken in before its patches: no longer without a series
-            s.execute(
-                update(Message)
-                .where(
-                    Message.series_id == row.id,
-                    Message.kind.in_(SERIES_KINDS),
-                )
-                .values(reason="")
-            )
+        moved = store_series(db, lst, series, covered)
         if moved:
             states[moved] += 1
         if msg.msgid not in covered:
             _set_reason(db, msg.id, f"b4 placed it in no series (thread of <{series.msgid}>)")
         done |= covered
     return states
+
+
+def _refuse(s: Session, lst: ListSettings, e: SeriesTooBig) -> bool:
+    return refuse_series(
+        s, lst, e.msgid, e.reason, subject=e.subject, author=e.author, covered=e.covered
+    )
 
 
 def _ensure_parent(settings: Settings, db: Database, lst: ListSettings, series: Series) -> None:
@@ -295,7 +279,8 @@ def _ensure_parent(settings: Settings, db: Database, lst: ListSettings, series: 
             e,
         )
         return
-    with db.session() as s:
+
+    def store(s: Session) -> None:
         taken_in = s.scalars(
             select(Message.id).where(Message.list_name == lst.name, Message.msgid == series.parent)
         ).first()
@@ -304,105 +289,9 @@ def _ensure_parent(settings: Settings, db: Database, lst: ListSettings, series: 
             row.state = SeriesState.SKIPPED
             row.reason = f"older than intake; taken in as the base of follow-up <{series.msgid}>"
 
+    retry_race(db, store)
+
 
 def _set_reason(db: Database, message_id: int, reason: str) -> None:
     with db.session() as s:
         s.execute(update(Message).where(Message.id == message_id).values(reason=reason))
-
-
-def upsert_series(s: Session, lst: ListSettings, series: Series) -> tuple[SeriesRow, str]:
-    """Create or refresh the row of one revision; returns (row, new state or "")."""
-    row = s.scalars(
-        select(SeriesRow).where(SeriesRow.list_name == lst.name, SeriesRow.msgid == series.msgid)
-    ).first()
-    before = row.state if row else ""
-    if row is None:
-        row = SeriesRow(
-            list_name=lst.name, msgid=series.msgid, state=SeriesState.WAITING, first_seen=utcnow()
-        )
-        s.add(row)
-    if row.state in OPEN or not before:
-        row.thread_msgid = (
-            series.patches[0].references[0]
-            if series.patches and series.patches[0].references
-            else series.msgid
-        )
-        row.subject = series.subject
-        row.version = series.version
-        row.total = series.total
-        row.author = series.author
-        row.author_email = series.author_email
-        row.key = series_key(series)
-        row.complete = series.complete
-        row.has_cover = series.cover is not None
-        row.base_commit = series.base_commit or ""
-        row.last_message_at = utcnow()
-        if series.parent:
-            row.parent_id = s.scalars(
-                select(SeriesRow.id).where(
-                    SeriesRow.list_name == lst.name, SeriesRow.msgid == series.parent
-                )
-            ).first()
-        _sync_patches(s, row, series)
-        if row.state in (SeriesState.WAITING, SeriesState.INCOMPLETE) and series.complete:
-            row.state, row.reason = SeriesState.QUEUED, ""
-    s.flush()
-    _supersede(s, lst, row)
-    return row, (row.state if row.state != before else "")
-
-
-def _sync_patches(s: Session, row: SeriesRow, series: Series) -> None:
-    by_idx = {p.idx: p for p in row.patches}
-    for p in series.patches:
-        prow = by_idx.pop(p.index, None)
-        if prow is None:
-            prow = PatchRow(idx=p.index, msgid=p.msgid)
-            row.patches.append(prow)
-        prow.msgid, prow.subject, prow.author = p.msgid, p.subject, p.author
-        prow.trailers = list(p.trailers)
-    for stale in by_idx.values():
-        row.patches.remove(stale)
-
-
-def _supersede(s: Session, lst: ListSettings, row: SeriesRow) -> None:
-    """Within a revision family (same key), the highest version (then the latest) wins."""
-    if not row.key or row.key.startswith("followup:"):
-        return
-    family = list(
-        s.scalars(
-            select(SeriesRow).where(SeriesRow.list_name == lst.name, SeriesRow.key == row.key)
-        )
-    )
-    newest = max(family, key=lambda r: (r.version, r.id))
-    for old in family:
-        if old.id == newest.id:
-            continue
-        if old.superseded_by != newest.id:
-            old.superseded_by = newest.id
-        if old.state in OPEN:
-            old.state = SeriesState.SUPERSEDED
-            old.reason = f"superseded by v{newest.version} <{newest.msgid}>"
-    if newest.state == SeriesState.SUPERSEDED:  # it was older until now
-        newest.state = SeriesState.QUEUED if newest.complete else SeriesState.WAITING
-        newest.superseded_by, newest.reason = None, ""
-
-
-def expire_waiting(settings: Settings, db: Database, lst: ListSettings) -> Counter[str]:
-    """Waiting series older than incomplete_timeout become incomplete, naming what is missing."""
-    limit = utcnow() - timedelta(seconds=settings.intake.incomplete_timeout)
-    states: Counter[str] = Counter()
-    with db.session() as s:
-        for row in s.scalars(
-            select(SeriesRow).where(
-                SeriesRow.list_name == lst.name,
-                SeriesRow.state == SeriesState.WAITING,
-                SeriesRow.first_seen <= limit,
-            )
-        ):
-            have = {p.idx for p in row.patches}
-            missing = [i for i in range(1, row.total + 1) if i not in have]
-            names = ", ".join(f"{i}/{row.total}" for i in missing) or "none"
-            row.state = SeriesState.INCOMPLETE
-            row.reason = f"patches {names} missing after {settings.intake.incomplete_timeout} s"
-            states["incomplete"] += 1
-    return states

@@ -35,6 +35,21 @@ class SeriesError(LookupError):
     """No series could be assembled for a message (it is recorded with this reason)."""
 
 
+class SeriesTooBig(SeriesError):
+    """A series over the intake bounds (a patch too big, too many patches): skipped with
+    the reason, before b4 makes `git am` mail of it."""
+
+    def __init__(
+        self, reason: str, msgid: str, subject: str, author: str, covered: tuple[str, ...]
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.msgid = msgid  # the series' key: its cover, else its first patch
+        self.subject = subject
+        self.author = author
+        self.covered = covered  # the cover and patches of the refused revision
+
+
 def is_followup(series: Series) -> bool:
     """A patch sent in a reply (it has a parent, or its parent thread was not found)."""
     return series.parent is not None or parse_subject(series.subject).is_reply
@@ -113,6 +128,8 @@ def _parse(msg: EmailMessage) -> ParsedMessage:
         raw = msg.as_bytes()
     except (UnicodeError, LookupError, ValueError):
         raw = bytes(msg.as_string(), "utf-8", "replace")
+    # the default bound only spares the parse of a body no series can use; the
+    # intake's own bounds are checked on `size`
     _parsed[msg] = parsed = parse_message(raw)
     return parsed
 
@@ -155,6 +172,7 @@ def _assemble(
     lser = b4adapter.get_series(settings, lst, lmbx, revision)
     if lser is None:
         raise SeriesError(f"b4 could not assemble revision {revision} of <{msgid}>")
+    _check_bounds(settings, lser)  # before am_ready: b4's `git am` mail is quadratic
     am = b4adapter.am_ready(settings, lst, lser)
     present: list[tuple[int, b4adapter.LoreMessage]] = [
         (i, p) for i, p in enumerate(lser.patches) if i > 0 and p is not None
@@ -188,6 +206,29 @@ def _assemble(
             if i >= len(lser.patches) or lser.patches[i] is None
         ),
     )
+
+
+def _check_bounds(settings: Settings, lser: b4adapter.LoreSeries) -> None:
+    """SeriesTooBig when the revision has too many patches or a patch too big."""
+    bounds = settings.intake
+    messages = [p for p in lser.patches if p is not None]
+    if not messages:
+        return
+    first = messages[0]
+    covered = tuple(p.msgid for p in messages)
+    reason = ""
+    if lser.expected > bounds.max_patches:
+        reason = f"{lser.expected} patches, over intake.max_patches = {bounds.max_patches}"
+    for i, p in enumerate(lser.patches):
+        size = _parse(p.msg).size if p is not None else 0
+        if not reason and size > bounds.max_patch_bytes:
+            reason = (
+                f"patch {i}/{lser.expected} is {size} bytes, "
+                f"over intake.max_patch_bytes = {bounds.max_patch_bytes}"
+            )
+    if reason:
+        author = _parse(first.msg).author or first.fromemail or ""
+        raise SeriesTooBig(reason, first.msgid, first.full_subject, author, covered)
 
 
 def _who(name: str, addr: str) -> str:

@@ -26,9 +26,23 @@ class TargetError(ValueError):
     """The argument names no configured list or is not a Message-ID."""
 
 
+_URL_RE = re.compile(r"^https?://", re.IGNORECASE)  # schemes are case-insensitive (RFC 3986)
+
+
+def is_url(arg: str) -> bool:
+    """Whether a command-line target is a URL (`HTTPS://` as well as `https://`)."""
+    return bool(_URL_RE.match(arg.strip()))
+
+
+def inbox_key(url: str) -> tuple[str, str, str]:
+    """An inbox URL compared as URLs are: scheme and host in any case, no trailing slash."""
+    u = urlparse(url.strip())
+    return u.scheme.lower(), u.netloc.lower(), u.path.rstrip("/")
+
+
 def parse_lore_url(url: str) -> tuple[str, str]:
     """'https://lore.kernel.org/linux-mm/<msgid>/…' → (list URL, msgid)."""
-    u = urlparse(url)
+    u = urlparse(url.strip())
     parts = [unquote(p) for p in u.path.split("/") if p]
     if len(parts) >= 2 and parts[0] == "r":
         # lore's /r/<msgid> redirects to the message in /all/
@@ -49,11 +63,11 @@ def resolve(settings: Settings, arg: str, list_name: str | None = None) -> tuple
             raise TargetError(f"no list named '{list_name}' in the settings") from None
     else:
         lst = None
-    if re.match(r"^https?://", arg):
+    if is_url(arg):
         base, msgid = parse_lore_url(arg)
         if lst is None:
             for cand in settings.lists:
-                if cand.url.rstrip("/") == base.rstrip("/"):
+                if inbox_key(cand.url) == inbox_key(base):
                     lst = cand
                     break
         if lst is None:

@@ -23,48 +23,32 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import select
 
-from bot.core.states import SeriesState
 from bot.run import claims, health, queue
-from bot.run.health import Health, Page, PageFactory, WorkerBoard, WorkerInfo
+from bot.run.health import Health, Page, PageFactory, WorkerBoard
+from bot.run.workers import Pipeline, WorkerPool
 from config.settings import Settings
 from state.db import Database
-from state.models import PollRow, SeriesRow, utcnow
+from state.models import PollRow
 
 log = logging.getLogger("lorebot.service")
-
-
-class Pipeline(Protocol):
-    """bot.run.worker.run_series, or a stand-in in tests; what it returns is not used."""
-
-    def __call__(
-        self,
-        settings: Settings,
-        db: Database,
-        series_id: int,
-        worker: str,
-        should_stop: Callable[[], bool],
-    ) -> object: ...
 
 
 Intake = Callable[[Settings, Database], Any]
 
 
-def _default_pipeline() -> Pipeline:
-    # imported when first needed: the pipeline pulls in git, b4 and the checks
-    from bot.run.worker import run_series
-
-    return run_series
-
-
 def _default_intake() -> Intake:
     from bot.intake.poll import poll_once
 
-    return poll_once
+    def poll(settings: Settings, db: Database) -> Any:
+        # a list that stalls past one interval goes on in the background; the next
+        # pass polls the other lists on time
+        return poll_once(settings, db, wait=float(settings.intake.poll_interval))
+
+    return poll
 
 
 class Service:
@@ -85,25 +69,31 @@ class Service:
     ) -> None:
         self.settings = settings
         self.db = db
-        self._pipeline = pipeline
         self._intake = intake
         self._deliver_fn = deliver
         self.poll_interval = poll_interval or float(settings.intake.poll_interval)
         self._page_factory = web
-        self.idle_wait = idle_wait
-        self.retry_wait = retry_wait  # first pause after a failed unit of work, doubling
         self.n_workers = max(1, min(settings.service.workers, os.cpu_count() or 1))
         self.board = WorkerBoard()
         self.health = Health()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        self._cond = threading.Condition()
-        self._generation = 0
         self._poll_lock = threading.Lock()
         self._mail_lock = threading.Lock()
         self._mail_wanted = threading.Event()
-        self._threads: dict[int, threading.Thread] = {}
-        self._supervised = False
+        self.workers = WorkerPool(
+            settings,
+            db,
+            self.n_workers,
+            pipeline=pipeline,
+            board=self.board,
+            health=self.health,
+            stopping=self._stopping,
+            failed=self._failed,
+            ran=self.wake_delivery,
+            idle_wait=idle_wait,
+            retry_wait=retry_wait,
+        )
         self._scheduler: BackgroundScheduler | None = None
         self._web: Page | None = None
 
@@ -114,9 +104,7 @@ class Service:
     def start(self) -> None:
         """Recover interrupted work, then start workers, the jobs and the web server."""
         self.upkeep()
-        self._supervised = True
-        for i in range(self.n_workers):
-            self._start_worker(i, self._worker_loop)
+        self.workers.start()
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._scheduler.add_job(
             self.poll,
@@ -158,8 +146,7 @@ class Service:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)  # a running poll finishes first
         self.wake()
-        for t in list(self._threads.values()):
-            t.join(timeout)
+        self.workers.join(timeout)
         self.deliver()
         if self._web is not None:
             self._web.stop()
@@ -191,20 +178,15 @@ class Service:
         """One poll, then run every queued series, deliver replies; the exit status (0)."""
         self.upkeep()
         self.poll()
-        for i in range(self.n_workers):
-            self._start_worker(i, self._drain_loop)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for t in list(self._threads.values()):
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self.workers.drain()
+        self.workers.join(timeout)
         self.deliver()
         self._stopped.set()
         return 0
 
     def wake(self) -> None:
         """Tell idle workers there may be queued series."""
-        with self._cond:
-            self._generation += 1
-            self._cond.notify_all()
+        self.workers.wake()
 
     def _failed(self, what: str, e: BaseException, **extra: Any) -> None:
         """Log a failed unit of work; a database outage also makes the service unhealthy."""
@@ -266,7 +248,7 @@ class Service:
                 self.wake_delivery()
         except Exception as e:
             self._failed("keeping the claims", e)
-        self._supervise()
+        self.workers.supervise()
 
     def wake_delivery(self) -> None:
         """Ask the delivery job to run soon (now, unless it is running: then once more)."""
@@ -299,124 +281,3 @@ class Service:
                 Mailer(self.settings, self.db).deliver_pending(should_stop)
             except Exception as e:
                 self._failed("mail delivery", e)
-
-    def _start_worker(self, index: int, loop: Callable[[str], None]) -> None:
-        name = queue.worker_name(index)
-        self.board.set(WorkerInfo(name=name))
-        t = threading.Thread(
-            target=self._thread_main, args=(index, name, loop), name=f"worker-{index}", daemon=True
-        )
-        self._threads[index] = t
-        t.start()
-
-    def _thread_main(self, index: int, name: str, loop: Callable[[str], None]) -> None:
-        try:
-            loop(name)
-        except BaseException as e:
-            # the loop guards each unit of work; this is a bug or an exit from a library
-            self.health.thread_died(f"worker-{index}", f"{type(e).__name__}: {e}")
-            log.critical(
-                "worker-%d died; the upkeep job restarts it",
-                index,
-                exc_info=True,
-                extra={"worker": name},
-            )
-
-    def _supervise(self) -> None:
-        """Restart worker threads that died (only in `start()`'s long-running mode)."""
-        if not self._supervised or self._stopping.is_set():
-            return
-        for index, t in list(self._threads.items()):
-            if not t.is_alive():
-                log.error("restarting worker-%d", index)
-                self._start_worker(index, self._worker_loop)
-                self.health.thread_restarted(f"worker-{index}")
-
-    def _worker_loop(self, name: str) -> None:
-        pause = self.retry_wait
-        while not self._stopping.is_set():
-            with self._cond:
-                seen = self._generation
-            try:
-                ran = self._run_one(name)
-            except Exception as e:
-                # a unit of work failed beyond what it could clean up (the database is
-                # gone): wait a little longer each time, then go on
-                self._failed("worker", e, worker=name)
-                self._stopping.wait(pause)
-                pause = min(pause * 2, 60.0)
-                continue
-            pause = self.retry_wait
-            if ran:
-                continue
-            with self._cond:
-                if self._generation == seen and not self._stopping.is_set():
-                    self._cond.wait(self.idle_wait)
-
-    def _drain_loop(self, name: str) -> None:
-        try:
-            while not self._stopping.is_set() and self._run_one(name):
-                pass
-        except Exception as e:
-            self._failed("worker", e, worker=name)
-
-    def _run_one(self, name: str) -> bool:
-        """Claim one series and run the pipeline on it; False if the queue was empty."""
-        # held from before the claim: the upkeep job never takes a live worker's series
-        with claims.held(name):
-            return self._claim_and_run(name)
-
-    def _claim_and_run(self, name: str) -> bool:
-        sid = queue.claim_next(self.db, name)
-        if sid is None:
-            return False
-        self.health.db_ok()  # the claim was a write
-        extra: dict[str, Any] = {"worker": name, "series_id": sid}
-        try:
-            with self.db.session() as s:
-                row = s.get(SeriesRow, sid)
-                msgid, subject = (row.msgid, row.subject) if row else ("", "")
-            extra["msgid"] = msgid
-            self.board.set(WorkerInfo(name, sid, msgid, subject, utcnow()))
-            started = time.monotonic()
-            log.info("run start", extra=extra)
-            pipeline = self._pipeline or _default_pipeline()
-            pipeline(self.settings, self.db, sid, name, self.should_stop)
-            self._settle(sid, name)
-            log.info("run end", extra={**extra, "seconds": round(time.monotonic() - started, 3)})
-        except Exception as e:
-            self._failed("run", e, **extra)
-            self._give_back(sid, name, e)
-        finally:
-            self.board.set(WorkerInfo(name))
-        self.wake_delivery()
-        return True
-
-    def _give_back(self, sid: int, name: str, e: Exception) -> None:
-        # retried while the database is out; if it stays out past the stop, the claim dies
-        # with this thread's hold and the upkeep job takes it back when the database returns
-        pause = self.retry_wait
-        while True:
-            try:
-                queue.give_back(self.db, sid, name, e, ours=health.is_db_outage(e))
-                return
-            except Exception as again:
-                self._failed("giving the series back", again, series_id=sid)
-                if self._stopping.wait(pause):
-                    return
-                pause = min(pause * 2, 60.0)
-
-    def _settle(self, sid: int, name: str) -> None:
-        """A pipeline that returned while the series is still ours: resume later or fail."""
-        with self.db.session() as s:
-            row = s.scalar(select(SeriesRow).where(SeriesRow.id == sid))
-            if row is None or row.state != SeriesState.RUNNING or row.claimed_by != name:
-                return
-            step = row.step
-        if self._stopping.is_set():
-            # stopped between steps: resumed by the next start
-            queue.release(
-                self.db, sid, SeriesState.QUEUED, f"drained during step {step or '?'}; resumes"
-            )
-        else:
-            queue.release(self.db, sid, SeriesState.FAILED, "the pipeline ended without a result")

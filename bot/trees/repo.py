@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.core.git import Git
+from bot.core.git import Git, low_speed
 from bot.core.runner import CommandError, Runner
 from bot.trees.tarimport import import_tarball
-from config.settings import Settings, TreeSettings
+from config.settings import NetworkSettings, Settings, TreeSettings
 
 log = logging.getLogger("lorebot.trees")
 
@@ -97,19 +97,24 @@ class Repo:
         out = self.git("for-each-ref", "--format=%(refname)", f"refs/trees/{tree}/", check=False)
         return [r.removeprefix(f"refs/trees/{tree}/") for r in out.split()]
 
-    def sync(self, tree: TreeSettings) -> dict[str, str]:
-        """Fetch the tree's branches (forced: rebased branches are normal); branch -> sha."""
+    def sync(self, tree: TreeSettings, network: NetworkSettings | None = None) -> dict[str, str]:
+        """Fetch the tree's branches (forced: rebased branches are normal); branch -> sha.
+
+        Bounded by `network`: the low-speed limit and the whole fetch's timeout.
+        """
         if not tree.url:
             raise TreeError(f"tree '{tree.name}' has no url; it can only be imported")
+        net = network or NetworkSettings()
         specs = [f"+refs/heads/{b}:{tree_ref(tree.name, b)}" for b in tree.branches]
         self.git(
+            *low_speed(net.low_speed_limit, net.low_speed_time),
             "fetch",
             "--no-tags",
             "--prune",
             "-q",
             tree.url,
             *specs,
-            timeout=3600,
+            timeout=net.fetch_timeout,
             name=f"fetch-{tree.name}",
         )
         return {b: self.branch_sha(tree.name, b) or "" for b in tree.branches}

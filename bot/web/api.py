@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
 from bot.run import queue
+from bot.web import metrics as prometheus
 from bot.web import queries
-from bot.web.context import WebContext, request_token, token_ok
+from bot.web.context import RerunRefused, WebContext, rerun_token, token_ok
+from bot.web.params import Author, Limit, ListName, MsgId, Offset, State
 
 API_SERIES_KEYS = ("msgid", "subject", "version", "state", "findings")
-
-
-def clamp_limit(limit: int) -> int:
-    """A page size between 1 and 1000."""
-    return max(1, min(limit, 1000))
 
 
 def rerun(ctx: WebContext, msgid: str, token: str | None) -> tuple[int, str]:
@@ -61,7 +58,7 @@ def make_router(ctx: WebContext) -> APIRouter:
     @r.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
         with ctx.db.session() as s:
-            text = queries.metrics(s)
+            text = prometheus.metrics(s)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @r.get("/api/status")
@@ -71,28 +68,30 @@ def make_router(ctx: WebContext) -> APIRouter:
 
     @r.get("/api/series")
     def series_list(
-        state: str = "",
-        list_name: str = Query("", alias="list"),
-        author: str = "",
-        limit: int = 100,
-        offset: int = 0,
+        state: State = "",
+        list_name: ListName = "",
+        author: Author = "",
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         with ctx.db.session() as s:
-            rows = queries.list_series(
-                s, state, list_name, author, clamp_limit(limit), max(0, offset)
-            )
+            rows = queries.list_series(s, state, list_name, author, limit, offset)
         return [{k: row[k] for k in API_SERIES_KEYS} for row in rows]
 
     @r.post("/api/series/{msgid:path}/rerun")
-    async def series_rerun(msgid: str, request: Request) -> JSONResponse:
-        token = await request_token(request)
-        code, message = await run_in_threadpool(rerun, ctx, msgid, token)
+    async def series_rerun(msgid: MsgId, request: Request) -> JSONResponse:
+        try:
+            token = await rerun_token(request, ctx.settings.web.token)
+        except RerunRefused as e:
+            code, message = e.code, e.message
+        else:
+            code, message = await run_in_threadpool(rerun, ctx, msgid, token)
         return JSONResponse(
             {"msgid": queries.clean_msgid(msgid), "result": message}, status_code=code
         )
 
     @r.get("/api/series/{msgid:path}")
-    def series_detail(msgid: str, list_name: str = Query("", alias="list")) -> dict[str, Any]:
+    def series_detail(msgid: MsgId, list_name: ListName = "") -> dict[str, Any]:
         with ctx.db.session() as s:
             row = queries.find_series(s, msgid, list_name)
             if row is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -20,7 +20,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.web import api, logs, queries
-from bot.web.context import WebContext, request_token
+from bot.web.context import RerunRefused, WebContext, rerun_token
+from bot.web.params import Author, Limit, ListName, LogPath, MsgId, Offset, RunId, State
 from config.settings import Settings
 from state.db import Database
 from state.models import RunRow
@@ -130,13 +131,12 @@ def create_app(
     @app.get("/series")
     def series_list(
         request: Request,
-        state: str = "",
-        list_name: str = Query("", alias="list"),
-        author: str = "",
-        limit: int = 100,
-        offset: int = 0,
+        state: State = "",
+        list_name: ListName = "",
+        author: Author = "",
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> Response:
-        limit, offset = api.clamp_limit(limit), max(0, offset)
         with db.session() as s:
             rows = queries.list_series(s, state, list_name, author, limit, offset)
         return page(
@@ -152,9 +152,13 @@ def create_app(
         )
 
     @app.post("/series/{msgid:path}/rerun")
-    async def series_rerun(request: Request, msgid: str) -> Response:
-        token = await request_token(request)
-        code, message = await run_in_threadpool(api.rerun, ctx, msgid, token)
+    async def series_rerun(request: Request, msgid: MsgId) -> Response:
+        try:
+            token = await rerun_token(request, settings.web.token)
+        except RerunRefused as e:
+            code, message = e.code, e.message
+        else:
+            code, message = await run_in_threadpool(api.rerun, ctx, msgid, token)
         if code == 202:
             return RedirectResponse(
                 f"/series/{msgid_url(queries.clean_msgid(msgid))}?rerun=1", status_code=303
@@ -162,9 +166,7 @@ def create_app(
         return page(request, "error.html", code, title=str(code), message=message)
 
     @app.get("/series/{msgid:path}")
-    def series_page(
-        request: Request, msgid: str, list_name: str = Query("", alias="list")
-    ) -> Response:
+    def series_page(request: Request, msgid: MsgId, list_name: ListName = "") -> Response:
         with db.session() as s:
             row = queries.find_series(s, msgid, list_name)
             if row is None:
@@ -181,7 +183,7 @@ def create_app(
         )
 
     @app.get("/logs/{run_id}/{path:path}")
-    def log_file(run_id: int, path: str) -> Response:
+    def log_file(run_id: RunId, path: LogPath) -> Response:
         with db.session() as s:
             run = s.get(RunRow, run_id)
             log_dir = run.log_dir if run else None

@@ -43,18 +43,53 @@ def bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def form_token(request: Request) -> str | None:
-    """The `token` field of a url-encoded form body (no multipart parser needed)."""
+class RerunRefused(Exception):
+    """A write refused before its body was read: (HTTP status, message)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.strip().isdigit() or len(value.strip()) > 18:
+        raise RerunRefused(400, "bad Content-Length")
+    return int(value)
+
+
+async def bounded_body(request: Request, limit: int = MAX_FORM_BYTES) -> bytes:
+    """The request body, read in chunks and refused (413) as soon as it passes `limit`."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RerunRefused(413, f"request body over {limit} bytes")
+    return bytes(body)
+
+
+async def rerun_token(request: Request, configured: str) -> str | None:
+    """The token of a write, checked in the order that costs the server least.
+
+    No token configured, then a declared Content-Length over the bound, are
+    refused before a byte of the body is read; an Authorization header is
+    taken without reading the body; only a form body is read, in chunks, up
+    to MAX_FORM_BYTES. Raises RerunRefused.
+    """
+    if not configured:
+        raise RerunRefused(403, "re-run is disabled: no web token is configured")
+    length = _declared_length(request)
+    if length is not None and length > MAX_FORM_BYTES:
+        raise RerunRefused(413, f"request body of {length} bytes, over {MAX_FORM_BYTES}")
+    token = bearer(request)
+    if token is not None:
+        return token
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         return None
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return None
+    body = await bounded_body(request)
     values = parse_qs(body.decode("utf-8", "replace")).get("token")
     return values[0] if values else None
-
-
-async def request_token(request: Request) -> str | None:
-    """The token from the Authorization header, else from the form."""
-    return bearer(request) or await form_token(request)

@@ -206,9 +206,10 @@ def test_serve_once_command(
 
     from bot.cli import serve
     from bot.run import scheduler as service
+    from bot.run import workers
 
     pipeline, intake = FakePipeline(), FakeIntake(n=2)
-    monkeypatch.setattr(service, "_default_pipeline", lambda: pipeline)
+    monkeypatch.setattr(workers, "_default_pipeline", lambda: pipeline)
     monkeypatch.setattr(service, "_default_intake", lambda: intake)
     parser = argparse.ArgumentParser()
     serve.register(parser.add_subparsers())

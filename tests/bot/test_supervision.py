@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from bot.run.scheduler import Service
 from bot.web.server import page_factory
 from config.settings import ServiceSettings, Settings, WebSettings
 from state.db import Database
-from state.models import RunRow, SeriesRow
+from state.models import RunRow, SeriesRow, utcnow
 from tests.support.service import FakeIntake, add_queued, states
 from tests.support.waiting import wait_for
 
@@ -189,3 +190,60 @@ def test_healthz_without_a_service_reads_the_database(settings: Settings, tmp_pa
     (tmp_path / "h.db").mkdir()  # where the file was, nothing SQLite can open
     r = client.get("/healthz")
     assert r.status_code == 503 and r.text.startswith("unhealthy: database unreadable")
+
+
+# claims one series as a `lorebot serve` worker would, then waits to be killed
+CLAIMER = """
+import sys, time
+from bot.run import claims, queue
+from state.db import Database
+db = Database(sys.argv[1])
+assert queue.claim(db, int(sys.argv[2]), claims.holder_name("w0"))
+print("claimed", flush=True)
+time.sleep(600)
+"""
+
+
+def _claim_then_kill_9(settings: Settings, sid: int) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLAIMER, settings.database_url, str(sid)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "claimed"
+    proc.kill()  # SIGKILL: no drain, no release; the claim stays in the database
+    proc.wait()
+
+
+def test_kill_9_then_an_immediate_restart_takes_the_claim_back(
+    settings: Settings, db: Database
+) -> None:
+    (sid,) = add_queued(db, 1)
+    _claim_then_kill_9(settings, sid)
+    assert states(db)[sid] == "running"
+    pipeline = GatedPipeline()
+    pipeline.at_gate.set()
+    svc = Service(quick(settings), db, pipeline, FakeIntake(), deliver=lambda: None, web=False)
+    svc.start()  # at once: no stale-claim age to wait out, the holder's pid is gone
+    try:
+        wait_for(lambda: states(db)[sid] == "done")
+    finally:
+        svc.stop()
+    assert pipeline.calls == [sid]
+
+
+def test_kill_9_of_another_process_is_recovered_while_running(
+    settings: Settings, db: Database
+) -> None:
+    pipeline = GatedPipeline()
+    pipeline.at_gate.set()
+    svc = Service(quick(settings), db, pipeline, FakeIntake(), deliver=lambda: None, web=False)
+    # held for a day: this service leaves it alone until the other process claims it
+    (sid,) = add_queued(db, 1, state="held", retry_at=utcnow() + timedelta(days=1))
+    svc.start()
+    try:
+        _claim_then_kill_9(settings, sid)
+        wait_for(lambda: states(db)[sid] == "done")  # taken back by the upkeep, then run
+    finally:
+        svc.stop()
+    assert pipeline.calls == [sid]

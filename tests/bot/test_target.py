@@ -14,6 +14,11 @@ def test_resolve_lore_urls_and_msgids() -> None:
     )
     lst, mid = resolve(settings, "https://lore.kernel.org/linux-mm/20230501.1-1-a%40b.org/T/#u")
     assert (lst.name, mid) == ("linux-mm", "20230501.1-1-a@b.org")
+    # a scheme (and host) in any case is still a URL, and still the configured list
+    lst, mid = resolve(settings, "HTTPS://Lore.Kernel.org/linux-mm/20230501.1-1-a%40b.org/")
+    assert (lst.name, mid) == ("linux-mm", "20230501.1-1-a@b.org")
+    lst, mid = resolve(settings, " Http://lore.kernel.org/linux-mm/x@y ")
+    assert mid == "x@y" and lst.url == "http://lore.kernel.org/linux-mm"
     lst, mid = resolve(settings, "https://lore.kernel.org/r/x@y")
     assert (lst.url, mid) == ("https://lore.kernel.org/all", "x@y")
     lst, mid = resolve(settings, "<x@y>")

@@ -41,6 +41,7 @@ def test_environment_overrides_file_and_code_overrides_both(
         ("[mail]\nmode = 'pigeon'\n", "bad value for 'mail.mode'"),
         ("[[lists]]\nname = 'l'\nurl = 'u'\ntrees = ['nope']\n", "unknown tree 'nope'"),
         ("[paths\n", "not valid TOML"),
+        ("[web]\nlisten = '127.0.0.1:18182'\n", "bad value for 'web.listen'"),
     ],
 )
 def test_bad_settings_stop_the_program_naming_the_key(

@@ -236,6 +236,21 @@ class MailGen:
             f"Date: {now_date()}\nMessage-ID: <big{next(_ids)}@mailgen.example>\n\n"
         ).encode() + line * (size // len(line) + 1)
 
+    def big_patch(self, size: int, title: str = "lib: add a big table") -> bytes:
+        """A lone patch mail of about `size` bytes: one new file, one hunk of `size` bytes."""
+        line = b"+\t0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,\n"
+        n = size // len(line) + 1
+        head = (
+            f"From: Big Table <big@example.org>\nTo: {self.address}\n"
+            f"Subject: [PATCH] {title}\nDate: {now_date()}\n"
+            f"Message-ID: <bigpatch{next(_ids)}@mailgen.example>\n\n"
+            "A table too big for any list.\n\nSigned-off-by: Big Table <big@example.org>\n"
+            f"---\n lib/table.c | {n} +\n 1 file changed\n\n"
+            "diff --git a/lib/table.c b/lib/table.c\nnew file mode 100644\n"
+            f"index 0000000..1111111\n--- /dev/null\n+++ b/lib/table.c\n@@ -0,0 +1,{n} @@\n"
+        )
+        return head.encode() + line * n + b"-- \n2.43.0\n"
+
     def broken_mime(self) -> bytes:
         return (
             f"From: Mim <mim@example.org>\nTo: {self.address}\nSubject: broken mime\n"
