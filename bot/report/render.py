@@ -71,6 +71,7 @@ def render_replies(
     all_passed: bool = True,
     archive: str = "",
     uncompiled: Sequence[Uncompiled] = (),
+    parent: Series | None = None,
 ) -> list[ReplyDraft]:
     """All replies for one run: the summary (if any) first, then one per patch.
 
@@ -79,7 +80,8 @@ def render_replies(
     a mapped subject tag failed); past `max_patch_mails` patches with findings,
     one summary replaces the patch mails. A success mail (where enabled) only
     when every check passed. `archive` is the list's archive URL: a reply that
-    asks for a Reported-by: tag gives the Closes: link to itself there.
+    asks for a Reported-by: tag gives the Closes: link to itself there. A
+    follow-up's reproduce lines apply its `parent` series first.
     """
     if not series.patches:
         return []
@@ -119,6 +121,7 @@ def render_replies(
             series_url,
             archive,
             rt.coverage(uncompiled),
+            parent,
         )
         for idx, fs in sorted(per_patch.items())
     ]
@@ -171,6 +174,7 @@ def _patch_reply(
     series_url: str,
     archive: str = "",
     coverage: str = "",
+    parent: Series | None = None,
 ) -> ReplyDraft:
     problems = rt.group_findings(found)
     keys = [f"{p.first.patch}:{p.first.fingerprint}" for p in problems]
@@ -179,12 +183,14 @@ def _patch_reply(
     name, to, cc = recipients(patch, settings)
     parts = [rt.greeting(name), rt.intro(problems, "this patch")]
     parts += [
-        rt.problem_section(p, i, len(problems), series, applied, _tree_url(settings, applied))
+        rt.problem_section(
+            p, i, len(problems), series, applied, _tree_url(settings, applied), parent
+        )
         for i, p in enumerate(problems, 1)
     ]
     parts += [
         *([coverage] if coverage else []),
-        rt.base_section(applied, patch.index, series.total),
+        rt.base_section(applied, patch.index, series.total, followup=parent is not None),
         rt.reported_by(settings.mail.reported_by, _closes(archive, msgid)),
         rt.footer(series_url),
     ]

@@ -137,25 +137,47 @@ def fragment(f: Finding) -> str:
 
 
 def apply_commands(
-    series: Series, applied: ApplyResult, upto: int | None, tree_url: str = ""
+    series: Series,
+    applied: ApplyResult,
+    upto: int | None,
+    tree_url: str = "",
+    parent: Series | None = None,
 ) -> list[str]:
-    """Commands that rebuild the tested tree: the base, then the series up to a patch."""
+    """Commands that rebuild the tested tree: the base, then the series up to a patch;
+    for a follow-up, the series it goes on top of, then the follow-up."""
     cmds = []
     if tree_url and applied.branch:
         cmds.append(f"git fetch {tree_url} {applied.branch}")
     if applied.base:
         cmds.append(f"git checkout -b lorebot-check {applied.base}")
+    if parent is None:
+        cmds.append(_shazam(series, upto))
+        return cmds
+    # `b4 shazam <follow-up>` applies the thread's series, not the follow-up, and `-P _`
+    # alone fetches only the follow-up, where b4 finds no series: give it the thread
+    followup = series.patches[0].msgid
+    cmds.append(_shazam(parent, None))
+    cmds.append(f"b4 mbox -o - {followup} | b4 shazam -m - -P _ {followup}")
+    return cmds
+
+
+def _shazam(series: Series, upto: int | None) -> str:
     b4 = ["b4", "shazam"]
     if series.version > 1:
         b4 += ["-v", str(series.version)]
     if upto is not None and upto < series.total:
         b4 += ["-P", "1" if upto == 1 else f"1-{upto}"]
-    cmds.append(" ".join([*b4, series.msgid]))
-    return cmds
+    return " ".join([*b4, series.msgid])
 
 
 def problem_section(
-    p: Problem, n: int, total: int, series: Series, applied: ApplyResult, tree_url: str = ""
+    p: Problem,
+    n: int,
+    total: int,
+    series: Series,
+    applied: ApplyResult,
+    tree_url: str = "",
+    parent: Series | None = None,
 ) -> str:
     """The account of one problem: diagnostic, source, configs, why, how to reproduce."""
     f = p.first
@@ -187,16 +209,19 @@ def problem_section(
         parts.append(wrap(f"Found by the {' and the '.join(p.checks)} checks."))
     if f.detail.strip():
         parts.append(wrap(f.detail))
-    parts.extend(_reproduce(f, series, applied, tree_url))
+    parts.extend(_reproduce(f, series, applied, tree_url, parent))
     return "\n\n".join(parts)
 
 
-def _reproduce(f: Finding, series: Series, applied: ApplyResult, tree_url: str) -> list[str]:
+def _reproduce(
+    f: Finding, series: Series, applied: ApplyResult, tree_url: str, parent: Series | None
+) -> list[str]:
     frag = fragment(f)
     if not f.reproduce and not frag:
         return []
     upto = f.patch if f.patch is not None else None
-    intro = f"To reproduce, apply {applied_text(upto, series.total)} on the tested base"
+    what = applied_text(upto, series.total, followup=parent is not None)
+    intro = f"To reproduce, apply {what} on the tested base"
     if not tree_url and applied.base:
         # a tree known here only by a local path: name the commit, never the path
         intro += (
@@ -204,7 +229,8 @@ def _reproduce(f: Finding, series: Series, applied: ApplyResult, tree_url: str) 
             f"of {applied.tree or 'the tree'})"
         )
     out = [wrap(intro + ":")]
-    out.append("\n".join([*apply_commands(series, applied, upto, tree_url), *f.reproduce]))
+    commands = apply_commands(series, applied, upto, tree_url, parent)
+    out.append("\n".join([*commands, *f.reproduce]))
     if frag:
         base_cfg = f"{f.arch} {f.config.split()[0]}" if f.arch and f.config else "the base config"
         out.append(wrap(f"The config differs from {base_cfg} in:"))
@@ -241,12 +267,12 @@ def coverage(uncompiled: Sequence[Uncompiled]) -> str:
     return wrap(f"Not compiled in any tested config: {', '.join(shown)}{more}.")
 
 
-def base_section(applied: ApplyResult, upto: int | None, total: int) -> str:
+def base_section(applied: ApplyResult, upto: int | None, total: int, followup: bool = False) -> str:
     """The tested base (tree, branch, full sha) and the other bases tried."""
     where_ = f"{applied.tree}/{applied.branch}" if applied.branch else applied.tree
     ok = next((a for a in applied.tried if a.ok), None)
     how = f" ({_HOW.get(ok.how, ok.how)})" if ok else ""
-    upto_text = applied_text(upto, total)
+    upto_text = applied_text(upto, total, followup)
     text = wrap(f"Tested base: {where_}{how} at {applied.base}, with {upto_text} applied.")
     others = [a for a in applied.tried if not a.ok]
     if others:
@@ -254,8 +280,10 @@ def base_section(applied: ApplyResult, upto: int | None, total: int) -> str:
     return text
 
 
-def applied_text(upto: int | None, total: int) -> str:
+def applied_text(upto: int | None, total: int, followup: bool = False) -> str:
     """What was applied on the base: 'this patch', 'patches 1-2 of the series', ..."""
+    if followup:
+        return "the series this patch goes on top of and this patch"
     if total == 1:
         return "this patch"
     if upto is None or upto >= total:

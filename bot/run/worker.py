@@ -45,6 +45,7 @@ def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]
         all_passed=outcome.all_passed,
         archive=lst.url if lst else "",
         uncompiled=outcome.uncompiled,
+        parent=outcome.parent,
     )
 
 
