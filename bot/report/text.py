@@ -191,7 +191,9 @@ def problem_section(
     if p.configs:
         label = "Config:  " if len(p.configs) == 1 else "Configs: "
         facts.append(f"{label} {'; '.join(p.configs)}")
-    elif f.check != "build":
+    elif f.check == "semantic":
+        # a build error predicted from the source: say that no build saw it (style and
+        # documentation findings have no config to name)
         facts.append("Config:   not built by any tested config; found by reading the source")
     if f.compiler:
         facts.append(f"Compiler: {f.compiler}")
@@ -250,7 +252,8 @@ def describe_attempt(a: BaseAttempt) -> str:
     """'mm/mm-unstable at 1a2b3c4d5e6f (from the base-commit: trailer): reason'."""
     at = f"{a.tree}/{a.branch}" if a.branch else a.tree
     if a.sha:
-        at += f" at {a.sha[:SHORT_SHA]}"
+        # a base-commit found in no tree has no tree to name: the commit is the base
+        at = f"{at} at {a.sha[:SHORT_SHA]}" if at else a.sha[:SHORT_SHA]
     how = _HOW.get(a.how, a.how)
     text = f"{at} ({how})" if how else at
     if not a.ok:

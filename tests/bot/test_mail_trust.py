@@ -209,3 +209,30 @@ def test_each_mail_says_what_was_not_compiled(tmp_path: Path) -> None:
     (d,) = render_replies(balloon_series(), applied_on_mm(), [build_error(2)], settings, SERIES_URL)
     assert "Not compiled" not in d.body
 
+
+def test_a_documentation_finding_names_no_config_and_a_foreign_base_no_empty_tree(
+    tmp_path: Path,
+) -> None:
+    """A kernel-doc warning is not "found by reading the source" instead of a build: it has
+    no config to name. A base-commit found in no tree is named by its commit."""
+    from bot.core.models import BaseAttempt
+
+    settings = make_settings(tmp_path)
+    doc = Finding(
+        check="kernel-doc",
+        kind="kernel-doc",
+        severity="warning",
+        patch=2,
+        file="include/linux/bitops.h",
+        line=253,
+        message="Excess function parameter 'value' description in 'get_parity8'",
+        title="kernel-doc warning",
+    )
+    applied = applied_on_mm()
+    foreign = BaseAttempt(
+        how="base-commit", tree="", sha="3996187f80a0" + "0" * 28, reason="in no configured tree"
+    )
+    applied = applied.model_copy(update={"tried": (foreign, *applied.tried)})
+    (d,) = render_replies(balloon_series(), applied, [doc], settings, SERIES_URL)
+    assert "Config:" not in d.body
+    assert "\n  3996187f80a0 (from the base-commit: trailer): in no configured tree" in d.body
