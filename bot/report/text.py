@@ -34,6 +34,7 @@ class Problem:
     configs: tuple[str, ...]
     lines: tuple[int, ...] = ()  # every line of `first.file` it is on
     checks: tuple[str, ...] = ()
+    others: tuple[Finding, ...] = ()  # more diagnostics of the same cause, shown with it
 
     @property
     def sort_key(self) -> tuple[int, str, int, str]:
@@ -55,7 +56,31 @@ def group_findings(findings: Sequence[Finding]) -> list[Problem]:
         lines = tuple(sorted({f.line for f in same if f.line}))
         checks = tuple(dict.fromkeys(f.check for f in same))
         problems.append(Problem(first=same[0], configs=configs, lines=lines, checks=checks))
-    return sorted(problems, key=lambda p: p.sort_key)
+    return sorted(_one_comment_one_item(problems), key=lambda p: p.sort_key)
+
+
+def _one_comment_one_item(problems: list[Problem]) -> list[Problem]:
+    """kernel-doc's warnings on one line are about one comment (a renamed parameter is
+    both "not described" and "excess"): one item, every diagnostic shown."""
+    out: list[Problem] = []
+    at: dict[tuple[int | None, str, int | None], int] = {}
+    for p in problems:
+        f = p.first
+        key = (f.patch, f.file, f.line)
+        if f.check != "kernel-doc" or not f.line or key not in at:
+            if f.check == "kernel-doc" and f.line:
+                at[key] = len(out)
+            out.append(p)
+            continue
+        lead = out[at[key]]
+        out[at[key]] = Problem(
+            first=lead.first,
+            configs=lead.configs,
+            lines=lead.lines,
+            checks=lead.checks,
+            others=(*lead.others, f, *p.others),
+        )
+    return out
 
 
 def wrap(text: str) -> str:
@@ -182,7 +207,7 @@ def problem_section(
     """The account of one problem: diagnostic, source, configs, why, how to reproduce."""
     f = p.first
     parts = [item(f"[{n}/{total}] ", headline(p), "      ")] if total > 1 else []
-    parts.append(diagnostic(f))
+    parts.append("\n".join([diagnostic(f), *(diagnostic(o) for o in p.others)]))
     if f.excerpt.strip():
         parts.append(f.excerpt.strip("\n"))
     elif f.source_line.strip() and f.line:

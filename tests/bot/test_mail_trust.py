@@ -233,6 +233,17 @@ def test_a_documentation_finding_names_no_config_and_a_foreign_base_no_empty_tre
         how="base-commit", tree="", sha="3996187f80a0" + "0" * 28, reason="in no configured tree"
     )
     applied = applied.model_copy(update={"tried": (foreign, *applied.tried)})
-    (d,) = render_replies(balloon_series(), applied, [doc], settings, SERIES_URL)
-    assert "Config:" not in d.body
+    # the parameter renamed in the comment only: two warnings, one cause, one item
+    undescribed = doc.model_copy(
+        update={
+            "message": "Function parameter or struct member 'val' not described in 'get_parity8'"
+        }
+    )
+    (d,) = render_replies(balloon_series(), applied, [doc, undescribed], settings, SERIES_URL)
+    assert "Config:" not in d.body and "[1/" not in d.body
+    assert "found a new kernel-doc warning in include/linux/bitops.h:253" in " ".join(
+        d.body.split()
+    )
+    assert f"include/linux/bitops.h:253: warning: {undescribed.message}" in d.body
+    assert f"include/linux/bitops.h:253: warning: {doc.message}" in d.body
     assert "\n  3996187f80a0 (from the base-commit: trailer): in no configured tree" in d.body
