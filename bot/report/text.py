@@ -48,7 +48,7 @@ def group_findings(findings: Sequence[Finding]) -> list[Problem]:
     since it carries the config and the commands to reproduce it."""
     by_key: dict[tuple[int | None, str, str], list[Finding]] = {}
     for f in findings:
-        by_key.setdefault((f.patch, f.file, normalize_message(f.message)), []).append(f)
+        by_key.setdefault((f.patch, f.file, _cause(f)), []).append(f)
     problems = []
     for same in by_key.values():
         same.sort(key=lambda f: (f.check != "build", f.line or 0))
@@ -57,6 +57,14 @@ def group_findings(findings: Sequence[Finding]) -> list[Problem]:
         checks = tuple(dict.fromkeys(f.check for f in same))
         problems.append(Problem(first=same[0], configs=configs, lines=lines, checks=checks))
     return sorted(_one_comment_one_item(problems), key=lambda p: p.sort_key)
+
+
+def _cause(f: Finding) -> str:
+    """What makes two findings one item: the message without what varies; for kernel-doc,
+    every comment it "cannot understand" in a file is one habit (e.g. doxygen's @brief)."""
+    if f.check == "kernel-doc" and f.message.startswith("Cannot understand"):
+        return "Cannot understand"
+    return normalize_message(f.message)
 
 
 def _one_comment_one_item(problems: list[Problem]) -> list[Problem]:

@@ -247,3 +247,27 @@ def test_a_documentation_finding_names_no_config_and_a_foreign_base_no_empty_tre
     assert f"include/linux/bitops.h:253: warning: {undescribed.message}" in d.body
     assert f"include/linux/bitops.h:253: warning: {doc.message}" in d.body
     assert "\n  3996187f80a0 (from the base-commit: trailer): in no configured tree" in d.body
+
+
+def test_comments_kernel_doc_cannot_understand_are_one_item(tmp_path: Path) -> None:
+    """Doxygen-style comments all over a new driver: one item listing the lines (the
+    replay of linux-hwmon mailed fifteen)."""
+    settings = make_settings(tmp_path)
+    doc = [
+        Finding(
+            check="kernel-doc",
+            kind="kernel-doc",
+            severity="warning",
+            patch=2,
+            file="drivers/hwmon/max42500.c",
+            line=line,
+            message=f"Cannot understand  * @brief {what}",
+            title="kernel-doc warning",
+        )
+        for line, what in ((206, "Read a raw value."), (251, "Write a raw value."), (278, "Mask."))
+    ]
+    (d,) = render_replies(balloon_series(), applied_on_mm(), doc, settings, SERIES_URL)
+    text = " ".join(d.body.split())
+    assert "[1/" not in d.body
+    assert "found a new kernel-doc warning in drivers/hwmon/max42500.c:206" in text
+    assert "The same in drivers/hwmon/max42500.c at lines 251, 278." in text
