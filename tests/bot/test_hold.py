@@ -174,6 +174,8 @@ def test_a_fault_of_ours_holds_the_series_then_it_is_mailed_once(
     client = TestClient(create_app(h.settings, h.db))
     page = client.get(f"/series/{h.msgid}").text
     assert "held" in page and h.reason in page
+    if fault == "crashed-check":  # the run's notes are on the page, never in a mail
+        assert "build did not complete: RuntimeError" in page
     assert h.reason in json.dumps(client.get(f"/api/series/{h.msgid}").json())
     metrics = client.get("/metrics").text
     assert 'lorebot_series{state="held"} 1' in metrics
