@@ -32,71 +32,7 @@ from bot.core.runner import CommandResult, Runner
 from checks.build import BuildCheck
 from config.settings import BuildSettings, load_settings
 from tests.support import kernel
-from tests.support.kernel import Edit, WrittenPatch, replace_in
-
-MM_FILES = [
-    "mm/filemap.c",
-    "mm/readahead.c",
-    "mm/swap.c",
-    "mm/vmscan.c",
-    "mm/page_alloc.c",
-    "mm/mempool.c",
-    "mm/truncate.c",
-    "mm/util.c",
-    "mm/balloon_compaction.c",
-    "mm/zsmalloc.c",
-    "mm/rmap.c",
-    "mm/mmap.c",
-    "mm/shmem.c",
-    "mm/migrate.c",
-    "mm/compaction.c",
-    "mm/memory.c",
-    "mm/gup.c",
-    "mm/mlock.c",
-    "mm/mprotect.c",
-    "mm/slub.c",
-]
-
-
-def append_comment(path: str, n: int) -> Edit:
-    def edit(wt: Path) -> None:
-        f = wt / path
-        f.write_text(f.read_text() + f"\n/* lorebot bench: patch {n} */\n")
-
-    return edit
-
-
-def series(n: int) -> list[WrittenPatch]:
-    """n mm patches: mostly harmless, one MIGRATION=n break, one W=1 warning."""
-    out = []
-    for i in range(n):
-        path = MM_FILES[i % len(MM_FILES)]
-        out.append(WrittenPatch(f"{path}: note {i + 1}", [append_comment(path, i + 1)]))
-    if n >= 6:
-        out[5] = WrittenPatch(
-            "mm/filemap: copy flags on removal",
-            [
-                replace_in(
-                    "mm/filemap.c",
-                    "\tBUG_ON(!folio_test_locked(folio));\n\tspin_lock(&mapping->host->i_lock);",
-                    "\tBUG_ON(!folio_test_locked(folio));\n\tfolio_migrate_flags(folio, folio);\n"
-                    "\tspin_lock(&mapping->host->i_lock);",
-                )
-            ],
-        )
-    if n >= 10:
-        out[9] = WrittenPatch(
-            "mm/readahead: count pages",
-            [
-                replace_in(
-                    "mm/readahead.c",
-                    "\tunsigned int min_nrpages = mapping_min_folio_nrpages(mapping);\n\n",
-                    "\tunsigned int min_nrpages = mapping_min_folio_nrpages(mapping);\n"
-                    "\tunsigned long counted;\n\n\tcounted = nr_to_read;\n",
-                )
-            ],
-        )
-    return out
+from tests.support.mm_series import mm_series, written
 
 
 class TimingRunner(Runner):
@@ -148,7 +84,8 @@ def main() -> int:
     )
     t0 = time.monotonic()
     wt = kernel.kernel_slot("bench-build")
-    ctx = kernel.series_context(wt, series(args.patches), settings, tmp, cache_dir=cache)
+    patches = written(mm_series(args.patches))
+    ctx = kernel.series_context(wt, patches, settings, tmp, cache_dir=cache)
     runner = TimingRunner(tmp / "logs")
     ctx.runner = runner
     setup = time.monotonic() - t0

@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/plan.py [--patches 20] [--rounds 2] [--json FILE]
 
-Writes the build-matrix bench's mm series (a MIGRATION=n break in patch 6, a
+Writes the mm series of tests/support/mm_series.py (a MIGRATION=n break in patch 6, a
 W=1 warning in patch 10) into its own worktree slot and runs `BuildCheck`
 with `build.arches = ["x86_64"]` and with the default arches, `--rounds`
 times each, alternating (the first round warms O= dirs and ccache; the last
@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.build_matrix import series
 from checks.build import BuildCheck
 from config.settings import BuildSettings, load_settings
 from tests.support import kernel
+from tests.support.mm_series import mm_series, written
 
 
 def run_once(arches: list[str], patches: int, cache: Path) -> dict[str, object]:
@@ -36,7 +36,7 @@ def run_once(arches: list[str], patches: int, cache: Path) -> dict[str, object]:
         )
         settings = settings.model_copy(update={"build": BuildSettings(arches=arches)})
         wt = kernel.kernel_slot("bench-build")
-        ctx = kernel.series_context(wt, series(patches), settings, tmp, cache_dir=cache)
+        ctx = kernel.series_context(wt, written(mm_series(patches)), settings, tmp, cache_dir=cache)
         start = time.monotonic()
         result = BuildCheck().run(ctx)
         seconds = time.monotonic() - start

@@ -148,6 +148,7 @@ class KernelDocCheck:
                         message=w.message,
                         excerpt=excerpt(lines, w.line) if 0 < w.line <= len(lines) else "",
                         source_line=lines[w.line - 1].strip() if 0 < w.line <= len(lines) else "",
+                        reproduce=(f"./scripts/kernel-doc -none -Wall {path}",),
                     )
                 )
         return findings

@@ -1,23 +1,17 @@
-"""Render the replies to a checked series: who gets what, threaded where (pure).
+"""Render the replies to a checked series: which mails, and what each one says (pure).
 
 `render_replies` turns the apply result and the findings into `ReplyDraft`s:
 one reply per patch that introduces findings, to that patch's message, and at
 most one summary to the cover letter (or the first patch) when the findings
 span patches, some belong to the series as a whole, or the series does not
-apply. Nothing here sends mail or touches the database (see bot/mail).
+apply. Who each reply goes to and how it threads is `bot.report.headers`.
+Nothing here sends mail or touches the database (see bot/mail).
 """
 
 from __future__ import annotations
 
-import contextlib
-import email
-import email.policy
-import hashlib
 import re
-from collections.abc import Iterable, Sequence
-from email.header import decode_header, make_header
-from email.headerregistry import Address
-from email.utils import getaddresses, parseaddr
+from collections.abc import Sequence
 from importlib import metadata
 
 from pydantic import BaseModel, ConfigDict
@@ -25,14 +19,21 @@ from pydantic import BaseModel, ConfigDict
 from bot.core.models import ApplyResult, PatchMail, Series
 from bot.core.results import Finding, Uncompiled
 from bot.report import text as rt
+from bot.report.headers import (
+    bare_msgid,
+    clean_header,
+    draft_digest,
+    recipients,
+    reply_msgid,
+    reply_subject,
+    series_cc,
+    series_target,
+    thread_chain,
+)
 from bot.report.policy import DEFAULT, flooded, mailable
 from config.settings import MailPolicySettings, Settings
 
-_REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
-_VIA = re.compile(r"^(?P<name>.*?\S)\s+via\s+\S.*$", re.IGNORECASE)
-_FOLD = re.compile(r"\r?\n[ \t]+")
 _REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
-_ONE_ADDR = re.compile(r"^(?P<name>[^@]*?)\s*<(?P<addr>[^<>\s,]+@[^<>\s,]+)>$")
 
 
 def bot_version() -> str:
@@ -70,6 +71,7 @@ def render_replies(
     all_passed: bool = True,
     archive: str = "",
     uncompiled: Sequence[Uncompiled] = (),
+    parent: Series | None = None,
 ) -> list[ReplyDraft]:
     """All replies for one run: the summary (if any) first, then one per patch.
 
@@ -78,7 +80,8 @@ def render_replies(
     a mapped subject tag failed); past `max_patch_mails` patches with findings,
     one summary replaces the patch mails. A success mail (where enabled) only
     when every check passed. `archive` is the list's archive URL: a reply that
-    asks for a Reported-by: tag gives the Closes: link to itself there.
+    asks for a Reported-by: tag gives the Closes: link to itself there. A
+    follow-up's reproduce lines apply its `parent` series first.
     """
     if not series.patches:
         return []
@@ -118,6 +121,7 @@ def render_replies(
             series_url,
             archive,
             rt.coverage(uncompiled),
+            parent,
         )
         for idx, fs in sorted(per_patch.items())
     ]
@@ -141,112 +145,6 @@ def render_replies(
     return drafts
 
 
-def clean_header(value: str) -> str:
-    """A header value as a person reads it: unfolded, RFC 2047 words decoded."""
-    value = _FOLD.sub(" ", value or "")
-    if "=?" in value:
-        with contextlib.suppress(LookupError, UnicodeDecodeError, ValueError):
-            value = str(make_header(decode_header(value)))
-    return value.strip()
-
-
-def reply_subject(subject: str) -> str:
-    """'Re: <subject as sent>', without doubling an existing 'Re:'."""
-    subject = clean_header(subject)
-    return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}"
-
-
-def bare_msgid(msgid: str) -> str:
-    """A Message-ID without angle brackets or spaces."""
-    return msgid.strip().strip("<>").strip()
-
-
-def format_address(name: str, addr: str) -> str:
-    """'Name <addr>', quoted where RFC 5322 needs it (non-ASCII stays readable)."""
-    try:
-        return str(Address(display_name=name, addr_spec=addr))
-    except (ValueError, IndexError):
-        return f"{name} <{addr}>" if name else addr
-
-
-def draft_digest(kind: str, target: str, keys: Iterable[str]) -> str:
-    """The content key of a reply: what it reports and to which message."""
-    text = "\n".join([kind, bare_msgid(target), *sorted(set(keys))])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def recipients(
-    patch: PatchMail, settings: Settings, extra_cc: Sequence[str] = ()
-) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(author's name, To, Cc) for a reply to `patch`."""
-    listed = [pair for x in (*patch.to, *patch.cc, *extra_cc) for pair in split_addresses(x)]
-    listed_addrs = {a.lower() for _, a in listed}
-    name, addr = _author(patch, listed_addrs)
-    own = parseaddr(settings.mail.sender)[1].lower()
-    if not addr:  # nobody to answer privately: the lists carry it
-        to_pairs, listed = listed[:1], listed[1:]
-    else:
-        to_pairs = [(name, addr)]
-    seen = {a.lower() for _, a in to_pairs} | {own}
-    cc: list[str] = []
-    if settings.mail.cc_lists or not addr:
-        for n, a in listed:
-            if a.lower() not in seen:
-                seen.add(a.lower())
-                cc.append(format_address(n, a))
-    return name, tuple(format_address(n, a) for n, a in to_pairs), tuple(cc)
-
-
-def split_addresses(value: str) -> list[tuple[str, str]]:
-    """(name, addr) pairs of one To/Cc entry; 'Rödel, Jörg <j@x>' stays one address."""
-    value = clean_header(value)
-    one = _ONE_ADDR.match(value)
-    if one and "<" not in one.group("name"):
-        return [(one.group("name").strip().strip('"'), one.group("addr").strip())]
-    return [(clean_header(n), a) for n, a in getaddresses([value]) if "@" in a]
-
-
-def _author(patch: PatchMail, listed: set[str]) -> tuple[str, str]:
-    """The patch author to answer: Reply-To, else From, un-mangled if a list rewrote it."""
-    name, addr = _first(patch.author)
-    addr = addr or patch.author_email
-    via = _VIA.match(name)
-    if via:
-        name = via.group("name").strip().strip('"')
-    rname, raddr = _first(patch.reply_to)
-    if raddr and raddr.lower() not in listed:
-        return rname or name, raddr
-    if via:
-        if patch.author_email and patch.author_email.lower() != addr.lower():
-            return name, patch.author_email
-        inbody = _in_body_from(patch.mbox)
-        return inbody if inbody[1] else (name, "")
-    return name, addr
-
-
-def _first(value: str) -> tuple[str, str]:
-    pairs = split_addresses(value)
-    if pairs:
-        return pairs[0]
-    return clean_header(value).strip('"'), ""
-
-
-def _in_body_from(mbox: bytes) -> tuple[str, str]:
-    """The 'From: Name <addr>' line git puts first in the body when sender != author."""
-    if not mbox:
-        return "", ""
-    msg = email.message_from_bytes(mbox, policy=email.policy.default)
-    part = msg.get_body(("plain",)) if msg.is_multipart() else msg
-    try:
-        text = part.get_content() if part is not None else ""
-    except (LookupError, KeyError):
-        return "", ""
-    for line in str(text).lstrip("\n").splitlines()[:3]:
-        if line.startswith("From: "):
-            return _first(line[6:])
-    return "", ""
-
-
 def _tree_url(settings: Settings, applied: ApplyResult) -> str:
     """Where a reader fetches the tested tree: its public URL; '' for a tree known here
     only by a local path or imported from a tarball (a mail names no path of ours)."""
@@ -263,35 +161,6 @@ def _patch(series: Series, index: int) -> PatchMail:
     return next(p for p in series.patches if p.index == index)
 
 
-def _chain(patch: PatchMail) -> tuple[str, ...]:
-    refs = [bare_msgid(r) for r in patch.references if bare_msgid(r)]
-    refs.append(bare_msgid(patch.msgid))
-    return tuple(dict.fromkeys(refs))
-
-
-def _series_target(series: Series) -> tuple[str, str, tuple[str, ...]]:
-    """(Message-ID, subject, References) of the summary's parent: cover, else patch 1."""
-    if series.cover:
-        cover = bare_msgid(series.cover)
-        first = series.patches[0]
-        chain = [bare_msgid(r) for r in first.references]
-        refs = chain[: chain.index(cover)] if cover in chain else []
-        return cover, series.cover_subject or series.subject, (*refs, cover)
-    first = series.patches[0]
-    return bare_msgid(first.msgid), first.subject, _chain(first)
-
-
-def _all_cc(series: Series) -> list[str]:
-    return [a for p in series.patches[1:] for a in (*p.to, *p.cc)]
-
-
-def reply_msgid(settings: Settings, digest: str) -> str:
-    """The reply's Message-ID (without <>), from its content key: a re-render of the same
-    report for the same message is the same mail."""
-    domain = parseaddr(settings.mail.sender)[1].rpartition("@")[2] or "localhost"
-    return f"lorebot-{digest[:24]}@{domain}"
-
-
 def _closes(archive: str, msgid: str) -> str:
     return f"{archive.rstrip('/')}/{msgid}/" if archive else ""
 
@@ -305,6 +174,7 @@ def _patch_reply(
     series_url: str,
     archive: str = "",
     coverage: str = "",
+    parent: Series | None = None,
 ) -> ReplyDraft:
     problems = rt.group_findings(found)
     keys = [f"{p.first.patch}:{p.first.fingerprint}" for p in problems]
@@ -313,12 +183,14 @@ def _patch_reply(
     name, to, cc = recipients(patch, settings)
     parts = [rt.greeting(name), rt.intro(problems, "this patch")]
     parts += [
-        rt.problem_section(p, i, len(problems), series, applied, _tree_url(settings, applied))
+        rt.problem_section(
+            p, i, len(problems), series, applied, _tree_url(settings, applied), parent
+        )
         for i, p in enumerate(problems, 1)
     ]
     parts += [
         *([coverage] if coverage else []),
-        rt.base_section(applied, patch.index, series.total),
+        rt.base_section(applied, patch.index, series.total, followup=parent is not None),
         rt.reported_by(settings.mail.reported_by, _closes(archive, msgid)),
         rt.footer(series_url),
     ]
@@ -326,7 +198,7 @@ def _patch_reply(
         kind="patch",
         patch=patch.index,
         in_reply_to=bare_msgid(patch.msgid),
-        references=_chain(patch),
+        references=thread_chain(patch),
         to=to,
         cc=cc,
         subject=reply_subject(patch.subject),
@@ -350,8 +222,8 @@ def _summary(
 ) -> ReplyDraft:
     """One line per problem, at most `summary_max_lines` of them; with `flood`, it stands
     in for the patch mails (the details are on the status page)."""
-    target, subject, refs = _series_target(series)
-    name, to, cc = recipients(series.patches[0], settings, _all_cc(series))
+    target, subject, refs = series_target(series)
+    name, to, cc = recipients(series.patches[0], settings, series_cc(series))
     grouped = {idx: rt.group_findings(fs) for idx, fs in sorted(per_patch.items())}
     series_wide = rt.group_findings(whole)
     n = sum(len(ps) for ps in grouped.values()) + len(series_wide)
@@ -410,8 +282,8 @@ def _summary(
 def _not_applied(
     series: Series, applied: ApplyResult, settings: Settings, series_url: str
 ) -> ReplyDraft:
-    target, subject, refs = _series_target(series)
-    name, to, cc = recipients(series.patches[0], settings, _all_cc(series))
+    target, subject, refs = series_target(series)
+    name, to, cc = recipients(series.patches[0], settings, series_cc(series))
     idx = applied.failed_patch
     failed = _patch(series, idx) if idx in {p.index for p in series.patches} else None
     parts = [rt.greeting(name)]
@@ -466,8 +338,8 @@ def _not_applied(
 def _success(
     series: Series, applied: ApplyResult, settings: Settings, series_url: str
 ) -> ReplyDraft:
-    target, subject, refs = _series_target(series)
-    name, to, cc = recipients(series.patches[0], settings, _all_cc(series))
+    target, subject, refs = series_target(series)
+    name, to, cc = recipients(series.patches[0], settings, series_cc(series))
     parts = [
         rt.greeting(name),
         rt.wrap("This series builds and passes the checks: no new problems found."),

@@ -34,6 +34,7 @@ class Problem:
     configs: tuple[str, ...]
     lines: tuple[int, ...] = ()  # every line of `first.file` it is on
     checks: tuple[str, ...] = ()
+    others: tuple[Finding, ...] = ()  # more diagnostics of the same cause, shown with it
 
     @property
     def sort_key(self) -> tuple[int, str, int, str]:
@@ -47,7 +48,7 @@ def group_findings(findings: Sequence[Finding]) -> list[Problem]:
     since it carries the config and the commands to reproduce it."""
     by_key: dict[tuple[int | None, str, str], list[Finding]] = {}
     for f in findings:
-        by_key.setdefault((f.patch, f.file, normalize_message(f.message)), []).append(f)
+        by_key.setdefault((f.patch, f.file, _cause(f)), []).append(f)
     problems = []
     for same in by_key.values():
         same.sort(key=lambda f: (f.check != "build", f.line or 0))
@@ -55,7 +56,39 @@ def group_findings(findings: Sequence[Finding]) -> list[Problem]:
         lines = tuple(sorted({f.line for f in same if f.line}))
         checks = tuple(dict.fromkeys(f.check for f in same))
         problems.append(Problem(first=same[0], configs=configs, lines=lines, checks=checks))
-    return sorted(problems, key=lambda p: p.sort_key)
+    return sorted(_one_comment_one_item(problems), key=lambda p: p.sort_key)
+
+
+def _cause(f: Finding) -> str:
+    """What makes two findings one item: the message without what varies; for kernel-doc,
+    every comment it "cannot understand" in a file is one habit (e.g. doxygen's @brief)."""
+    if f.check == "kernel-doc" and f.message.startswith("Cannot understand"):
+        return "Cannot understand"
+    return normalize_message(f.message)
+
+
+def _one_comment_one_item(problems: list[Problem]) -> list[Problem]:
+    """kernel-doc's warnings on one line are about one comment (a renamed parameter is
+    both "not described" and "excess"): one item, every diagnostic shown."""
+    out: list[Problem] = []
+    at: dict[tuple[int | None, str, int | None], int] = {}
+    for p in problems:
+        f = p.first
+        key = (f.patch, f.file, f.line)
+        if f.check != "kernel-doc" or not f.line or key not in at:
+            if f.check == "kernel-doc" and f.line:
+                at[key] = len(out)
+            out.append(p)
+            continue
+        lead = out[at[key]]
+        out[at[key]] = Problem(
+            first=lead.first,
+            configs=lead.configs,
+            lines=lead.lines,
+            checks=lead.checks,
+            others=(*lead.others, f, *p.others),
+        )
+    return out
 
 
 def wrap(text: str) -> str:
@@ -137,30 +170,52 @@ def fragment(f: Finding) -> str:
 
 
 def apply_commands(
-    series: Series, applied: ApplyResult, upto: int | None, tree_url: str = ""
+    series: Series,
+    applied: ApplyResult,
+    upto: int | None,
+    tree_url: str = "",
+    parent: Series | None = None,
 ) -> list[str]:
-    """Commands that rebuild the tested tree: the base, then the series up to a patch."""
+    """Commands that rebuild the tested tree: the base, then the series up to a patch;
+    for a follow-up, the series it goes on top of, then the follow-up."""
     cmds = []
     if tree_url and applied.branch:
         cmds.append(f"git fetch {tree_url} {applied.branch}")
     if applied.base:
         cmds.append(f"git checkout -b lorebot-check {applied.base}")
+    if parent is None:
+        cmds.append(_shazam(series, upto))
+        return cmds
+    # `b4 shazam <follow-up>` applies the thread's series, not the follow-up, and `-P _`
+    # alone fetches only the follow-up, where b4 finds no series: give it the thread
+    followup = series.patches[0].msgid
+    cmds.append(_shazam(parent, None))
+    cmds.append(f"b4 mbox -o - {followup} | b4 shazam -m - -P _ {followup}")
+    return cmds
+
+
+def _shazam(series: Series, upto: int | None) -> str:
     b4 = ["b4", "shazam"]
     if series.version > 1:
         b4 += ["-v", str(series.version)]
     if upto is not None and upto < series.total:
         b4 += ["-P", "1" if upto == 1 else f"1-{upto}"]
-    cmds.append(" ".join([*b4, series.msgid]))
-    return cmds
+    return " ".join([*b4, series.msgid])
 
 
 def problem_section(
-    p: Problem, n: int, total: int, series: Series, applied: ApplyResult, tree_url: str = ""
+    p: Problem,
+    n: int,
+    total: int,
+    series: Series,
+    applied: ApplyResult,
+    tree_url: str = "",
+    parent: Series | None = None,
 ) -> str:
     """The account of one problem: diagnostic, source, configs, why, how to reproduce."""
     f = p.first
     parts = [item(f"[{n}/{total}] ", headline(p), "      ")] if total > 1 else []
-    parts.append(diagnostic(f))
+    parts.append("\n".join([diagnostic(f), *(diagnostic(o) for o in p.others)]))
     if f.excerpt.strip():
         parts.append(f.excerpt.strip("\n"))
     elif f.source_line.strip() and f.line:
@@ -169,7 +224,9 @@ def problem_section(
     if p.configs:
         label = "Config:  " if len(p.configs) == 1 else "Configs: "
         facts.append(f"{label} {'; '.join(p.configs)}")
-    elif f.check != "build":
+    elif f.check == "semantic":
+        # a build error predicted from the source: say that no build saw it (style and
+        # documentation findings have no config to name)
         facts.append("Config:   not built by any tested config; found by reading the source")
     if f.compiler:
         facts.append(f"Compiler: {f.compiler}")
@@ -187,16 +244,19 @@ def problem_section(
         parts.append(wrap(f"Found by the {' and the '.join(p.checks)} checks."))
     if f.detail.strip():
         parts.append(wrap(f.detail))
-    parts.extend(_reproduce(f, series, applied, tree_url))
+    parts.extend(_reproduce(f, series, applied, tree_url, parent))
     return "\n\n".join(parts)
 
 
-def _reproduce(f: Finding, series: Series, applied: ApplyResult, tree_url: str) -> list[str]:
+def _reproduce(
+    f: Finding, series: Series, applied: ApplyResult, tree_url: str, parent: Series | None
+) -> list[str]:
     frag = fragment(f)
     if not f.reproduce and not frag:
         return []
     upto = f.patch if f.patch is not None else None
-    intro = f"To reproduce, apply {applied_text(upto, series.total)} on the tested base"
+    what = applied_text(upto, series.total, followup=parent is not None)
+    intro = f"To reproduce, apply {what} on the tested base"
     if not tree_url and applied.base:
         # a tree known here only by a local path: name the commit, never the path
         intro += (
@@ -204,7 +264,8 @@ def _reproduce(f: Finding, series: Series, applied: ApplyResult, tree_url: str) 
             f"of {applied.tree or 'the tree'})"
         )
     out = [wrap(intro + ":")]
-    out.append("\n".join([*apply_commands(series, applied, upto, tree_url), *f.reproduce]))
+    commands = apply_commands(series, applied, upto, tree_url, parent)
+    out.append("\n".join([*commands, *f.reproduce]))
     if frag:
         base_cfg = f"{f.arch} {f.config.split()[0]}" if f.arch and f.config else "the base config"
         out.append(wrap(f"The config differs from {base_cfg} in:"))
@@ -224,7 +285,8 @@ def describe_attempt(a: BaseAttempt) -> str:
     """'mm/mm-unstable at 1a2b3c4d5e6f (from the base-commit: trailer): reason'."""
     at = f"{a.tree}/{a.branch}" if a.branch else a.tree
     if a.sha:
-        at += f" at {a.sha[:SHORT_SHA]}"
+        # a base-commit found in no tree has no tree to name: the commit is the base
+        at = f"{at} at {a.sha[:SHORT_SHA]}" if at else a.sha[:SHORT_SHA]
     how = _HOW.get(a.how, a.how)
     text = f"{at} ({how})" if how else at
     if not a.ok:
@@ -241,12 +303,12 @@ def coverage(uncompiled: Sequence[Uncompiled]) -> str:
     return wrap(f"Not compiled in any tested config: {', '.join(shown)}{more}.")
 
 
-def base_section(applied: ApplyResult, upto: int | None, total: int) -> str:
+def base_section(applied: ApplyResult, upto: int | None, total: int, followup: bool = False) -> str:
     """The tested base (tree, branch, full sha) and the other bases tried."""
     where_ = f"{applied.tree}/{applied.branch}" if applied.branch else applied.tree
     ok = next((a for a in applied.tried if a.ok), None)
     how = f" ({_HOW.get(ok.how, ok.how)})" if ok else ""
-    upto_text = applied_text(upto, total)
+    upto_text = applied_text(upto, total, followup)
     text = wrap(f"Tested base: {where_}{how} at {applied.base}, with {upto_text} applied.")
     others = [a for a in applied.tried if not a.ok]
     if others:
@@ -254,8 +316,10 @@ def base_section(applied: ApplyResult, upto: int | None, total: int) -> str:
     return text
 
 
-def applied_text(upto: int | None, total: int) -> str:
+def applied_text(upto: int | None, total: int, followup: bool = False) -> str:
     """What was applied on the base: 'this patch', 'patches 1-2 of the series', ..."""
+    if followup:
+        return "the series this patch goes on top of and this patch"
     if total == 1:
         return "this patch"
     if upto is None or upto >= total:

@@ -46,6 +46,7 @@ class CheckOutcome:
     series: Series
     applied: ApplyResult
     list_name: str = ""
+    parent: Series | None = None  # the series a follow-up goes on top of
     findings: list[Finding] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)  # facts about the run, never mailed
     faults: list[str] = field(default_factory=list)  # checks that could not complete (ours)
@@ -114,7 +115,11 @@ def check_series(
         applied = apply_series(settings, repo, slot, series, lst, parent=parent, guess=guess)
         timings["apply"] = round(time.monotonic() - t0, 2)
         outcome = CheckOutcome(
-            series=series, applied=applied, timings=timings, list_name=lst.name if lst else ""
+            series=series,
+            applied=applied,
+            parent=parent,
+            timings=timings,
+            list_name=lst.name if lst else "",
         )
         if not applied.ok:
             return outcome

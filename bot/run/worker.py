@@ -45,6 +45,7 @@ def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]
         all_passed=outcome.all_passed,
         archive=lst.url if lst else "",
         uncompiled=outcome.uncompiled,
+        parent=outcome.parent,
     )
 
 
@@ -76,6 +77,9 @@ def record_outcome(db: Database, run_id: int, outcome: CheckOutcome) -> None:
         run.patch_commits = [p.model_dump() for p in a.patches]
         run.checks = dict(outcome.check_status)
         run.timings = dict(outcome.timings)
+        # facts about the run and the build plan: the page and the JSON show them
+        run.notes = [n.model_dump(mode="json") for n in outcome.notes]
+        run.plan = outcome.plan_json()
         for f in outcome.findings:
             run.findings.append(
                 FindingRow(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from config.settings import Settings
 from state.db import Database
 from tests.support.pi import PublicInboxServer, running_server
 from tests.support.smtpd import SmtpServer
+from tests.support.web import NO_CHROMIUM, have_chromium, headless_chromium
 
 
 @pytest.fixture
@@ -32,3 +34,12 @@ def smtp_server() -> Iterator[SmtpServer]:
     """An SMTP server that keeps what it receives; stopped after the test."""
     with SmtpServer() as server:
         yield server
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """A headless chromium driven by Selenium (skipped when chromium is missing)."""
+    if not have_chromium():
+        pytest.skip(NO_CHROMIUM)
+    with headless_chromium(tmp_path / "chromium-profile") as driver:
+        yield driver

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,50 +12,19 @@ import pytest
 from bot.web import create_app
 from config.settings import Settings
 from state.db import Database
-from tests.support.web import MSGID, live_server, populate, with_token
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+from tests.support.web import (
+    MSGID,
+    NO_CHROMIUM,
+    have_chromium,
+    live_server,
+    populate,
+    with_token,
+)
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason="needs Debian chromium and chromium-driver "
-        "(/usr/bin/chromium, /usr/bin/chromedriver)",
-    ),
+    pytest.mark.skipif(not have_chromium(), reason=NO_CHROMIUM),
 ]
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    opts = Options()
-    opts.binary_location = str(CHROMIUM)  # with both paths given, Selenium Manager never runs
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,1000",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(
-        service=DriverService(executable_path=str(CHROMEDRIVER)), options=opts
-    )
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def screenshot(driver: Any, path: Path) -> Path:

@@ -1,16 +1,13 @@
 """Replies through a real SMTP server on loopback: golden mails, once-only, policy.
 
 Golden files: tests/golden/replies/*.eml hold each mail as the server got it,
-with Date, Message-ID and X-Lorebot normalized. Rewrite them after a deliberate
-change with LOREBOT_UPDATE_GOLDEN=1, then read them as their recipient would.
+normalized (tests/support/golden.py).
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
-import os
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from bot.report.render import ReplyDraft, render_replies
 from bot.run.delivery import Mailer
 from state.db import Database
 from state.models import ReplyRow, SeriesRow
+from tests.support.golden import check_golden
 from tests.support.mailer import T0, Clock, add_series, drafts_for, mailer, parse
 from tests.support.replies import (
     COVER,
@@ -38,25 +36,7 @@ from tests.support.replies import (
     removed_member,
     w1_warning,
 )
-from tests.support.smtpd import Received, SmtpServer
-
-GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "replies"
-
-
-def normalized(raw: bytes) -> str:
-    text = raw.decode("utf-8").replace("\r\n", "\n")
-    text = re.sub(r"^Date: .*$", "Date: <date>", text, count=1, flags=re.M)
-    text = re.sub(r"<lorebot-[^@>]+@", "<lorebot-MSGID@", text)
-    return re.sub(r"^X-Lorebot: .*$", "X-Lorebot: <version>", text, count=1, flags=re.M)
-
-
-def check_golden(name: str, got: Received) -> None:
-    path = GOLDEN / f"{name}.eml"
-    text = normalized(got.content)
-    if os.environ.get("LOREBOT_UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"differs from {path}"
+from tests.support.smtpd import SmtpServer
 
 
 def send_all(m: Mailer, series_id: int, drafts: list[ReplyDraft]) -> None:
@@ -75,7 +55,7 @@ def test_golden_build_error_in_derived_config(
     series = balloon_series()
     send_all(m, add_series(db), drafts_for(m, series, applied_on_mm(), [build_error()]))
     (got,) = smtp_server.received
-    check_golden("build-error-derived-config", got)
+    check_golden("build-error-derived-config", got.content)
     msg = parse(got)
     assert msg["In-Reply-To"] == f"<{series.patches[1].msgid}>"
     assert msg["References"] == f"<{COVER}> <{series.patches[1].msgid}>"
@@ -105,7 +85,7 @@ def test_golden_w1_warning_non_ascii_author_and_subject(
         drafts_for(m, series, applied_on_iommu(), [iommu_warning()]),
     )
     (got,) = smtp_server.received
-    check_golden("w1-warning", got)
+    check_golden("w1-warning", got.content)
     assert "BODY=8BITMIME" in got.mail_options  # the body is UTF-8, sent as 8bit
     raw_head = got.content.split(b"\r\n\r\n")[0]
     assert raw_head.isascii(), "headers must be RFC 2047-encoded"
@@ -127,7 +107,7 @@ def test_golden_semantic_finding_in_unbuilt_file(
         m, add_series(db), drafts_for(m, balloon_series(), applied_on_mm(), [removed_member()])
     )
     (got,) = smtp_server.received
-    check_golden("semantic-removed-member", got)
+    check_golden("semantic-removed-member", got.content)
     assert "obj-$(CONFIG_CMM)" in parse(got).get_content()
 
 
@@ -138,7 +118,7 @@ def test_golden_series_does_not_apply(
     series = balloon_series()
     send_all(m, add_series(db), drafts_for(m, series, not_applied(), []))
     (got,) = smtp_server.received
-    check_golden("does-not-apply", got)
+    check_golden("does-not-apply", got.content)
     msg = parse(got)
     assert msg["In-Reply-To"] == f"<{COVER}>"
     body = msg.get_content()
@@ -160,7 +140,7 @@ def test_golden_findings_in_several_patches(
         f"<{series.patches[2].msgid}>",
     ]
     for name, g in zip(("multi-0-summary", "multi-2", "multi-3"), got, strict=True):
-        check_golden(name, g)
+        check_golden(name, g.content)
     assert len({parse(g)["Message-ID"] for g in got}) == 3
 
 

@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import PatchMail
-from bot.report.render import (
-    clean_header,
-    recipients,
-    render_replies,
-    reply_subject,
-    split_addresses,
-)
+from bot.report.headers import clean_header, recipients, reply_subject, split_addresses
+from bot.report.render import render_replies
 from bot.report.text import WIDTH, greeting
 from tests.support.replies import (
     CC,

@@ -87,3 +87,5 @@ def test_new_kernel_doc_warnings_only(
     assert not any("'migrate_folio'" in f.message for f in findings)
     first = findings[0]
     assert first.line and "migrate_debug_total" in first.excerpt
+    # the mail tells how to see it again, run from the top of the tree
+    assert first.reproduce == (f"./scripts/kernel-doc -none -Wall {M}",)

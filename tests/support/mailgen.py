@@ -258,3 +258,33 @@ class MailGen:
             'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="XYZ"\n\n'
             "--ABC\nContent-Type: text/plain\n\nno boundary matches\n"
         ).encode()
+
+
+def inline_followup(
+    parent: bytes,
+    patch: bytes,
+    msgid: str,
+    author: str = "Rob Reviewer <rob@example.org>",
+) -> bytes:
+    """`patch` (one `git format-patch` mail) sent inline in a reply to `parent`, "on top of
+    this series", the way reviewers post a fix in a thread."""
+    import email
+    import email.policy
+
+    msg = email.message_from_bytes(patch, policy=email.policy.default)
+    title = re.sub(r"^\[[^]]*\]\s*", "", " ".join(str(msg["Subject"]).split()))
+    part = msg.get_body(("plain",))
+    body = str(part.get_content()) if part is not None else ""
+    refs = f"{_header(parent, 'References')} <{msgid_of(parent)}>".strip()
+    subject = subject_of(parent)
+    head = (
+        f"From: {author}\nTo: {_header(parent, 'To')}\n"
+        f"Subject: {subject if subject.lower().startswith('re:') else 'Re: ' + subject}\n"
+        f"Date: {now_date()}\nMessage-ID: <{msgid}>\nIn-Reply-To: <{msgid_of(parent)}>\n"
+        f"References: {refs}\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
+    )
+    text = (
+        "On Mon, someone wrote:\n> something\n\nThis goes on top:\n\n"
+        f"From: {msg['From']}\nSubject: {title}\n\n{body}"
+    )
+    return (head + text).encode()

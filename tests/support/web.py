@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -234,3 +235,44 @@ def live_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+NO_CHROMIUM = "needs Debian chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)"
+
+
+def have_chromium() -> bool:
+    return CHROMIUM.exists() and CHROMEDRIVER.exists()
+
+
+@contextmanager
+def headless_chromium(profile: Path) -> Iterator[Any]:
+    """A Selenium driver of a headless chromium with its profile in `profile`."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    opts = Options()
+    opts.binary_location = str(CHROMIUM)  # with both paths given, Selenium Manager never runs
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+        f"--user-data-dir={profile}",
+    ):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(
+        service=DriverService(executable_path=str(CHROMEDRIVER)), options=opts
+    )
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
