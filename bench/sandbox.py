@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/sandbox.py [--patches 15] [--rounds 2] [--json FIL
 1. Per call: `true` run 50 times through the sandbox and through the unsandboxed
    wrapper (the same allow-listed environment and limits, no bubblewrap).
 2. Per series: the build check on the first `--patches` patches of the
-   build-matrix bench's mm series (x86_64), with the sandbox and without it,
+   mm series of tests/support/mm_series.py (x86_64), with the sandbox and without it,
    alternating; round 1 warms the O= dirs and ccache for both, the last round is
    the number. The ratio is sandboxed / unsandboxed wall time.
 """
@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.build_matrix import series
 from bot.core.runner import Runner
 from bot.core.sandbox import Sandbox
 from checks.base import sandbox_for
 from checks.build import BuildCheck
 from config.settings import BuildSettings, load_settings
 from tests.support import kernel
+from tests.support.mm_series import mm_series, written
 
 
 def per_call(box: Sandbox, n: int = 50) -> float:
@@ -46,7 +46,7 @@ def build_once(box: Sandbox, patches: int, cache: Path) -> dict[str, object]:
         )
         settings = settings.model_copy(update={"build": BuildSettings(arches=["x86_64"])})
         wt = kernel.kernel_slot("bench-sandbox")
-        ctx = kernel.series_context(wt, series(patches), settings, tmp, cache_dir=cache)
+        ctx = kernel.series_context(wt, written(mm_series(patches)), settings, tmp, cache_dir=cache)
         ctx.sandbox = box
         start = time.monotonic()
         result = BuildCheck().run(ctx)
