@@ -135,6 +135,7 @@ class Make:
         self.hold(odir)
         if self.trusted:
             self._restored_for_trust(odir)
+        odir.mkdir(parents=True, exist_ok=True)
 
     def _restored_for_trust(self, odir: Path) -> bool:
         """Put the O= dir back to its trusted copy, once per run: a series' build may have
