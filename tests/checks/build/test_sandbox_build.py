@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from config.settings import BuildSettings, SandboxSettings, Settings
 from tests.support import kernel
 from tests.support.fakelinux import fake_tree
 from tests.support.kernel import WrittenPatch, replace_in
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("gcc", "ccache", "bwrap")),
@@ -116,7 +115,7 @@ def test_fork_bomb_and_a_hung_build_are_stopped_and_leave_nothing_running(
     result = build([touch_core(), bomb], settings, tmp_path, processes=64)
     failed = [n for n in result.notes if n.kind == "build-failed"]
     assert failed and "after patch 2" in failed[0].message, result.notes
-    assert wait_until(lambda: not _processes_with(tag), 10)
+    wait_for(lambda: not _processes_with(tag), 10, "the bomb's processes to be gone")
     # the next series builds as before
     again = build([touch_core()], settings, tmp_path / "next")
     assert again.variants and not [n for n in again.notes if n.kind == "build-failed"]
@@ -159,16 +158,6 @@ def test_without_bubblewrap_the_build_is_refused_unless_allowed(tmp_path: Path) 
         sandbox_for(missing, Runner())
     allowed = sandbox_for(missing.model_copy(update={"allow_unsandboxed": True}), Runner())
     assert not allowed.enabled
-
-
-def wait_until(done: Callable[[], bool], seconds: float) -> bool:
-    """Poll a condition (processes being reaped) up to a bound; True once it holds."""
-    end = time.monotonic() + seconds
-    while not done():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def _processes_with(tag: str) -> list[int]:

@@ -13,14 +13,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support.fakelinux import fake_tree
 from tests.support.kernel import git
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("gcc", "ccache", "bwrap")),
@@ -55,15 +54,6 @@ def start(wt: Path, odir: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_until(done: Callable[[], bool], seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while not done():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def makes_in(odir: Path) -> list[int]:
     """pids of processes whose command line names the build dir (make, sh, sleep...)."""
     out = []
@@ -87,11 +77,11 @@ def test_kill_9_of_lorebot_leaves_no_make_running(tmp_path: Path) -> None:
     wt = slow_tree(tmp_path / "linux", 300)
     odir = tmp_path / "build" / "x86_64" / "defconfig"
     first = start(wt, odir)
-    assert wait_until(lambda: (odir / "runs.log").exists(), 60), "make started"
+    wait_for(lambda: (odir / "runs.log").exists(), 60, "make to start")
     assert makes_in(odir)
     os.killpg(first.pid, signal.SIGKILL)  # the service and nothing else
     first.wait()
-    assert wait_until(lambda: not makes_in(odir), 10), makes_in(odir)
+    wait_for(lambda: not makes_in(odir), 10, "the killed service's make to be gone")
 
 
 def test_two_makes_in_one_build_dir_take_turns(tmp_path: Path) -> None:
