@@ -12,11 +12,11 @@ from __future__ import annotations
 import io
 import shutil
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from bot.core.diff import parse_diff
-from bot.core.results import Note
+from bot.core.results import CheckResult, CheckStatus, Finding, Note
 from bot.core.runner import CommandResult
 from checks.base import CheckContext
 
@@ -37,6 +37,25 @@ def base_scripts(ctx: CheckContext) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
+
+
+def run_base_tool(
+    ctx: CheckContext,
+    check: str,
+    tool: str,
+    judge: Callable[[CheckContext, Path, Path], list[Finding]],
+) -> CheckResult:
+    """`judge(ctx, tools, script)` with the base's `tool` (a path like scripts/kernel-doc):
+    SKIPPED with a Note when the base has none, a Note when the series changes it."""
+    tools = base_scripts(ctx)
+    script = tools / tool
+    if not script.is_file():
+        missing = Note(
+            check=check, kind="tool-missing", message=f"{tool} is not in the base; {check} not run"
+        )
+        return CheckResult(status=CheckStatus.SKIPPED, notes=(missing,))
+    changed = changed_by_series(ctx, check, tool)
+    return CheckResult.of(judge(ctx, tools, script), [changed] if changed else [])
 
 
 def changed_by_series(ctx: CheckContext, check: str, tool: str) -> Note | None:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.diff import HUNK, excerpt
-from bot.core.results import CheckResult, CheckStatus, Finding, Note
+from bot.core.results import CheckResult, Finding
 from checks.base import CheckContext, Scope
-from checks.basetools import base_scripts, changed_by_series, run_tool
+from checks.basetools import run_base_tool, run_tool
 
 _TERSE = re.compile(
     r"^(?P<file>.*?):(?P<line>\d+): (?P<sev>ERROR|WARNING|CHECK):"
@@ -124,21 +124,12 @@ class CheckpatchCheck:
     titles = TITLES
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        tools = base_scripts(ctx)
-        script = tools / "scripts" / "checkpatch.pl"
-        if not script.is_file():
-            return CheckResult(
-                status=CheckStatus.SKIPPED,
-                notes=(
-                    Note(
-                        check=self.name,
-                        kind="tool-missing",
-                        message="scripts/checkpatch.pl is not in the base; checkpatch not run",
-                    ),
-                ),
-            )
-        changed = changed_by_series(ctx, self.name, "scripts/checkpatch.pl")
-        return CheckResult.of(self._run_all(ctx, tools, script), [changed] if changed else [])
+        return run_base_tool(
+            ctx,
+            self.name,
+            "scripts/checkpatch.pl",
+            self._run_all,
+        )
 
     def _run_all(self, ctx: CheckContext, tools: Path, script: Path) -> list[Finding]:
         cfg = ctx.settings.checks.checkpatch

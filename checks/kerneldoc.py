@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.diff import excerpt, parse_diff
-from bot.core.results import CheckResult, CheckStatus, Finding, Note, normalize_message
+from bot.core.results import CheckResult, Finding, normalize_message
 from checks.base import CheckContext, Scope
-from checks.basetools import base_scripts, changed_by_series, run_tool
+from checks.basetools import run_base_tool, run_tool
 
 _WARNING = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+): (?P<sev>warning|error): (?P<msg>.*)$")
 
@@ -82,21 +82,12 @@ class KernelDocCheck:
     titles = TITLES
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        tools = base_scripts(ctx)
-        script = tools / "scripts" / "kernel-doc"
-        if not script.is_file():
-            return CheckResult(
-                status=CheckStatus.SKIPPED,
-                notes=(
-                    Note(
-                        check=self.name,
-                        kind="tool-missing",
-                        message="scripts/kernel-doc is not in the base; kernel-doc not run",
-                    ),
-                ),
-            )
-        changed = changed_by_series(ctx, self.name, "scripts/kernel-doc")
-        return CheckResult.of(self._findings(ctx, tools, script), [changed] if changed else [])
+        return run_base_tool(
+            ctx,
+            self.name,
+            "scripts/kernel-doc",
+            self._findings,
+        )
 
     def _findings(self, ctx: CheckContext, tools: Path, script: Path) -> list[Finding]:
         touched: dict[int, list[str]] = {}

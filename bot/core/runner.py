@@ -132,19 +132,7 @@ class Runner:
                 kill_group(proc.pid)
                 proc.wait()
                 raise
-        result = CommandResult(
-            argv=args,
-            cwd=str(cwd or os.getcwd()),
-            returncode=rc,
-            stdout_bytes=out,
-            stderr=err.decode("utf-8", "replace"),
-            seconds=time.monotonic() - start,
-            timed_out=timed_out,
-        )
-        self._log(result, name)
-        if check and not result.ok:
-            raise CommandError(result, name)
-        return result
+        return self._finish(args, cwd, rc, out, err, start, timed_out, name, check)
 
     def feed(
         self,
@@ -206,13 +194,28 @@ class Runner:
                 timer.cancel()
             for t in readers:
                 t.join(timeout=10)
-        timed_out = expired.is_set()
+        out, err = outputs.get("out", b""), outputs.get("err", b"")
+        return self._finish(args, cwd, rc, out, err, start, expired.is_set(), name, check)
+
+    def _finish(
+        self,
+        args: tuple[str, ...],
+        cwd: str | os.PathLike[str] | None,
+        rc: int,
+        out: bytes,
+        err: bytes,
+        start: float,
+        timed_out: bool,
+        name: str,
+        check: bool,
+    ) -> CommandResult:
+        """The result of a command that ended: logged, and raised when it had to succeed."""
         result = CommandResult(
             argv=args,
             cwd=str(cwd or os.getcwd()),
             returncode=rc,
-            stdout_bytes=outputs.get("out", b""),
-            stderr=outputs.get("err", b"").decode("utf-8", "replace"),
+            stdout_bytes=out,
+            stderr=err.decode("utf-8", "replace"),
             seconds=time.monotonic() - start,
             timed_out=timed_out,
         )

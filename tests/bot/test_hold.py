@@ -33,7 +33,7 @@ from config.settings import Settings, load_settings
 from state.db import Database
 from state.models import ReplyRow, SeriesRow, utcnow
 from tests.support.gitrepo import SmallRepo
-from tests.support.pi import PublicInboxServer
+from tests.support.pi import PublicInboxServer, small_tree_config
 from tests.support.web import live_server
 
 
@@ -71,13 +71,11 @@ def _setup(tmp_path: Path, pi_server: PublicInboxServer) -> tuple[Settings, Data
     mails = work.mails(base, ("--thread",))
     pi_server.post_many(mails)
     msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
-    cfg = tmp_path / "lorebot.toml"
-    cfg.write_text(
-        f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n\n'
-        f'[[lists]]\nname = "{pi_server.name}"\nurl = "{pi_server.url}"\n'
-        f'address = "{pi_server.address}"\ntrees = ["small"]\n\n'
-        f'[[trees]]\nname = "small"\nurl = "{work.path}"\nbranches = ["master"]\n\n'
-        '[checks]\nenabled = ["build"]\n\n[service]\nhold_retry_seconds = 60\n'
+    cfg = small_tree_config(
+        tmp_path,
+        pi_server,
+        work.path,
+        '[checks]\nenabled = ["build"]\n\n[service]\nhold_retry_seconds = 60\n',
     )
     assert main(["--config", str(cfg), "poll", "--once"]) == 0
     settings = load_settings(cfg)

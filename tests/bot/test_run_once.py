@@ -16,19 +16,7 @@ from config.settings import load_settings
 from state.db import Database
 from state.models import RunRow, SeriesRow
 from tests.support.gitrepo import SmallRepo
-from tests.support.pi import PublicInboxServer
-
-
-def _config(tmp_path: Path, pi_server: PublicInboxServer, upstream: Path) -> Path:
-    path = tmp_path / "lorebot.toml"
-    path.write_text(
-        f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n\n'
-        f'[[lists]]\nname = "{pi_server.name}"\nurl = "{pi_server.url}"\n'
-        f'address = "{pi_server.address}"\ntrees = ["small"]\n\n'
-        f'[[trees]]\nname = "small"\nurl = "{upstream}"\nbranches = ["master"]\n\n'
-        "[checks]\nenabled = []\n"
-    )
-    return path
+from tests.support.pi import PublicInboxServer, small_tree_config
 
 
 def _runs(db: Database, series_id: int) -> list[str]:
@@ -51,7 +39,7 @@ def test_check_and_a_service_never_run_one_series_twice(
     mails = work.mails(base, ("--thread",))
     pi_server.post_many(mails)
     msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
-    cfg = str(_config(tmp_path, pi_server, work.path))
+    cfg = str(small_tree_config(tmp_path, pi_server, work.path, "[checks]\nenabled = []\n"))
     settings = load_settings(Path(cfg))
     assert main(["--config", cfg, "tree", "sync"]) == 0
     assert main(["--config", cfg, "poll", "--once"]) == 0
@@ -96,7 +84,7 @@ def test_a_check_that_fails_finishes_its_run_with_the_reason(
     mails = work.mails(base, ("--thread",))
     pi_server.post_many(mails)
     msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
-    cfg = str(_config(tmp_path, pi_server, work.path))
+    cfg = str(small_tree_config(tmp_path, pi_server, work.path, "[checks]\nenabled = []\n"))
     assert main(["--config", cfg, "tree", "sync"]) == 0
 
     def broken(*args: Any, **kwargs: Any) -> Any:

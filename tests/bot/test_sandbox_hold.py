@@ -21,7 +21,7 @@ from config.settings import load_settings
 from state.db import Database
 from state.models import ReplyRow, SeriesRow
 from tests.support.gitrepo import SmallRepo
-from tests.support.pi import PublicInboxServer
+from tests.support.pi import PublicInboxServer, small_tree_config
 
 
 def test_no_bubblewrap_holds_the_series_and_builds_nothing(
@@ -33,14 +33,8 @@ def test_no_bubblewrap_holds_the_series_and_builds_nothing(
     mails = work.mails(base, ("--thread",))
     pi_server.post_many(mails)
     msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
-    cfg = tmp_path / "lorebot.toml"
-    cfg.write_text(
-        f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n\n'
-        f'[[lists]]\nname = "{pi_server.name}"\nurl = "{pi_server.url}"\n'
-        f'address = "{pi_server.address}"\ntrees = ["small"]\n\n'
-        f'[[trees]]\nname = "small"\nurl = "{work.path}"\nbranches = ["master"]\n\n'
-        f'[sandbox]\nbwrap = "{tmp_path / "no-such-bwrap"}"\n'
-    )
+    missing = f'[sandbox]\nbwrap = "{tmp_path / "no-such-bwrap"}"\n'
+    cfg = small_tree_config(tmp_path, pi_server, work.path, missing)
     assert main(["--config", str(cfg), "tree", "sync"]) == 0
     capsys.readouterr()
 

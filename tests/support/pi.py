@@ -18,6 +18,7 @@ __all__ = [
     "intake_settings",
     "mboxrd",
     "running_server",
+    "small_tree_config",
     "write_config",
 ]
 
@@ -106,4 +107,19 @@ def write_config(path: Path, tmp_path: Path, server: PublicInboxServer, **intake
     ]
     lines += [f"{k} = {v!r}" for k, v in intake.items()]
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def small_tree_config(
+    tmp_path: Path, server: PublicInboxServer, upstream: Path, extra: str = ""
+) -> Path:
+    """lorebot.toml for a list on `server` whose series go on the git tree `upstream`
+    (tree "small", branch master), state and cache under tmp_path; `extra` is more TOML."""
+    path = tmp_path / "lorebot.toml"
+    path.write_text(
+        f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n\n'
+        f'[[lists]]\nname = "{server.name}"\nurl = "{server.url}"\n'
+        f'address = "{server.address}"\ntrees = ["small"]\n\n'
+        f'[[trees]]\nname = "small"\nurl = "{upstream}"\nbranches = ["master"]\n\n' + extra
+    )
     return path
