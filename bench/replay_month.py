@@ -144,7 +144,14 @@ def main() -> int:
         with db.session() as s:
             all_rows = list(s.scalars(select(SeriesRow).order_by(SeriesRow.id)))
             intake = Counter(str(r.state) for r in all_rows)
-            todo = [r.id for r in all_rows if r.state in args.states.split(",")]
+            # what the service runs is queued; an incomplete series superseded by a newer
+            # revision was never checked
+            wanted = args.states.split(",")
+            todo = [
+                r.id
+                for r in all_rows
+                if r.state in wanted and (r.complete or r.state != "superseded")
+            ]
         print(
             f"intake: {report.new_messages} messages, {len(all_rows)} series "
             f"({dict(intake)}); running {min(len(todo), args.limit or len(todo))}",
