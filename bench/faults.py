@@ -9,6 +9,7 @@ Usage: .venv/bin/python bench/faults.py [--sizes 1,10,50] [--raised-max 10]
    with the default intake bounds (the mail is refused from its headers);
    "raised" sets every bound to 1 GiB, as it was before the bounds: the
    mail is parsed, and b4 assembles the series and makes its `git am` mail.
+   The child only polls; the parent makes the mail and serves the inbox.
    Raised cases above --raised-max MB are left out (b4 is quadratic: the
    issue measured 12 MB at 115-155 s); a case past --timeout is reported so.
 2. Delivery of --replies queued replies to one aiosmtpd whose DATA takes
@@ -32,63 +33,76 @@ MB = 1024 * 1024
 GiB = 1024 * MB
 
 
-def intake_case(size_mb: int, raised: bool) -> dict[str, object]:
-    """One big patch mail through one poll (runs in the child process)."""
+def intake_case(root: Path, url: str, name: str, raised: bool) -> dict[str, object]:
+    """One poll of a prepared inbox (runs in the child process, which does nothing else)."""
     from bot.intake.poll import poll_once
+    from config.settings import load_settings
     from state.db import Database
     from state.models import SeriesRow
-    from tests.support.mailgen import MailGen
-    from tests.support.pi import PublicInboxServer, intake_settings
 
-    with tempfile.TemporaryDirectory(prefix="lorebot-bench-") as tmp:
-        root = Path(tmp)
-        server = PublicInboxServer(root / "pi")
-        big = MailGen(root / "gen").big_patch(size_mb * MB)
-        server.post_many([big])  # indexed: b4 can fetch its thread in the raised case
-        del big
-        server.start()
-        try:
-            bounds = {"max_message_bytes": GiB, "max_patch_bytes": GiB} if raised else {}
-            settings = intake_settings(root, server, **bounds)
-            db = Database(settings.database_url)
-            t = time.monotonic()
-            report = poll_once(settings, db)
-            seconds = time.monotonic() - t
-            with db.session() as s:
-                rows = [(r.state, r.reason[:90]) for r in s.query(SeriesRow)]
-            db.dispose()
-        finally:
-            server.stop()
+    bounds = {"max_message_bytes": GiB, "max_patch_bytes": GiB} if raised else {}
+    settings = load_settings(
+        None,
+        paths={"state": str(root / "state"), "cache": str(root / "cache")},
+        lists=[{"name": name, "url": url}],
+        trees=[],
+        intake=bounds,
+    )
+    db = Database(settings.database_url)
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.monotonic()
+    report = poll_once(settings, db)
+    seconds = time.monotonic() - t
+    with db.session() as s:
+        rows = [(r.state, r.reason[:90]) for r in s.query(SeriesRow)]
+    db.dispose()
     return {
         "seconds": round(seconds, 2),
         "errors": list(report.errors),
         "series": rows,
-        # this process's peak (the poll and b4 run here; git and public-inbox are children)
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # the poll and b4 run in this process (git and public-inbox are other processes)
+        "rss_growth_mb": round(
+            (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024, 1
+        ),
     }
 
 
 def run_intake(sizes: list[int], raised_max: int, timeout: float) -> None:
-    print("intake of one lone patch mail (poll_once; time; peak RSS of the polling process)")
+    from tests.support.mailgen import MailGen
+    from tests.support.pi import PublicInboxServer
+
+    print("intake of one lone patch mail: one poll_once, in a process of its own")
+    print("  (RSS growth: the polling process's peak RSS over what it had before the poll)")
     for size in sizes:
         for raised in (False, True):
             label = f"{size:>3} MB {'raised' if raised else 'bounded':<7}"
             if raised and size > raised_max:
                 print(f"  {label}: not run (over --raised-max {raised_max} MB)")
                 continue
-            argv = [sys.executable, __file__, "--case", f"{size},{int(raised)}"]
-            try:
-                r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                print(f"  {label}: over {timeout:.0f} s (stopped)")
-                continue
+            with tempfile.TemporaryDirectory(prefix="lorebot-bench-") as tmp:
+                root = Path(tmp)
+                server = PublicInboxServer(root / "pi")
+                # indexed: in the raised case b4 fetches its thread over HTTP
+                server.post_many([MailGen(root / "gen").big_patch(size * MB)])
+                server.start()
+                try:
+                    argv = [sys.executable, __file__, "--case"]
+                    argv += [str(root), server.url, server.name, str(int(raised))]
+                    try:
+                        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+                    except subprocess.TimeoutExpired:
+                        print(f"  {label}: over {timeout:.0f} s (stopped)", flush=True)
+                        continue
+                finally:
+                    server.stop()
             if r.returncode != 0:
                 print(f"  {label}: failed: {r.stderr.strip()[-400:]}")
                 continue
             out = json.loads(r.stdout.strip().splitlines()[-1])
             print(
-                f"  {label}: {out['seconds']:>7.2f} s  {out['peak_rss_mb']:>7.1f} MB RSS  "
-                f"series {out['series']}  errors {out['errors']}"
+                f"  {label}: {out['seconds']:>7.2f} s  RSS +{out['rss_growth_mb']:>6.1f} MB  "
+                f"series {out['series']}",
+                flush=True,
             )
 
 
@@ -151,11 +165,11 @@ def main() -> int:
     ap.add_argument("--replies", type=int, default=20)
     ap.add_argument("--delay", type=float, default=0.5, help="seconds per DATA")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per intake case")
-    ap.add_argument("--case", help=argparse.SUPPRESS)  # "size,raised": one child case
+    ap.add_argument("--case", nargs=4, help=argparse.SUPPRESS)  # root url name raised
     args = ap.parse_args()
     if args.case:
-        size, raised = (int(x) for x in args.case.split(","))
-        print(json.dumps(intake_case(size, bool(raised))))
+        root, url, name, raised = args.case
+        print(json.dumps(intake_case(Path(root), url, name, raised == "1")))
         return 0
     run_intake([int(x) for x in args.sizes.split(",")], args.raised_max, args.timeout)
     run_delivery(args.replies, args.delay)
