@@ -242,8 +242,9 @@ def problem_section(
         )
     if len(p.checks) > 1:
         parts.append(wrap(f"Found by the {' and the '.join(p.checks)} checks."))
-    if f.detail.strip():
-        parts.append(wrap(f.detail))
+    if f.detail.strip():  # one fact a line: where, in which function, other configs
+        lines = [ln.strip() for ln in f.detail.splitlines() if ln.strip()]
+        parts.append("\n".join(wrap(ln[:1].upper() + ln[1:]) for ln in lines))
     parts.extend(_reproduce(f, series, applied, tree_url, parent))
     return "\n\n".join(parts)
 
