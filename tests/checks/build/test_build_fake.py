@@ -7,12 +7,13 @@ that caused a diagnostic, the baseline, and a header change breaking its users.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from bot.core.results import CheckResult, Finding
+from bot.core.results import CheckResult, CheckStatus, Finding
 from checks.build import BuildCheck
 from config.settings import BuildSettings, Settings
 from tests.support import kernel
@@ -176,3 +177,35 @@ def test_stub_removal_alone_is_built(settings: Settings, tmp_path: Path) -> None
     ]
     found = problems(check(patches, settings, tmp_path))
     assert [(f.file, f.patch) for f in found] == [("mm/core.c", 1)]
+
+
+def test_a_cross_compiler_missing_from_path_is_a_fault_of_ours(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """arm64 is configured, aarch64-linux-gnu-gcc is not on PATH: x86_64 is still built, and
+    the result is ERRORED with the fault (the pipeline holds the series, mails nothing)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for d in ("/usr/local/bin", "/usr/bin"):  # the system's programs, not a user's shims
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            if name.startswith("aarch64-linux-gnu-") or (bin_dir / name).exists():
+                continue
+            (bin_dir / name).symlink_to(os.path.join(d, name))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    wt = fake_tree(tmp_path / "linux")
+    both = settings.model_copy(update={"build": BuildSettings(arches=["x86_64", "arm64"])})
+    patches = [
+        WrittenPatch(
+            "mm/core: reword a comment",
+            [replace_in("mm/core.c", "part of the base", "kept in the base")],
+        )
+    ]
+    ctx = kernel.series_context(wt, patches, both, tmp_path, cache_dir=tmp_path / "cache")
+    result = BuildCheck().run(ctx)
+    assert result.status is CheckStatus.ERRORED
+    assert "aarch64-linux-gnu-gcc not found" in result.fault
+    assert [v.arch for v in result.variants] == ["x86_64"]
+    missing = [n for n in result.notes if n.kind == "toolchain-missing"]
+    assert missing and "apt-get install gcc-aarch64-linux-gnu" in missing[0].message
