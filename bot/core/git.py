@@ -77,35 +77,30 @@ class Git:
         wanted = list(dict.fromkeys(specs))
         if not wanted:
             return {}
+        r = self._cat_file("--batch", wanted, timeout)
+        return parse_batch(r.stdout_bytes, wanted)
+
+    def _cat_file(self, mode: str, wanted: list[str], timeout: float | None) -> CommandResult:
+        """One `git cat-file <mode>` over `wanted` (one spec a line); it must succeed."""
         if any("\n" in s for s in wanted):
             raise ValueError("a blob spec cannot contain a newline")
         r = self.run(
             "cat-file",
-            "--batch",
+            mode,
             input="".join(f"{s}\n" for s in wanted),
             timeout=timeout,
             name="cat-file",
         )
         if not r.ok:
-            raise CommandError(r, "git cat-file --batch")
-        return parse_batch(r.stdout_bytes, wanted)
+            raise CommandError(r, f"git cat-file {mode}")
+        return r
 
     def object_sizes(self, specs: Iterable[str], timeout: float | None = 600) -> dict[str, int]:
         """Size in bytes of each `rev:path` (or object id) that exists, without reading it."""
         wanted = list(dict.fromkeys(specs))
         if not wanted:
             return {}
-        if any("\n" in s for s in wanted):
-            raise ValueError("a blob spec cannot contain a newline")
-        r = self.run(
-            "cat-file",
-            "--batch-check=%(objectsize)",
-            input="".join(f"{s}\n" for s in wanted),
-            timeout=timeout,
-            name="cat-file-sizes",
-        )
-        if not r.ok:
-            raise CommandError(r, "git cat-file --batch-check")
+        r = self._cat_file("--batch-check=%(objectsize)", wanted, timeout)
         sizes = {}
         for spec, line in zip(wanted, r.stdout.splitlines(), strict=False):
             if line.strip().isdigit():  # else "<spec> missing"

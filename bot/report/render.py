@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 from importlib import metadata
 
 from pydantic import BaseModel, ConfigDict
@@ -96,21 +97,20 @@ def render_replies(
             per_patch.setdefault(f.patch, []).append(f)
         else:
             whole.append(f)
+    summary = partial(
+        _summary,
+        series,
+        applied,
+        per_patch,
+        whole,
+        settings,
+        series_url,
+        policy,
+        archive=archive,
+        coverage=rt.coverage(uncompiled),
+    )
     if flooded(len(per_patch), policy):
-        return [
-            _summary(
-                series,
-                applied,
-                per_patch,
-                whole,
-                settings,
-                series_url,
-                policy,
-                flood=True,
-                archive=archive,
-                coverage=rt.coverage(uncompiled),
-            )
-        ]
+        return [summary(flood=True)]
     drafts = [
         _patch_reply(
             series,
@@ -126,20 +126,7 @@ def render_replies(
         for idx, fs in sorted(per_patch.items())
     ]
     if len(per_patch) > 1 or whole:
-        drafts.insert(
-            0,
-            _summary(
-                series,
-                applied,
-                per_patch,
-                whole,
-                settings,
-                series_url,
-                policy,
-                archive=archive,
-                coverage=rt.coverage(uncompiled),
-            ),
-        )
+        drafts.insert(0, summary())
     elif not findings and all_passed and settings.mail.success_summary:
         drafts.append(_success(series, applied, settings, series_url))
     return drafts
