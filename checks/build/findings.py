@@ -15,7 +15,7 @@ from bot.core.treepath import OUTSIDE, escapes, inside
 from checks.build.diagnostics import Diagnostic
 from checks.build.lane import Lane
 from checks.build.make import FIXED, config_args
-from checks.build.variants import fragment
+from checks.build.variants import fragment, value
 
 TITLES = {"error": "build error", "warning": "build warning"}
 
@@ -50,7 +50,13 @@ def finding(
     obj = next((o for o in objects if o[:-2] == source[:-2]), objects[0] if objects else "")
     setup = {**lane.variant.helpers, **lane.variant.spec.requests}
     fixed = {s: v for s, v in FIXED.items() if s in lane.defconfig}
-    changed = {s: v for s, v in {**fixed, **setup}.items() if v != lane.defconfig.get(s, "n")}
+    # what was asked for and took effect (a helper symbol of another arch does not exist
+    # here: olddefconfig dropped it, and the reader has nothing to set)
+    changed = {
+        s: v
+        for s, v in {**fixed, **setup}.items()
+        if v != value(lane.defconfig, s) and value(lane.variant.config, s) == v
+    }
     # what a person runs in their own tree (the report says how to get the
     # patches applied): a build dir of their own, not our cache path
     odir = Path("build")

@@ -1,8 +1,6 @@
-"""`python -m tests.support.slow_make TREE ODIR LOG`: one sandboxed make in ODIR, as lorebot
-runs it, on a tree whose Makefile takes long; for tests that kill lorebot mid-build.
-
-The Makefile appends "start"/"end" lines with the time to LOG's directory's
-`runs.log` through the O= dir, so a test can see whether two makes overlapped.
+"""`python -m tests.support.slow_make TREE ODIR`: one sandboxed `make defconfig` in ODIR, as
+lorebot runs it, on a tree whose Makefile takes long; for tests that kill lorebot mid-build
+(the test's Makefile writes what it needs into ODIR, e.g. start/end times in runs.log).
 """
 
 from __future__ import annotations
