@@ -24,7 +24,7 @@ from checks.build.lane import Lane
 from checks.build.make import Make
 from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
 from checks.build.toolchains import Arch, load_arches
-from checks.build.tree import GitTree
+from checks.build.tree import GitTree, uncommitted_paths
 from checks.build.variants import (
     VariantSpec,
     arch_objects,
@@ -115,9 +115,12 @@ class BuildRun:
     def _impacts(self, commits: list[tuple[int, str]]) -> dict[int, Impact]:
         out = {}
         head = self.git("rev-parse", "HEAD")
+        local = uncommitted_paths(self.ctx.git)  # one status for every patch's tree
         for index, sha in commits:
             diff = self.ctx.patch_diffs.get(index) or self.git("show", "--format=", sha)
-            tree = GitTree(self.ctx.runner, self.wt, sha, grep_worktree=sha == head)
+            tree = GitTree(
+                self.ctx.runner, self.wt, sha, grep_worktree=sha == head, uncommitted=local
+            )
             out[index] = analyze(diff, tree, self.cfg.max_header_objects)
             for note in out[index].notes:
                 log.info("patch %d: %s", index, note)

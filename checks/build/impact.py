@@ -202,7 +202,10 @@ def declaration_flips(tree: Tree, names: Sequence[str], search: Sequence[str]) -
     """
     if not names:
         return []
-    hits = tree.grep([_decl_pattern(names)], search)
+    # a fixed-string word grep finds the lines; the declaration shape is checked here
+    # (git grep -E with that pattern backtracks over every header line: 7 s vs 0.3 s)
+    decl = re.compile(_decl_pattern(names))
+    hits = [h for h in tree.grep(names, search, word=True, fixed=True) if decl.search(h[2])]
     sites: dict[str, list[tuple[Cond, ...]]] = {}
     cache: dict[str, list[tuple[Cond, ...]]] = {}
     for path, line, text in hits:
