@@ -138,6 +138,9 @@ class BuildSettings(_Strict):
     step_seconds: int = Field(default=1800, gt=0)  # wall-clock stop of one make call
     w1: bool = True
     llvm: bool = False
+    # after the baseline, a patch that changes only C sources and headers is built by
+    # replaying Kbuild's saved commands of the objects it reaches (no make call)
+    replay: bool = True
     presets: dict[str, str] = {}  # arch -> defconfig target or preset name
     max_header_objects: int = Field(default=8, ge=0)
 

@@ -9,13 +9,16 @@ after which they appear.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant, Uncompiled
+from bot.core.runner import CommandResult
 from checks.base import CheckContext
+from checks.build import replay
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.findings import finding
 from checks.build.impact import Impact, analyze, best_flips
@@ -153,6 +156,7 @@ class BuildRun:
         # a call of their own (3.2 s vs 7.5 s), and the flags stay the same at every step.
         w1 = self.cfg.w1 and any(i.w1_objects for i in impacts.values())
         steps = [(0, base), *commits]
+        self._plan_progress(lanes, all_objects, impacts)
         for n, (index, sha) in enumerate(steps):
             if self.past_deadline():
                 self.notes.append(
@@ -164,9 +168,7 @@ class BuildRun:
                     )
                 )
                 break
-            self.ctx.progress(
-                f"build: {'baseline' if index == 0 else f'patch {index}'}", n / len(steps)
-            )
+            self.ctx.progress(f"build: {self._step_name(index)}", self._fraction())
             if index:
                 self.git("checkout", "-q", "--detach", sha)
                 for lane in lanes:  # code from the series from here on
@@ -176,8 +178,43 @@ class BuildRun:
             # changes a header breaks its users at that patch; the patch's own objects
             # are forced, so that their diagnostics are printed again
             forced = {o.object for o in (all_objects if index == 0 else impacts[index].objects)}
-            self._step(index, lanes, all_objects, forced, w1)
+            changed = self._changed(steps[n - 1][1], sha) if index and self.cfg.replay else []
+            self._step(index, lanes, all_objects, forced, w1, changed)
         self.ctx.progress("build: done", 1.0)
+
+    def _plan_progress(
+        self, lanes: list[Lane], chains: list[ObjectChain], impacts: dict[int, Impact]
+    ) -> None:
+        """The work planned for each (step, lane), in objects to compile plus one for the
+        make or replay call itself: what the fraction done (and so an ETA) counts."""
+        self._work: dict[tuple[int, int], int] = {}
+        for n, lane in enumerate(lanes):
+            mine = set(lane.objects(chains, self.wt))
+            self._work[(0, n)] = len(mine) + 1
+            for index, impact in impacts.items():
+                self._work[(index, n)] = len(mine & {o.object for o in impact.objects}) + 1
+        self._done = 0
+        self._progress_lock = threading.Lock()
+
+    def _fraction(self) -> float:
+        return self._done / max(1, sum(self._work.values()))
+
+    def _step_name(self, index: int) -> str:
+        return "baseline" if index == 0 else f"patch {index}/{len(self.ctx.commits)}"
+
+    def _lane_done(self, index: int, lane: Lane) -> None:
+        """One variant finished a step: the progress says which, and how far the plan is."""
+        with self._progress_lock:
+            self._done += self._work.get((index, self.lanes.index(lane)), 1)
+            fraction = self._fraction()
+        self.ctx.progress(
+            f"build: {self._step_name(index)}, {lane.arch.name} {lane.config_label}", fraction
+        )
+
+    def _changed(self, before: str, after: str) -> list[str]:
+        """Files a patch changed (added, modified, deleted, both sides of a rename)."""
+        out = self.git("diff", "--no-renames", "--name-only", before, after)
+        return [p for p in out.splitlines() if p]
 
     def _lanes(self, arches: list[Arch], impacts: dict[int, Impact], base: str) -> list[Lane]:
         """Verified variants in the planner's order, within the budget of work."""
@@ -340,22 +377,63 @@ class BuildRun:
             if not any(o.object in lane.objects([o], self.wt) for lane in lanes)
         ]
 
+    def _replayed(
+        self, lane: Lane, objects: list[str], forced: set[str], changed: Sequence[str], jobs: int
+    ) -> CommandResult | None:
+        """The step built by replaying Kbuild's saved commands (see `replay`), or None when
+        it needs make: a change that is not only C sources and headers, a header that a
+        generated file reads, an object with no saved command (never built, or not by
+        Kbuild)."""
+        if lane.generators is None:
+            lane.generators = lane.make.generator_inputs(lane.odir)
+        if not replay.replayable_change(changed, lane.generators, str(self.wt)):
+            return None
+        saved = lane.make.saved_commands(lane.odir, objects)
+        if any(o not in saved for o in objects):  # what it reads is unknown: make
+            return None
+        mine = [saved[o] for o in objects if o in forced]
+        todo = mine + [
+            s
+            for s in replay.affected(
+                (saved[o] for o in objects if o in saved), changed, str(self.wt)
+            )
+            if s.object not in forced
+        ]
+        if not todo:
+            return CommandResult((), str(lane.odir), 0, b"", "", 0.0)
+        return lane.make.replay(lane.odir, todo, jobs)
+
     def _step(
-        self, index: int, lanes: list[Lane], chains: list[ObjectChain], forced: set[str], w1: bool
+        self,
+        index: int,
+        lanes: list[Lane],
+        chains: list[ObjectChain],
+        forced: set[str],
+        w1: bool,
+        changed: Sequence[str] = (),
     ) -> None:
-        """Build the objects of one step in every lane; record baseline or new diagnostics."""
+        """Build the objects of one step in every lane; record baseline or new diagnostics.
+
+        `changed` (the files the step's patch changed) lets a lane replay saved compile
+        commands instead of running make; empty means make.
+        """
+        # `jobs` lanes at once, each allowed `jobs` compiles: while one lane waits on make's
+        # own single-threaded work or has finished, the other's compiles fill the cores
         parallel = max(1, min(self.cfg.jobs, len(lanes)))
-        jobs = max(1, self.cfg.jobs // parallel)
+        jobs = self.cfg.jobs
 
         def build(lane: Lane) -> tuple[Lane, list[Diagnostic], list[str]]:
             objects = lane.objects(chains, self.wt)
             diags: list[Diagnostic] = []
             if objects:
                 lane.built.update(dict.fromkeys(objects))
-                r = lane.make.build(lane.odir, objects, forced, w1=w1, jobs=jobs)
+                r = self._replayed(lane, objects, forced, changed, jobs) if changed else None
+                if r is None:
+                    r = lane.make.build(lane.odir, objects, forced, w1=w1, jobs=jobs)
                 diags = parse(r.output, PathMap(str(self.wt), str(lane.odir)))
                 if not r.ok and not any(d.severity == "error" for d in diags):
                     self._failed(lane, index, r.output)
+            self._lane_done(index, lane)
             return lane, diags, objects
 
         for lane, diags, objects in _parallel(build, lanes, parallel):

@@ -24,6 +24,7 @@ class Lane:
     why: str = ""  # why the planner chose it
     baseline: set[tuple[str, str, str, str]] = field(default_factory=set)
     built: dict[str, None] = field(default_factory=dict)  # objects compiled, in order
+    generators: frozenset[str] | None = None  # inputs of generated headers (replay)
 
     @property
     def flip(self) -> str | None:

@@ -18,14 +18,16 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from bot.core.runner import CommandResult, Runner
 from bot.core.sandbox import Sandbox
+from checks.build import replay
 from checks.build.impact import Tree
+from checks.build.replay import SavedCommand
 from checks.build.toolchains import Arch
 from checks.build.variants import (
     Variant,
@@ -266,6 +268,36 @@ class Make:
             )
         )
         return Variant(spec, cfg, helpers, tuple(refusals(cfg, requests)))
+
+    def saved_commands(self, odir: Path, objects: Iterable[str]) -> dict[str, SavedCommand]:
+        """What Kbuild recorded in `odir` for each object that has a saved command."""
+        out = {}
+        for obj in objects:
+            f = odir / replay.cmd_file(obj)
+            text = f.read_text(errors="replace") if f.is_file() else ""
+            saved = replay.parse_cmd(obj, text, str(odir.resolve())) if text else None
+            if saved is not None:
+                out[obj] = saved
+        return out
+
+    def generator_inputs(self, odir: Path) -> frozenset[str]:
+        """Files that generated headers of `odir` were made from (asm-offsets and the like)."""
+        texts = {
+            str(p.relative_to(odir)): p.read_text(errors="replace")
+            for p in odir.rglob(".*.s.cmd")
+            if p.is_file()
+        }
+        return replay.generator_deps(texts, str(odir.resolve()))
+
+    def replay(self, odir: Path, commands: Sequence[SavedCommand], jobs: int) -> CommandResult:
+        """Rebuild objects by running their saved commands (and fixdep) in the sandbox,
+        `jobs` at a time."""
+        self.prepare(odir)
+        return self.sandboxed(
+            ["sh", "-c", replay.script(str(odir), commands, jobs)],
+            odir,
+            name=f"{self.arch.name}-replay",
+        )
 
     def build(
         self, odir: Path, objects: Sequence[str], forced: Collection[str], *, w1: bool, jobs: int
