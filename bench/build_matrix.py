@@ -60,6 +60,16 @@ def ccache_stats(runner: Runner, ccache_dir: Path) -> dict[str, int]:
     return stats
 
 
+def _by_name(calls: Sequence[tuple[str, tuple[str, ...], float]]) -> dict[str, list[float]]:
+    """Count and seconds of the commands of a run, by runner name, slowest first."""
+    out: dict[str, list[float]] = {}
+    for name, _, seconds in calls:
+        entry = out.setdefault(name, [0, 0.0])
+        entry[0] += 1
+        entry[1] = round(entry[1] + seconds, 2)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1][1]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patches", type=int, default=15)
@@ -115,6 +125,7 @@ def main() -> int:
         "setup_seconds": round(setup, 1),
         "check_seconds": round(total, 1),
         "phases": {k: round(v, 1) for k, v in phases.items()},
+        "commands": _by_name(runner.calls),
         "make_calls": len(builds),
         "make_seconds": round(sum(s for _, _, s in builds), 1),
         "objects_x_variants_built": objects_built,
