@@ -4,7 +4,7 @@ Usage: .venv/bin/python bench/speed.py [--patches 20] [--arches x86_64,i386,arm6
        [--cold] [--no-followup] [--json FILE]
 
 Writes the mm series of tests/support/mm_series.py (a MIGRATION=n break in patch
-6, a W=1 warning in patch 10) in its own worktree slot (`bench-speed`), each
+6, a W=1 warning in patch 10) in the worktree slot of the build benches (`bench-build`), each
 note patch salted with a variable unique to this run so that its objects are
 really compiled (a warm machine has the base in its O= dirs and ccache, never a
 new series), runs `BuildCheck` on the default arches, then a one-patch follow-up
@@ -36,7 +36,7 @@ from config.settings import BuildSettings, Settings, load_settings
 from tests.support import kernel
 from tests.support.mm_series import mm_series, read_base, written
 
-SLOT = "bench-speed"
+SLOT = "bench-build"  # shared with build_matrix.py: its x86_64 O= dirs are warm
 TIMES = ".lorebot-bench-cc-times"  # written in the O= dir, where compiles run
 WRAPPER = "bench-cc-time.sh"  # kept in the ccache dir, the one dir every sandbox sees
 
