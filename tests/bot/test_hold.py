@@ -75,7 +75,9 @@ def _setup(tmp_path: Path, pi_server: PublicInboxServer) -> tuple[Settings, Data
         tmp_path,
         pi_server,
         work.path,
-        '[checks]\nenabled = ["build"]\n\n[service]\nhold_retry_seconds = 60\n',
+        '[checks]\nenabled = ["build"]\n\n[service]\nhold_retry_seconds = 60\n'
+        # the base-commit would be fetched by sha (test_treesync); here the branch is the base
+        "\n[base]\nfetch_by_sha = false\n",
     )
     assert main(["--config", str(cfg), "poll", "--once"]) == 0
     settings = load_settings(cfg)
