@@ -107,6 +107,10 @@ def test_a_nearly_full_disk_holds_the_series_and_mails_nothing(
     client = TestClient(create_app(settings, db))
     assert "not enough free disk" in client.get(f"/series/{msgid}").text
     assert 'lorebot_series{state="held"} 1' in client.get("/metrics").text
+    # the overview names it as the oldest series still waiting for a result
+    oldest = client.get("/api/status").json()["oldest_waiting"]
+    assert oldest["msgid"] == msgid and "not enough free disk" in oldest["reason"]
+    assert "Oldest series without a result" in client.get("/").text
     # room again: the retry checks it and its one mail goes out
     (small_disk / "ccache" / "big").unlink()
     assert queue.retry_held(db, utcnow() + timedelta(hours=1)) == [row.id]

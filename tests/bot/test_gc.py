@@ -9,11 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from bot.cli.main import main
 from bot.core.runner import Runner
 from bot.trees.diskplan import CacheEntry, plan_eviction
 from bot.trees.repo import Repo, acquire_slot
+from bot.web import create_app
+from config.settings import load_settings
+from state.db import Database
 from tests.support.gitrepo import SmallRepo
 
 MiB = 2**20
@@ -108,6 +112,14 @@ def test_gc_trims_oldest_first_and_keeps_the_slot_in_use(
         assert not any(d.exists() for d in dirs.values())
     assert not (logs / "7").exists() and (logs / "8").exists()
     assert not (outbox / "old.eml").exists()
+    # the sizes it measured are on the page and in /metrics
+    settings = load_settings(cfg)
+    client = TestClient(create_app(settings, Database(settings.database_url)))
+    usage = {c["kind"]: c for c in client.get("/api/status").json()["cache"]}
+    assert usage["slots"]["entries"] == 1 and usage["slots"]["bytes"] > 0
+    assert usage["build"]["entries"] == 0 and usage["git"]["bytes"] > 0
+    assert 'lorebot_cache_bytes{kind="slots"}' in client.get("/metrics").text
+    assert "MiB" in client.get("/").text
     # the removed slot is made again on its next use
     with acquire_slot(repo, cache, 2) as a, acquire_slot(repo, cache, 2) as b:
         b.reset(up.head())
