@@ -80,27 +80,24 @@ def _arrivals(s: Session, series_ids: list[int] | None = None) -> dict[int, date
     return {sid: t for sid, t in s.execute(q) if sid is not None}
 
 
-def _firsts(s: Session) -> tuple[dict[int, datetime], dict[int, datetime]]:
-    """series id -> its first result (a finished run), and its first mail sent."""
-    results = {
-        sid: t
-        for sid, t in s.execute(
-            select(RunRow.series_id, func.min(RunRow.finished_at))
-            .where(RunRow.state == RunState.DONE, RunRow.finished_at.is_not(None))
-            .group_by(RunRow.series_id)
-        )
-        if t is not None
+def _first_times(s: Session, series_id: int | None = None) -> dict[str, dict[int, datetime]]:
+    """ "result": series id -> its first finished run; "mail": -> its first mail sent."""
+    queries = {
+        "result": select(RunRow.series_id, func.min(RunRow.finished_at)).where(
+            RunRow.state == RunState.DONE
+        ),
+        "mail": select(ReplyRow.series_id, func.min(ReplyRow.sent_at)).where(
+            ReplyRow.state == ReplyState.SENT
+        ),
     }
-    mails = {
-        sid: t
-        for sid, t in s.execute(
-            select(ReplyRow.series_id, func.min(ReplyRow.sent_at))
-            .where(ReplyRow.state == ReplyState.SENT, ReplyRow.sent_at.is_not(None))
-            .group_by(ReplyRow.series_id)
-        )
-        if sid is not None and t is not None
-    }
-    return results, mails
+    columns = {"result": RunRow.series_id, "mail": ReplyRow.series_id}
+    out = {}
+    for name, q in queries.items():
+        if series_id is not None:
+            q = q.where(columns[name] == series_id)
+        rows = s.execute(q.group_by(columns[name]))
+        out[name] = {sid: t for sid, t in rows if sid is not None and t is not None}
+    return out
 
 
 def _lag(arrival: datetime | None, t: datetime | None) -> float | None:
@@ -112,16 +109,8 @@ def _lag(arrival: datetime | None, t: datetime | None) -> float | None:
 def series_lag(s: Session, row: SeriesRow) -> dict[str, Any]:
     """One series: when its last patch came in, and the seconds to its first result/mail."""
     arrival = _arrivals(s, [row.id]).get(row.id) or row.last_message_at
-    result = s.scalar(
-        select(func.min(RunRow.finished_at)).where(
-            RunRow.series_id == row.id, RunRow.state == RunState.DONE
-        )
-    )
-    mail = s.scalar(
-        select(func.min(ReplyRow.sent_at)).where(
-            ReplyRow.series_id == row.id, ReplyRow.state == ReplyState.SENT
-        )
-    )
+    firsts = _first_times(s, row.id)
+    result, mail = firsts["result"].get(row.id), firsts["mail"].get(row.id)
     return {
         "arrived": _iso(arrival),
         "first_result": _iso(result),
@@ -135,9 +124,8 @@ def lags(s: Session) -> dict[str, list[float]]:
     """Every series' lag to its first result and to its first mail, in seconds."""
     rows = dict(s.execute(select(SeriesRow.id, SeriesRow.last_message_at)).all())
     arrivals = {**rows, **_arrivals(s)}
-    results, mails = _firsts(s)
     out: dict[str, list[float]] = {"result": [], "mail": []}
-    for name, firsts in (("result", results), ("mail", mails)):
+    for name, firsts in _first_times(s).items():
         for sid, t in firsts.items():
             lag = _lag(arrivals.get(sid), t)
             if lag is not None:

@@ -4,7 +4,6 @@ first to make room."""
 
 from __future__ import annotations
 
-import email
 import mailbox
 import os
 import subprocess
@@ -18,15 +17,14 @@ from sqlalchemy import select
 
 from bot.cli.main import main
 from bot.core.states import SeriesState
-from bot.run import claims, queue
+from bot.run import queue
 from bot.run.delivery import Mailer
-from bot.run.worker import run_series
 from bot.web import create_app
 from config.settings import load_settings
 from state.db import Database
 from state.models import PatchRow, ReplyRow, SeriesRow, utcnow
-from tests.support.gitrepo import SmallRepo
 from tests.support.pi import PublicInboxServer, small_tree_config
+from tests.support.runs import post_one_patch, run_next, series_row
 
 MiB = 2**20
 
@@ -54,12 +52,7 @@ def _fill(path: Path, size: int) -> None:
 def test_a_nearly_full_disk_holds_the_series_and_mails_nothing(
     tmp_path: Path, pi_server: PublicInboxServer, small_disk: Path
 ) -> None:
-    work = SmallRepo(tmp_path / "work")
-    base = work.head()
-    work.commit("mm: alpha", {"mm/alpha.c": work.edit("mm/alpha.c", "return 1;", "return 7;")})
-    mails = work.mails(base, ("--thread",))
-    pi_server.post_many(mails)
-    msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
+    work, msgid = post_one_patch(tmp_path, pi_server, "return 7;")
     cfg = small_tree_config(
         tmp_path,
         pi_server,
@@ -79,16 +72,7 @@ def test_a_nearly_full_disk_holds_the_series_and_mails_nothing(
     _fill(small_disk / "ccache" / "big", 30 * MiB)
 
     def run() -> SeriesRow:
-        worker = claims.holder_name("w0")
-        sid = queue.claim_next(db, worker)
-        assert sid is not None
-        with claims.held(worker):
-            run_series(settings, db, sid, worker)
-        with db.session() as s:
-            row = s.get(SeriesRow, sid)
-            assert row is not None
-            s.expunge(row)
-            return row
+        return series_row(db, run_next(settings, db))
 
     def outbox() -> list[str]:
         Mailer(settings, db).deliver_pending()

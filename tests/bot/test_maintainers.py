@@ -3,7 +3,6 @@ configured trees by URL; the real file of linux-source-6.12 routes files to thei
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from bot.trees.maintainers import parse_maintainers, pattern_matches, tree_hints, url_key
 from config.settings import TreeSettings
 from tests.support import kernel
+from tests.support.gitserver import bare_git
 
 TEXT = """\
 List of maintainers
@@ -83,12 +83,7 @@ def test_hints_map_to_configured_trees_and_skip_the_catch_all() -> None:
 
 @pytest.mark.kernel
 def test_the_kernels_own_maintainers_routes_files(kernel_git_dir: Path) -> None:
-    text = subprocess.run(
-        ["git", "--git-dir", str(kernel_git_dir), "show", f"{kernel.REF}:MAINTAINERS"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    text = bare_git(kernel_git_dir, "show", f"{kernel.REF}:MAINTAINERS")
     trees = [
         *TREES,
         TreeSettings(

@@ -22,8 +22,7 @@ from tests.support.gitserver import (
     GitDaemon,
     bare_git,
     borrowed_tree,
-    commit_files,
-    edit_file,
+    commit_edit,
     format_patches,
 )
 from tests.support.pi import PublicInboxServer
@@ -88,16 +87,12 @@ def test_serve_follows_moving_trees_fetches_bases_and_routes_by_maintainers(
     root = tmp_path / "served"
     up = borrowed_tree(root / "up.git", kernel_git_dir, "master", k)
     tty = borrowed_tree(root / "tty.git", kernel_git_dir, "master", k)
-    t1 = commit_files(
+    t1 = commit_edit(
         tty,
         k,
-        edit_file(
-            tty,
-            k,
-            "drivers/tty/tty_io.c",
-            "#undef TTY_DEBUG_HANGUP\n",
-            "#undef TTY_DEBUG_HANGUP\n/* tty-next: debug off */\n",
-        ),
+        "drivers/tty/tty_io.c",
+        "#undef TTY_DEBUG_HANGUP\n",
+        "#undef TTY_DEBUG_HANGUP\n/* tty-next: debug off */\n",
         "tty: note the debug default",
     )
     bare_git(tty, "update-ref", "refs/heads/master", t1)
@@ -146,41 +141,43 @@ def test_serve_follows_moving_trees_fetches_bases_and_routes_by_maintainers(
     try:
         wait("the first sync of up", lambda: tree("up")["heads"].get("master") == k, 120)
         # 1. upstream moves while the service runs; nobody tells it to sync
-        u1 = commit_files(
+        u1 = commit_edit(
             up,
             k,
-            edit_file(
-                up,
-                k,
-                "mm/zswap.c",
-                '#include "swap.h"\n',
-                '#include "swap.h"\n/* zswap: upstream moved */\n',
-            ),
+            "mm/zswap.c",
+            '#include "swap.h"\n',
+            '#include "swap.h"\n/* zswap: upstream moved */\n',
             "mm: zswap: a comment upstream",
         )
         bare_git(up, "update-ref", "refs/heads/master", u1)
         wait("up to be synced to the new head", lambda: tree("up")["heads"].get("master") == u1, 60)
-        p1 = commit_files(
+        p1 = commit_edit(
             up,
             u1,
-            edit_file(up, u1, "mm/zswap.c", "/* zswap: upstream moved */", "/* zswap: on top */"),
+            "mm/zswap.c",
+            "/* zswap: upstream moved */",
+            "/* zswap: on top */",
             "mm: zswap: build on the new comment\n\nSigned-off-by: Dev Eloper <dev@example.org>",
         )
         s1 = _post(pi_server, format_patches(up, u1, p1))
         run = settled(s1)["runs"][0]
         assert (run["tree"], run["branch"], run["base_sha"]) == ("up", "master", u1)
         # 2. a base-commit on a branch the settings do not name: fetched by sha
-        side = commit_files(
+        side = commit_edit(
             up,
             u1,
-            edit_file(up, u1, "mm/zswap.c", "/* zswap: upstream moved */", "/* zswap: side */"),
+            "mm/zswap.c",
+            "/* zswap: upstream moved */",
+            "/* zswap: side */",
             "mm: zswap: a side branch",
         )
         bare_git(up, "update-ref", "refs/heads/side", side)
-        p2 = commit_files(
+        p2 = commit_edit(
             up,
             side,
-            edit_file(up, side, "mm/zswap.c", "/* zswap: side */", "/* zswap: side, on top */"),
+            "mm/zswap.c",
+            "/* zswap: side */",
+            "/* zswap: side, on top */",
             "mm: zswap: on the side\n\nSigned-off-by: Dev Eloper <dev@example.org>",
         )
         s2 = _post(pi_server, format_patches(up, side, p2))
@@ -189,10 +186,12 @@ def test_serve_follows_moving_trees_fetches_bases_and_routes_by_maintainers(
         ok = [t for t in run["tried"] if t["ok"]]
         assert ok[0]["how"] == "base-commit" and "fetched by sha from up" in ok[0]["reason"]
         # 3. no base-commit; MAINTAINERS names the tty tree (by its public URL)
-        p3 = commit_files(
+        p3 = commit_edit(
             tty,
             t1,
-            edit_file(tty, t1, "drivers/tty/tty_io.c", "debug off", "debug stays off"),
+            "drivers/tty/tty_io.c",
+            "debug off",
+            "debug stays off",
             "tty: reword\n\nSigned-off-by: Dev Eloper <dev@example.org>",
         )
         s3 = _post(pi_server, format_patches(tty, t1, p3, base_commit=False))
@@ -200,22 +199,20 @@ def test_serve_follows_moving_trees_fetches_bases_and_routes_by_maintainers(
         assert (run["tree"], run["base_sha"]) == ("tty", t1)
         assert [t["how"] for t in run["tried"] if t["ok"]] == ["maintainers"]
         # 4. a wireless series (its tree is not configured here) that applies nowhere
-        w0 = commit_files(
+        w0 = commit_edit(
             up,
             k,
-            edit_file(
-                up,
-                k,
-                "net/wireless/core.c",
-                '#include "core.h"\n',
-                '#include "core.h"\n/* wireless-next only */\n',
-            ),
+            "net/wireless/core.c",
+            '#include "core.h"\n',
+            '#include "core.h"\n/* wireless-next only */\n',
             "wifi: a comment only wireless-next has",
         )
-        p4 = commit_files(
+        p4 = commit_edit(
             up,
             w0,
-            edit_file(up, w0, "net/wireless/core.c", "wireless-next only", "wireless-next!"),
+            "net/wireless/core.c",
+            "wireless-next only",
+            "wireless-next!",
             "wifi: reword\n\nSigned-off-by: Dev Eloper <dev@example.org>",
         )
         s4 = _post(pi_server, format_patches(up, w0, p4, base_commit=False))

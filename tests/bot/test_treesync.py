@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,15 @@ from sqlalchemy import select
 from bot.cli.main import main
 from bot.core.states import SeriesState
 from bot.run.scheduler import Service
+from bot.run.treesync import SyncResult, TreeJobs, retry_delay
 from bot.web import create_app
-from config.settings import load_settings
+from config.settings import NetworkSettings, Settings, TreeSettings, load_settings
 from state.db import Database
 from state.models import ReplyRow, SeriesRow, TreeSyncRow
 from tests.support.gitrepo import SmallRepo, git
 from tests.support.gitserver import GitDaemon, bare_git, commit_files
 from tests.support.pi import PublicInboxServer
+from tests.support.stall import StallingInbox
 from tests.support.waiting import wait_for
 
 
@@ -148,3 +151,38 @@ def test_the_service_syncs_on_schedule_and_rides_out_a_server_outage(
         service.stop(timeout=60)
         daemon.stop()
         db.dispose()
+
+
+def test_a_sync_that_stalls_mid_fetch_never_overlaps_itself_and_is_retried(
+    settings: Settings, db: Database
+) -> None:
+    """The server accepts the fetch and stops answering (it went away mid-sync): the fetch
+    is given up after the low-speed time, recorded, and brought forward for a retry; a
+    second run of the same tree's job meanwhile does nothing."""
+    with StallingInbox() as stalled:
+        s = settings.model_copy(
+            update={
+                "trees": [
+                    TreeSettings(
+                        name="slow",
+                        url=f"{stalled.url}/0",
+                        sync_interval=3600,
+                        sync_retry_seconds=1,
+                    )
+                ],
+                "network": NetworkSettings(low_speed_time=2, fetch_timeout=30),
+            }
+        )
+        jobs = TreeJobs(s, db, lambda: False)
+        results: list[object] = []
+        first = threading.Thread(target=lambda: results.append(jobs.run("slow")))
+        first.start()
+        wait_for(lambda: stalled.open_connections, 10, "the fetch to be under way")
+        assert jobs.run("slow") is None  # the job of one tree never overlaps itself
+        first.join(60)
+    (result,) = results
+    assert isinstance(result, SyncResult) and not result.ok and result.error
+    with db.session() as session:
+        row = session.get(TreeSyncRow, "slow")
+        assert row is not None and row.failures == 1 and row.last_ok_at is None
+    assert retry_delay(s.tree("slow"), 1) == 1 and retry_delay(s.tree("slow"), 20) == 3600

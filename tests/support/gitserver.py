@@ -140,3 +140,8 @@ def git_daemon(root: Path) -> Iterator[GitDaemon]:
         yield daemon
     finally:
         daemon.stop()
+
+
+def commit_edit(git_dir: Path, parent: str, path: str, old: str, new: str, message: str) -> str:
+    """A commit on top of `parent` replacing `old` by `new` in one file; its sha."""
+    return commit_files(git_dir, parent, edit_file(git_dir, parent, path, old, new), message)
