@@ -132,6 +132,7 @@ class GcReport:
     skipped_in_use: list[str] = field(default_factory=list)
     logs_removed: int = 0
     outbox_removed: int = 0
+    bases_removed: int = 0  # refs/bases/* (bases fetched by sha) older than the retention
     seconds: float = 0.0
 
     def json(self) -> dict[str, Any]:
@@ -146,6 +147,7 @@ class GcReport:
             "in_use": self.skipped_in_use,
             "logs_removed": self.logs_removed,
             "outbox_removed": self.outbox_removed,
+            "bases_removed": self.bases_removed,
             "seconds": self.seconds,
         }
 
@@ -176,6 +178,36 @@ def _evict(entries: list[CacheEntry], report: GcReport, cache: Path) -> int:
         # the removed slots' worktree records: a slot is made again on its next use
         Repo(cache / "git" / "kernel.git", Runner()).git("worktree", "prune", check=False)
     return freed
+
+
+def _mirror(cache: Path) -> Repo | None:
+    git_dir = cache / "git" / "kernel.git"
+    return Repo(git_dir, Runner()) if (git_dir / "HEAD").exists() else None
+
+
+def _prune_bases(cache: Path, cutoff: float, dry_run: bool) -> int:
+    """Drop the refs of bases fetched by sha whose commit is older than the retention: a
+    series on one of them fetches it again."""
+    repo = _mirror(cache)
+    if repo is None:
+        return 0
+    out = repo.git(
+        "for-each-ref", "--format=%(refname) %(committerdate:unix)", "refs/bases/", check=False
+    )
+    refs = (ln.partition(" ") for ln in out.splitlines())
+    old = [ref for ref, _, t in refs if int(t or 0) < cutoff]
+    if old and not dry_run:
+        lines = "".join(f"delete {ref}\n" for ref in old)
+        repo.g.run("update-ref", "--stdin", input=lines.encode(), timeout=60, name="prune-bases")
+    return len(old)
+
+
+def _pack_mirror(cache: Path) -> None:
+    """Repack the mirror when its syncs have left many packs or loose objects (git's own
+    heuristics; the mirror's gc.auto is 0 so that no fetch stalls on an automatic gc)."""
+    repo = _mirror(cache)
+    if repo is not None:
+        repo.git("-c", "gc.auto=6700", "gc", "--auto", "--quiet", check=False, timeout=3600)
 
 
 def usage(cache: Path) -> tuple[dict[str, int], dict[str, int]]:
@@ -220,6 +252,9 @@ def collect(
         if not dry_run:
             for p in [*old_logs, *old_mail]:
                 _remove(p)
+        report.bases_removed = _prune_bases(cache, cutoff, dry_run)
+    if not dry_run:
+        _pack_mirror(cache)
     if dry_run:
         report.usage = sizes
         report.total_after = report.total_before - sum(int(e["bytes"]) for e in report.evicted)

@@ -19,6 +19,7 @@ from bot.web import create_app
 from config.settings import load_settings
 from state.db import Database
 from tests.support.gitrepo import SmallRepo
+from tests.support.gitserver import bare_git
 
 MiB = 2**20
 
@@ -85,6 +86,14 @@ def test_gc_trims_oldest_first_and_keeps_the_slot_in_use(
     ancient = time.time() - 40 * 86400
     for p in (logs / "7", outbox / "old.eml"):
         os.utime(p, (ancient, ancient))
+    # a base fetched by sha long ago, and a recent one
+    gd = cache / "git" / "kernel.git"
+    tree = bare_git(gd, "rev-parse", f"{up.head()}^{{tree}}").strip()
+    stale = bare_git(
+        gd, "commit-tree", tree, "-m", "old base", env={"GIT_COMMITTER_DATE": "@1500000000 +0000"}
+    ).strip()
+    for sha in (stale, up.head()):
+        bare_git(gd, "update-ref", f"refs/bases/{sha}", sha)
     with acquire_slot(repo, cache, 2) as busy:
         assert busy.path.name == "0"
         busy.reset(up.head())
@@ -93,6 +102,10 @@ def test_gc_trims_oldest_first_and_keeps_the_slot_in_use(
         dry = json.loads(capsys.readouterr().out)
         assert dry["dry_run"] and all(d.exists() for d in dirs.values())
         assert (logs / "7").exists() and dry["logs_removed"] == 1
+        assert (
+            dry["bases_removed"] == 1
+            and bare_git(gd, "for-each-ref", "refs/bases/").count("\n") == 2
+        )
         before = dry["total_bytes_before"]
         # a quota that two build dirs' worth of eviction satisfies
         quota = before - int(1.5 * MiB)
@@ -112,6 +125,9 @@ def test_gc_trims_oldest_first_and_keeps_the_slot_in_use(
         assert not any(d.exists() for d in dirs.values())
     assert not (logs / "7").exists() and (logs / "8").exists()
     assert not (outbox / "old.eml").exists()
+    assert bare_git(gd, "for-each-ref", "--format=%(refname)", "refs/bases/").split() == [
+        f"refs/bases/{up.head()}"
+    ]
     # the sizes it measured are on the page and in /metrics
     settings = load_settings(cfg)
     client = TestClient(create_app(settings, Database(settings.database_url)))
