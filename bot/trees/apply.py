@@ -58,10 +58,12 @@ def tag_target(
 
 def base_candidates(
     series: Series, lst: ListSettings | None, settings: Settings, repo: Repo
-) -> tuple[list[Candidate], list[BaseAttempt]]:
-    """Bases to try in order, and the attempts that failed before applying anything."""
+) -> tuple[list[Candidate], list[BaseAttempt], list[BaseAttempt]]:
+    """Bases to try in order, the attempts that failed before applying anything, and the
+    MAINTAINERS trees of the series' files that are not configured here."""
     cands: list[Candidate] = []
     failed: list[BaseAttempt] = []
+    unconfigured: list[BaseAttempt] = []
 
     def consider(
         how: str,
@@ -103,7 +105,7 @@ def base_candidates(
     if settings.base.maintainers:
         for hint in maintainers_hints(series, list_trees, settings, repo):
             if not hint.tree:
-                failed.append(
+                unconfigured.append(
                     BaseAttempt(
                         how="maintainers",
                         tree="",
@@ -146,7 +148,7 @@ def base_candidates(
         if c.sha not in seen:
             seen.add(c.sha)
             unique.append(c)
-    return unique, failed
+    return unique, failed, unconfigured
 
 
 def _branches(settings: Settings, repo: Repo, tree: str, named: str = "") -> list[str]:
@@ -183,15 +185,12 @@ def _fetch_base(
     return "", None, f"base-commit {sha[:12]} is in no configured tree, nor fetchable by sha"
 
 
-def not_ours(tried: list[BaseAttempt]) -> str:
+def not_ours(tried: list[BaseAttempt], unconfigured: list[BaseAttempt]) -> str:
     """Why a series that applies nowhere is not ours to check: its files' MAINTAINERS
     trees are all unconfigured here ("" when a configured one was among the bases)."""
-    if any(a.how == "maintainers" and a.tree for a in tried):
+    if not unconfigured or any(a.how == "maintainers" for a in tried):
         return ""
-    unconfigured = [a.reason for a in tried if a.how == "maintainers" and not a.tree]
-    if not unconfigured:
-        return ""
-    return "applies to no configured tree; " + "; ".join(unconfigured)
+    return "applies to no configured tree; " + "; ".join(a.reason for a in unconfigured)
 
 
 def series_paths(series: Series) -> list[str]:
@@ -300,7 +299,7 @@ def apply_series(
                 message=f"patch {p.index} ({p.subject}, <{p.msgid}>) refused: {reason}",
             )
     base_from = parent or series
-    cands, tried = base_candidates(base_from, lst, settings, repo)
+    cands, tried, unconfigured = base_candidates(base_from, lst, settings, repo)
     best: tuple[Candidate, _Outcome] | None = None
     certain = False  # a base the author named was tried and failed
     guessed = False
@@ -385,8 +384,11 @@ def apply_series(
         )
     cand, outcome = best
     failed = numbered[outcome.failed_index or 0]
+    skipped = "" if certain else not_ours(tried, unconfigured)
+    if skipped:  # the page shows which trees MAINTAINERS named
+        tried = [*unconfigured, *tried]
     return ApplyResult(
-        skipped="" if certain else not_ours(tried),
+        skipped=skipped,
         ok=False,
         tree=cand.tree,
         branch=cand.branch,
