@@ -145,6 +145,7 @@ def test_the_service_syncs_on_schedule_and_rides_out_a_server_outage(
         assert 'lorebot_series_lag_seconds_count{to="result"} 1' in metrics
         detail = client.get(f"/api/series/{msgid}").json()
         assert detail["lag"]["result_seconds"] is not None
+        assert "first result after" in client.get(f"/series/{msgid}").text
         with db.session() as s:
             assert s.scalars(select(ReplyRow)).all() == []
     finally:
