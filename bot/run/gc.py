@@ -33,11 +33,23 @@ log = logging.getLogger("lorebot.gc")
 KINDS = {"slots": "slots", "build": "build", "git": "git", "ccache": "ccache"}
 
 
-def tree_bytes(path: Path) -> int:
+class GcStopped(Exception):
+    """The service is draining: a gc pass stops where it is (it removes nothing half)."""
+
+
+def _never() -> bool:
+    return False
+
+
+def tree_bytes(path: Path, stop: Callable[[], bool] = _never) -> int:
     """Disk used under `path` (blocks, not apparent sizes; symlinks not followed)."""
     total = 0
     stack = [path]
+    seen = 0
     while stack:
+        seen += 1
+        if seen % 4096 == 0 and stop():  # a kernel worktree is ~90k files
+            raise GcStopped(str(path))
         p = stack.pop()
         try:
             st = p.lstat()
@@ -85,7 +97,7 @@ def _used_at(entry: Path) -> float:
     return max(times, default=0.0)
 
 
-def scan(cache: Path) -> list[CacheEntry]:
+def scan(cache: Path, stop: Callable[[], bool] = _never) -> list[CacheEntry]:
     """The evictable entries: build dirs (`build/<tree>-<slot>/<arch>`) and slots."""
     dirs = [(p, "slot") for p in sorted((cache / "slots").glob("*")) if p.is_dir()]
     dirs += [(p, "build") for p in sorted((cache / "build").glob("*/*")) if p.is_dir()]
@@ -93,7 +105,7 @@ def scan(cache: Path) -> list[CacheEntry]:
     for path, kind in dirs:
         with try_lock(_lock_of(path)) as held:
             in_use = held is None
-        out.append(CacheEntry(path, kind, tree_bytes(path), _used_at(path), in_use))
+        out.append(CacheEntry(path, kind, tree_bytes(path, stop), _used_at(path), in_use))
     return out
 
 
@@ -210,7 +222,7 @@ def _pack_mirror(cache: Path) -> None:
         repo.git("-c", "gc.auto=6700", "gc", "--auto", "--quiet", check=False, timeout=3600)
 
 
-def usage(cache: Path) -> tuple[dict[str, int], dict[str, int]]:
+def usage(cache: Path, stop: Callable[[], bool] = _never) -> tuple[dict[str, int], dict[str, int]]:
     """Bytes and entries per kind under the cache ("other": inbox mirrors and the rest)."""
     sizes: dict[str, int] = {k: 0 for k in (*KINDS.values(), "other")}
     counts: dict[str, int] = dict.fromkeys(sizes, 0)
@@ -218,7 +230,7 @@ def usage(cache: Path) -> tuple[dict[str, int], dict[str, int]]:
         return sizes, counts
     for p in cache.iterdir():
         kind = KINDS.get(p.name, "other")
-        sizes[kind] += tree_bytes(p)
+        sizes[kind] += tree_bytes(p, stop)
         if kind == "slots":
             counts[kind] += sum(1 for s in p.iterdir() if s.is_dir())
         elif kind == "build":
@@ -229,7 +241,12 @@ def usage(cache: Path) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def collect(
-    settings: Settings, *, dry_run: bool = False, quota: int | None = None, need: int = 0
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    quota: int | None = None,
+    need: int = 0,
+    stop: Callable[[], bool] = _never,
 ) -> GcReport:
     """One gc pass: evict LRU entries to stay under the quota (and to free `need` bytes),
     remove logs and outbox mails past the retention period."""
@@ -237,9 +254,9 @@ def collect(
     cache = settings.paths.cache
     quota = settings.cache.quota_bytes if quota is None else quota
     report = GcReport(dry_run=dry_run, quota=quota)
-    sizes, _ = usage(cache)
+    sizes, _ = usage(cache, stop)
     report.total_before = sum(sizes.values())
-    entries = scan(cache)
+    entries = scan(cache, stop)
     target = min(quota or report.total_before, report.total_before - need)
     plan = plan_eviction(entries, report.total_before, target)
     _evict(plan, report, cache)
@@ -253,13 +270,13 @@ def collect(
             for p in [*old_logs, *old_mail]:
                 _remove(p)
         report.bases_removed = _prune_bases(cache, cutoff, dry_run)
-    if not dry_run:
+    if not dry_run and not stop():
         _pack_mirror(cache)
     if dry_run:
         report.usage = sizes
         report.total_after = report.total_before - sum(int(e["bytes"]) for e in report.evicted)
     else:
-        report.usage, report.entries = usage(cache)
+        report.usage, report.entries = usage(cache, stop)
         report.total_after = sum(report.usage.values())
     report.seconds = round(time.monotonic() - started, 3)
     return report
@@ -314,16 +331,20 @@ class GcJob:
             max_instances=1,
             coalesce=True,
             # measured soon after the start (for the page), not in the way of the first poll
-            next_run_time=datetime.now().astimezone() + timedelta(seconds=30),
+            next_run_time=datetime.now().astimezone()
+            + timedelta(seconds=min(60, self.settings.cache.gc_interval)),
         )
 
     def run(self) -> GcReport | None:
         if self.stopping():
             return None
         try:
-            report = collect(self.settings)
+            report = collect(self.settings, stop=self.stopping)
             record_usage(self.db, report)
             return report
+        except GcStopped:
+            log.info("gc stopped: the service is draining")
+            return None
         except Exception:
             log.exception("gc failed")
             return None

@@ -72,11 +72,6 @@ base_url = "http://127.0.0.1:{port}"
     return cfg
 
 
-def _post(pi: PublicInboxServer, mails: list[bytes]) -> str:
-    pi.post_many(mails)
-    return str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
-
-
 def test_serve_follows_moving_trees_fetches_bases_and_routes_by_maintainers(
     kernel_git_dir: Path, pi_server: PublicInboxServer, tmp_path: Path
 ) -> None:
@@ -96,6 +91,58 @@ def test_serve_follows_moving_trees_fetches_bases_and_routes_by_maintainers(
         "tty: note the debug default",
     )
     bare_git(tty, "update-ref", "refs/heads/master", t1)
+    sob = "\n\nSigned-off-by: Dev Eloper <dev@example.org>"
+    # upstream's next commit (pushed while the service runs) and a series on it
+    u1 = commit_edit(
+        up,
+        k,
+        "mm/zswap.c",
+        '#include "swap.h"\n',
+        '#include "swap.h"\n/* zswap: upstream moved */\n',
+        "mm: zswap: a comment upstream",
+    )
+    p1 = commit_edit(
+        up,
+        u1,
+        "mm/zswap.c",
+        "/* zswap: upstream moved */",
+        "/* zswap: on top */",
+        "mm: zswap: build on the new comment" + sob,
+    )
+    # a commit on a branch the settings do not name (reachable only by its sha), a series on it
+    side = commit_edit(
+        up,
+        u1,
+        "mm/zswap.c",
+        "/* zswap: upstream moved */",
+        "/* zswap: side */",
+        "mm: zswap: a side branch",
+    )
+    bare_git(up, "update-ref", "refs/heads/side", side)
+    p2 = commit_edit(
+        up,
+        side,
+        "mm/zswap.c",
+        "/* zswap: side */",
+        "/* zswap: side, on top */",
+        "mm: zswap: on the side" + sob,
+    )
+    # a tty series on the tty tree's own commit, without base-commit
+    p3 = commit_edit(
+        tty, t1, "drivers/tty/tty_io.c", "debug off", "debug stays off", "tty: reword" + sob
+    )
+    # a wireless series on a commit only wireless-next (not configured) has
+    w0 = commit_edit(
+        up,
+        k,
+        "net/wireless/core.c",
+        '#include "core.h"\n',
+        '#include "core.h"\n/* wireless-next only */\n',
+        "wifi: a comment only wireless-next has",
+    )
+    p4 = commit_edit(
+        up, w0, "net/wireless/core.c", "wireless-next only", "wireless-next!", "wifi: reword" + sob
+    )
     daemon = GitDaemon(root)
     daemon.start()
     port = free_port()
@@ -141,81 +188,30 @@ def test_serve_follows_moving_trees_fetches_bases_and_routes_by_maintainers(
     try:
         wait("the first sync of up", lambda: tree("up")["heads"].get("master") == k, 120)
         # 1. upstream moves while the service runs; nobody tells it to sync
-        u1 = commit_edit(
-            up,
-            k,
-            "mm/zswap.c",
-            '#include "swap.h"\n',
-            '#include "swap.h"\n/* zswap: upstream moved */\n',
-            "mm: zswap: a comment upstream",
-        )
         bare_git(up, "update-ref", "refs/heads/master", u1)
         wait("up to be synced to the new head", lambda: tree("up")["heads"].get("master") == u1, 60)
-        p1 = commit_edit(
-            up,
-            u1,
-            "mm/zswap.c",
-            "/* zswap: upstream moved */",
-            "/* zswap: on top */",
-            "mm: zswap: build on the new comment\n\nSigned-off-by: Dev Eloper <dev@example.org>",
+        series = [
+            format_patches(up, u1, p1),
+            format_patches(up, side, p2),
+            format_patches(tty, t1, p3, base_commit=False),
+            format_patches(up, w0, p4, base_commit=False),
+        ]
+        pi_server.post_many([m for mails in series for m in mails])
+        s1, s2, s3, s4 = (
+            str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>") for mails in series
         )
-        s1 = _post(pi_server, format_patches(up, u1, p1))
         run = settled(s1)["runs"][0]
         assert (run["tree"], run["branch"], run["base_sha"]) == ("up", "master", u1)
-        # 2. a base-commit on a branch the settings do not name: fetched by sha
-        side = commit_edit(
-            up,
-            u1,
-            "mm/zswap.c",
-            "/* zswap: upstream moved */",
-            "/* zswap: side */",
-            "mm: zswap: a side branch",
-        )
-        bare_git(up, "update-ref", "refs/heads/side", side)
-        p2 = commit_edit(
-            up,
-            side,
-            "mm/zswap.c",
-            "/* zswap: side */",
-            "/* zswap: side, on top */",
-            "mm: zswap: on the side\n\nSigned-off-by: Dev Eloper <dev@example.org>",
-        )
-        s2 = _post(pi_server, format_patches(up, side, p2))
+        # 2. the base-commit on no configured branch: fetched by sha
         run = settled(s2)["runs"][0]
         assert run["base_sha"] == side and run["tree"] == "up"
         ok = [t for t in run["tried"] if t["ok"]]
         assert ok[0]["how"] == "base-commit" and "fetched by sha from up" in ok[0]["reason"]
         # 3. no base-commit; MAINTAINERS names the tty tree (by its public URL)
-        p3 = commit_edit(
-            tty,
-            t1,
-            "drivers/tty/tty_io.c",
-            "debug off",
-            "debug stays off",
-            "tty: reword\n\nSigned-off-by: Dev Eloper <dev@example.org>",
-        )
-        s3 = _post(pi_server, format_patches(tty, t1, p3, base_commit=False))
         run = settled(s3)["runs"][0]
         assert (run["tree"], run["base_sha"]) == ("tty", t1)
         assert [t["how"] for t in run["tried"] if t["ok"]] == ["maintainers"]
-        # 4. a wireless series (its tree is not configured here) that applies nowhere
-        w0 = commit_edit(
-            up,
-            k,
-            "net/wireless/core.c",
-            '#include "core.h"\n',
-            '#include "core.h"\n/* wireless-next only */\n',
-            "wifi: a comment only wireless-next has",
-        )
-        p4 = commit_edit(
-            up,
-            w0,
-            "net/wireless/core.c",
-            "wireless-next only",
-            "wireless-next!",
-            "wifi: reword\n\nSigned-off-by: Dev Eloper <dev@example.org>",
-        )
-        s4 = _post(pi_server, format_patches(up, w0, p4, base_commit=False))
+        # 4. its MAINTAINERS tree is not configured here and it applies nowhere
         d4 = settled(s4, "skipped")
         assert "wireless" in d4["reason"] and "not a configured tree" in d4["reason"]
         assert d4["replies"] == []
