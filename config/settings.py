@@ -79,6 +79,10 @@ class TreeSettings(_Strict):
     branches: list[str] = ["master"]
     # where others fetch it (mails' reproduce lines); default: `url` when it is a URL
     public_url: str = ""
+    # `lorebot serve` fetches the tree every sync_interval seconds (jittered by a tenth);
+    # a failed sync is retried after sync_retry_seconds, doubling, at most sync_interval
+    sync_interval: int = Field(default=900, ge=5)
+    sync_retry_seconds: int = Field(default=60, ge=1)
 
 
 class IntakeSettings(_Strict):
@@ -117,6 +121,12 @@ class BaseSelectionSettings(_Strict):
     # subject tag -> "tree/branch" (or just "branch" of the list's first tree)
     subject_tags: dict[str, str] = {}
     b4_guess: bool = True
+    # a base-commit in no synced branch is fetched by sha from the configured trees' URLs
+    fetch_by_sha: bool = True
+    # the trees named by the MAINTAINERS `T: git` lines of the files a series touches
+    maintainers: bool = True
+    # "tree/branch" tried last, after the list's branches (e.g. linux-next, mainline)
+    fallbacks: list[str] = []
 
 
 class ApplySettings(_Strict):
@@ -247,6 +257,20 @@ class ServiceSettings(_Strict):
         return self
 
 
+class CacheSettings(_Strict):
+    """How much disk the cache and the state may take (`lorebot gc`, and the service's job)."""
+
+    # build dirs and idle worktree slots, least recently used first, are removed to stay
+    # under this many bytes of `paths.cache` (0: no quota)
+    quota_bytes: int = Field(default=0, ge=0)
+    # a check does not start with less free space than this under `paths.cache`: the
+    # series is held (a fault of ours), never failed or mailed
+    min_free_bytes: int = Field(default=2 * 2**30, ge=0)
+    # run logs and outbox mails older than this are removed (0: kept forever)
+    retention_days: int = Field(default=30, ge=0)
+    gc_interval: int = Field(default=3600, ge=5)  # seconds between the service's gc passes
+
+
 class Settings(BaseSettings):
     """The whole configuration of one lorebot instance."""
 
@@ -271,6 +295,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     web: WebSettings = WebSettings()
     service: ServiceSettings = ServiceSettings()
+    cache: CacheSettings = CacheSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -231,3 +232,29 @@ class FaultRow(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     since: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class TreeSyncRow(Base):
+    """The sync of one configured tree: the last try, the last good one, and why it failed."""
+
+    __tablename__ = "tree_syncs"
+
+    tree: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_try_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_ok_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    seconds: Mapped[float] = mapped_column(default=0.0)  # the last try's duration
+    error: Mapped[str] = mapped_column(Text, default="")  # the last try's, "" when it went well
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # failed tries in a row
+    heads: Mapped[dict[str, Any]] = mapped_column(default=dict)  # branch -> sha
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CacheUsageRow(Base):
+    """Bytes under the cache per kind (slots, build, git, ccache, …), as the last gc measured."""
+
+    __tablename__ = "cache_usage"
+
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

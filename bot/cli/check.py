@@ -61,6 +61,15 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"lorebot: {e}", file=sys.stderr)
         return 2
     db = open_database(settings)
+    from bot.run.treesync import sync_missing
+
+    # a fresh cache: sync the list's trees that were never synced rather than hold
+    for synced in sync_missing(settings, db, list(lst.trees)):
+        print(
+            f"lorebot: tree {synced.tree} was never synced: "
+            + ("synced" if synced.ok else f"sync failed: {synced.error}"),
+            file=sys.stderr,
+        )
     series_id = ensure_series_row(db, lst.name, series)
     worker = claims.holder_name("cli")
     queue.recover_interrupted(db)  # a claim left by a dead process is not a reason to wait

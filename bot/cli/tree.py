@@ -7,9 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from bot.cli.startup import StartupError, open_database
 from bot.core.runner import Runner
+from bot.run.treesync import sync_tree
 from bot.trees.repo import Repo, TreeError
 from config.settings import Settings
+from state.db import Database
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,22 +34,31 @@ def _repo(settings: Settings) -> Repo:
     return Repo.open(settings, Runner(settings.paths.logs / "trees"))
 
 
+def _database(settings: Settings) -> Database | None:
+    """The state database, to record the sync for the page (None when it cannot open)."""
+    try:
+        return open_database(settings)
+    except StartupError:  # a sync by hand works without the state
+        return None
+
+
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     trees = [t for t in settings.trees if not args.name or t.name == args.name]
     if args.name and not trees:
         print(f"lorebot: no tree named '{args.name}' in the settings", file=sys.stderr)
         return 2
-    repo = _repo(settings)
     status = 0
     out: dict[str, object] = {}
+    db = _database(settings) if any(t.url for t in trees) else None
     for tree in trees:
         if not tree.url:
             out[tree.name] = {"skipped": "no url (imported tree)"}
             continue
-        try:
-            out[tree.name] = repo.sync(tree, settings.network)
-        except TreeError as e:
-            out[tree.name] = {"error": str(e)}
+        result = sync_tree(settings, db, tree)
+        if result.ok:
+            out[tree.name] = result.heads
+        else:
+            out[tree.name] = {"error": result.error}
             status = 1
     if args.json:
         print(json.dumps(out, indent=2))

@@ -83,3 +83,6 @@ class ApplyResult(_Frozen):
     # a fault of ours kept it from being applied (a configured branch not synced):
     # the series is held and retried, never mailed
     fault: str = ""
+    # not ours to check: it applies nowhere and its MAINTAINERS tree is not configured
+    # here; the series is skipped with this reason, never mailed
+    skipped: str = ""

@@ -21,6 +21,9 @@ _HOW = {
     "subject-tag": "from the subject tag",
     "branch": "the list's default branch",
     "b4-guess": "guessed by b4 from the blobs",
+    "maintainers": "the tree MAINTAINERS names for the files",
+    "fallback": "a fallback tree",
+    "base-commit-fetch": "the base-commit: fetched by sha",
 }
 
 
@@ -311,7 +314,8 @@ def base_section(applied: ApplyResult, upto: int | None, total: int, followup: b
     how = f" ({_HOW.get(ok.how, ok.how)})" if ok else ""
     upto_text = applied_text(upto, total, followup)
     text = wrap(f"Tested base: {where_}{how} at {applied.base}, with {upto_text} applied.")
-    others = [a for a in applied.tried if not a.ok]
+    # a MAINTAINERS tree this bot does not follow is no base it tried: not the author's news
+    others = [a for a in applied.tried if not a.ok and (a.tree or a.how != "maintainers")]
     if others:
         text += "\n" + tried_list(others, "Also tried:")
     return text

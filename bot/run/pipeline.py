@@ -108,6 +108,16 @@ def check_series(
     runner = Runner(log_dir)
     repo = Repo.open(settings, runner)
     timings: dict[str, float] = {}
+    from bot.run.gc import disk_fault
+
+    if low_disk := disk_fault(settings):  # ours: held until there is room, never mailed
+        return CheckOutcome(
+            series=series,
+            applied=ApplyResult(ok=False, fault=low_disk, message=low_disk),
+            parent=parent,
+            timings=timings,
+            list_name=lst.name if lst else "",
+        )
     with acquire_slot(repo, settings.paths.cache, settings.apply.slots) as slot:
         on_step("apply")
         progress("apply", None)
@@ -233,6 +243,7 @@ def outcome_json(outcome: CheckOutcome, replies: list[dict[str, object]]) -> dic
         "checks": outcome.check_status,
         "check_results": {k: str(v) for k, v in outcome.results.items()},
         "held": outcome.fault or None,
+        "skipped": outcome.applied.skipped or None,
         "timings": outcome.timings,
         "replies": replies,
     }

@@ -131,6 +131,7 @@ class Service:
             max_instances=1,
             coalesce=True,
         )
+        self._add_upkeep_jobs(self._scheduler)
         self._scheduler.start()
         if self._page_factory:
             # the page is bot.web's, above this layer: whoever starts the service passes it
@@ -281,3 +282,12 @@ class Service:
                 Mailer(self.settings, self.db).deliver_pending(should_stop)
             except Exception as e:
                 self._failed("mail delivery", e)
+
+    def _add_upkeep_jobs(self, scheduler: BackgroundScheduler) -> None:
+        """The trees' sync jobs and the cache's gc job (bot.treesync, bot.gc)."""
+        from bot.run.gc import GcJob
+        from bot.run.treesync import TreeJobs
+
+        self.tree_jobs = TreeJobs(self.settings, self.db, self.should_stop)
+        self.tree_jobs.add_to(scheduler)
+        GcJob(self.settings, self.db, self.should_stop).add_to(scheduler)

@@ -32,7 +32,7 @@ def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]
     from bot.report.policy import DEFAULT
     from bot.report.render import render_replies
 
-    if outcome.fault:
+    if outcome.fault or outcome.applied.skipped:
         return []
     lst = _list(settings, outcome.list_name) if outcome.list_name else None
     return render_replies(
@@ -193,6 +193,17 @@ def run_series(
         record_outcome(db, run_id, outcome)
         if outcome.fault:
             hold(settings, db, series_id, run_id, outcome.fault, time.monotonic() - start)
+            return RunResult(outcome, [])
+        if outcome.applied.skipped:  # not ours to check: recorded, never mailed
+            finish_run(
+                db,
+                series_id,
+                run_id,
+                SeriesState.SKIPPED,
+                outcome.applied.skipped,
+                time.monotonic() - start,
+                run_state=RunState.DONE,  # a result: the series is not ours
+            )
             return RunResult(outcome, [])
         set_step(db, series_id, run_id, "report")
         drafts = draft_replies(settings, outcome)

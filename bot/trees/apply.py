@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.models import AppliedPatch, ApplyResult, BaseAttempt, PatchMail, Series
-from bot.trees.patchsafety import diff_of_mail, parse_am_failure, unsafe_reason
+from bot.trees.fetchsha import fetch_commit
+from bot.trees.maintainers import TreeHint, parse_maintainers, tree_hints
+from bot.trees.patchsafety import diff_of_mail, parse_am_failure, patch_paths, unsafe_reason
 from bot.trees.repo import Repo, Slot, tree_ref
 from config.settings import ListSettings, Settings
 
@@ -30,10 +32,13 @@ class Candidate:
     tree: str
     branch: str
     sha: str
+    note: str = ""  # how we came to have it (a base fetched by sha: from where)
 
 
 #: Bases the author named: a failure on one of them is the author's to hear.
 CERTAIN_BASES = frozenset({"base-commit", "subject-tag"})
+#: Bases on configured branches: missing only when the branch is not synced (ours).
+_CONFIGURED_BASES = frozenset({"subject-tag", "maintainers", "branch", "fallback"})
 
 
 def tag_target(
@@ -53,16 +58,24 @@ def tag_target(
 
 def base_candidates(
     series: Series, lst: ListSettings | None, settings: Settings, repo: Repo
-) -> tuple[list[Candidate], list[BaseAttempt]]:
-    """Bases to try in order, and the attempts that failed before applying anything."""
+) -> tuple[list[Candidate], list[BaseAttempt], list[BaseAttempt]]:
+    """Bases to try in order, the attempts that failed before applying anything, and the
+    MAINTAINERS trees of the series' files that are not configured here."""
     cands: list[Candidate] = []
     failed: list[BaseAttempt] = []
+    unconfigured: list[BaseAttempt] = []
 
     def consider(
-        how: str, tree: str, branch: str, sha: str | None, missing: str, asked: str = ""
+        how: str,
+        tree: str,
+        branch: str,
+        sha: str | None,
+        missing: str,
+        asked: str = "",
+        note: str = "",
     ) -> None:
         if sha:
-            cands.append(Candidate(how, tree, branch, sha))
+            cands.append(Candidate(how, tree, branch, sha, note))
         else:
             failed.append(
                 BaseAttempt(
@@ -75,14 +88,12 @@ def base_candidates(
     if series.base_commit:
         sha = repo.resolve(series.base_commit)
         tree, branch = (repo.trees_containing(sha) or [(default_tree, "")])[0] if sha else ("", "")
-        consider(
-            "base-commit",
-            tree,
-            branch,
-            sha,
-            f"base-commit {series.base_commit[:12]} is in no configured tree",
-            series.base_commit,
-        )
+        missing = f"base-commit {series.base_commit[:12]} is in no configured tree"
+        note = ""
+        if not sha and settings.base.fetch_by_sha:
+            tree, sha, missing = _fetch_base(series.base_commit, list_trees, settings, repo, failed)
+            note = f"fetched by sha from {tree}" if sha else ""
+        consider("base-commit", tree, branch, sha, missing, series.base_commit, note)
     for tree, branch in tag_target(settings.base.subject_tags, series.subject_tags, default_tree):
         consider(
             "subject-tag",
@@ -91,12 +102,30 @@ def base_candidates(
             repo.branch_sha(tree, branch),
             f"{tree_ref(tree, branch)} not synced",
         )
+    if settings.base.maintainers:
+        for hint in maintainers_hints(series, list_trees, settings, repo):
+            if not hint.tree:
+                unconfigured.append(
+                    BaseAttempt(
+                        how="maintainers",
+                        tree="",
+                        branch=hint.branch,
+                        reason=f"MAINTAINERS ({hint.entry}) names {hint.url}, "
+                        "which is not a configured tree",
+                        missing=True,
+                    )
+                )
+                continue
+            for branch in _branches(settings, repo, hint.tree, hint.branch):
+                consider(
+                    "maintainers",
+                    hint.tree,
+                    branch,
+                    repo.branch_sha(hint.tree, branch),
+                    f"{tree_ref(hint.tree, branch)} not synced (MAINTAINERS: {hint.entry})",
+                )
     for tree in list_trees:
-        try:
-            branches = settings.tree(tree).branches
-        except KeyError:
-            branches = []
-        for branch in branches or repo.branches(tree):
+        for branch in _branches(settings, repo, tree):
             consider(
                 "branch",
                 tree,
@@ -104,13 +133,96 @@ def base_candidates(
                 repo.branch_sha(tree, branch),
                 "branch not synced (run `lorebot tree sync`)",
             )
+    for target in settings.base.fallbacks:
+        tree, _, branch = target.partition("/")
+        consider(
+            "fallback",
+            tree,
+            branch,
+            repo.branch_sha(tree, branch),
+            f"{tree_ref(tree, branch)} not synced",
+        )
     seen: set[str] = set()
     unique = []
     for c in cands:
         if c.sha not in seen:
             seen.add(c.sha)
             unique.append(c)
-    return unique, failed
+    return unique, failed, unconfigured
+
+
+def _branches(settings: Settings, repo: Repo, tree: str, named: str = "") -> list[str]:
+    """The branches of `tree` to try: the one a MAINTAINERS line names when the tree has
+    it, else the configured ones (or, for a tree not in the settings, the synced ones)."""
+    try:
+        branches = list(settings.tree(tree).branches)
+    except KeyError:
+        branches = []
+    branches = branches or repo.branches(tree)
+    return [named] if named and named in branches else branches
+
+
+def _fetch_base(
+    sha: str, list_trees: list[str], settings: Settings, repo: Repo, failed: list[BaseAttempt]
+) -> tuple[str, str | None, str]:
+    """Fetch a base-commit by sha, the list's trees first; (tree, sha or None, why not)."""
+    order = [*list_trees, *(t.name for t in settings.trees if t.name not in list_trees)]
+    trees = [settings.tree(n) for n in order if any(t.name == n for t in settings.trees)]
+    got, tries = fetch_commit(repo, sha, trees, settings.network)
+    for t in tries:
+        if not t.ok:
+            failed.append(
+                BaseAttempt(
+                    how="base-commit-fetch",
+                    tree=t.tree,
+                    sha=sha,
+                    reason=f"not fetched by sha: {t.reason}",
+                    missing=True,
+                )
+            )
+    if got:
+        return got, repo.resolve(sha), ""
+    return "", None, f"base-commit {sha[:12]} is in no configured tree, nor fetchable by sha"
+
+
+def not_ours(tried: list[BaseAttempt], unconfigured: list[BaseAttempt]) -> str:
+    """Why a series that applies nowhere is not ours to check: its files' MAINTAINERS
+    trees are all unconfigured here ("" when a configured one was among the bases)."""
+    if not unconfigured or any(a.how == "maintainers" for a in tried):
+        return ""
+    return "applies to no configured tree; " + "; ".join(a.reason for a in unconfigured)
+
+
+def series_paths(series: Series) -> list[str]:
+    """The files the series' patches touch, in order, once each."""
+    paths: dict[str, None] = {}
+    for p in series.patches:
+        for path in patch_paths(diff_of_mail(p.mbox)):
+            paths.setdefault(path, None)
+    return list(paths)
+
+
+def maintainers_hints(
+    series: Series, list_trees: list[str], settings: Settings, repo: Repo
+) -> list[TreeHint]:
+    """The MAINTAINERS trees of the series' files, read from the list's first synced base."""
+    text = ""
+    for tree in list_trees:
+        for branch in _branches(settings, repo, tree):
+            sha = repo.branch_sha(tree, branch)
+            if sha:
+                text = _maintainers_text(repo, sha)
+                break
+        if text:
+            break
+    if not text:
+        return []
+    return tree_hints(parse_maintainers(text), series_paths(series), list(settings.trees))
+
+
+def _maintainers_text(repo: Repo, sha: str) -> str:
+    r = repo.g.run("cat-file", "blob", f"{sha}:MAINTAINERS", timeout=60, name="maintainers")
+    return r.stdout if r.ok else ""
 
 
 @dataclass(frozen=True)
@@ -187,7 +299,7 @@ def apply_series(
                 message=f"patch {p.index} ({p.subject}, <{p.msgid}>) refused: {reason}",
             )
     base_from = parent or series
-    cands, tried = base_candidates(base_from, lst, settings, repo)
+    cands, tried, unconfigured = base_candidates(base_from, lst, settings, repo)
     best: tuple[Candidate, _Outcome] | None = None
     certain = False  # a base the author named was tried and failed
     guessed = False
@@ -203,7 +315,7 @@ def apply_series(
                         branch=cand.branch,
                         sha=cand.sha,
                         ok=True,
-                        reason="applied",
+                        reason=f"applied ({cand.note})" if cand.note else "applied",
                     )
                 )
                 return ApplyResult(
@@ -222,7 +334,8 @@ def apply_series(
                     tree=cand.tree,
                     branch=cand.branch,
                     sha=cand.sha,
-                    reason=outcome.message.splitlines()[0],
+                    reason=outcome.message.splitlines()[0]
+                    + (f" ({cand.note})" if cand.note else ""),
                 )
             )
             certain = certain or cand.how in CERTAIN_BASES
@@ -246,9 +359,13 @@ def apply_series(
                 )
             )
             break
-        cands = [Candidate("b4-guess", *g)]
+        cands = [Candidate("b4-guess", g[0], g[1], g[2])]
     if best is None:
-        unsynced = [f"{a.tree}/{a.branch}" for a in tried if a.missing and a.how != "base-commit"]
+        unsynced = [
+            f"{a.tree}/{a.branch}"
+            for a in tried
+            if a.missing and a.tree and a.how in _CONFIGURED_BASES
+        ]
         return ApplyResult(
             ok=False,
             patches=listing(none),
@@ -267,7 +384,11 @@ def apply_series(
         )
     cand, outcome = best
     failed = numbered[outcome.failed_index or 0]
+    skipped = "" if certain else not_ours(tried, unconfigured)
+    if skipped:  # the page shows which trees MAINTAINERS named
+        tried = [*unconfigured, *tried]
     return ApplyResult(
+        skipped=skipped,
         ok=False,
         tree=cand.tree,
         branch=cand.branch,

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
 from bot.run import queue
+from bot.web import freshness, queries
 from bot.web import metrics as prometheus
-from bot.web import queries
 from bot.web.context import RerunRefused, WebContext, rerun_token, token_ok
 from bot.web.params import Author, Limit, ListName, MsgId, Offset, State
 
@@ -64,7 +64,7 @@ def make_router(ctx: WebContext) -> APIRouter:
     @r.get("/api/status")
     def status() -> dict[str, Any]:
         with ctx.db.session() as s:
-            return queries.overview(s, ctx.service_state)
+            return {**queries.overview(s, ctx.service_state), **freshness.overview(s, ctx.settings)}
 
     @r.get("/api/series")
     def series_list(

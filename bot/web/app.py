@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.web import api, logs, queries
+from bot.web import api, freshness, logs, queries
 from bot.web.context import RerunRefused, WebContext, rerun_token
 from bot.web.params import Author, Limit, ListName, LogPath, MsgId, Offset, RunId, State
 from config.settings import Settings
@@ -116,7 +116,7 @@ def create_app(
     @app.get("/")
     def overview(request: Request) -> Response:
         with db.session() as s:
-            data = queries.overview(s, service_state)
+            data = {**queries.overview(s, service_state), **freshness.overview(s, settings)}
             recent = queries.list_series(s, limit=15)
         return page(
             request,

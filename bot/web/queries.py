@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bot.core.results import severity_rank
 from bot.core.states import SeriesState
 from bot.run import faults
+from bot.web import freshness
 from state.models import (
     FindingRow,
     PatchRow,
@@ -253,6 +254,7 @@ def series_detail(s: Session, row: SeriesRow) -> dict[str, Any]:
         "runs": runs,
         "replies": replies,
         "matrix": patch_matrix(patches, latest),
+        "lag": freshness.series_lag(s, row),
     }
 
 

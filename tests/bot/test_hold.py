@@ -8,7 +8,6 @@ check that crashes.
 
 from __future__ import annotations
 
-import email
 import json
 import mailbox
 from collections.abc import Callable
@@ -25,15 +24,16 @@ from sqlalchemy import select
 from bot.cli.main import main
 from bot.core.results import CheckResult, Finding
 from bot.core.states import SeriesState
-from bot.run import claims, pipeline, queue
+from bot.run import pipeline, queue
 from bot.run.delivery import Mailer
-from bot.run.worker import run_series
 from bot.web import create_app
 from config.settings import Settings, load_settings
 from state.db import Database
-from state.models import ReplyRow, SeriesRow, utcnow
-from tests.support.gitrepo import SmallRepo
+from state.models import ReplyRow, utcnow
 from tests.support.pi import PublicInboxServer, small_tree_config
+from tests.support.runs import post_one_patch
+from tests.support.runs import run_next as _run
+from tests.support.runs import series_row as _row
 from tests.support.web import live_server
 
 
@@ -65,38 +65,18 @@ class StandIn:
 
 
 def _setup(tmp_path: Path, pi_server: PublicInboxServer) -> tuple[Settings, Database, str, str]:
-    work = SmallRepo(tmp_path / "work")
-    base = work.head()
-    work.commit("mm: alpha", {"mm/alpha.c": work.edit("mm/alpha.c", "return 1;", "return x;")})
-    mails = work.mails(base, ("--thread",))
-    pi_server.post_many(mails)
-    msgid = str(email.message_from_bytes(mails[0])["Message-Id"]).strip("<>")
+    work, msgid = post_one_patch(tmp_path, pi_server, "return x;")
     cfg = small_tree_config(
         tmp_path,
         pi_server,
         work.path,
-        '[checks]\nenabled = ["build"]\n\n[service]\nhold_retry_seconds = 60\n',
+        '[checks]\nenabled = ["build"]\n\n[service]\nhold_retry_seconds = 60\n'
+        # the base-commit would be fetched by sha (test_treesync); here the branch is the base
+        "\n[base]\nfetch_by_sha = false\n",
     )
     assert main(["--config", str(cfg), "poll", "--once"]) == 0
     settings = load_settings(cfg)
     return settings, Database(settings.database_url), msgid, str(cfg)
-
-
-def _run(settings: Settings, db: Database) -> int:
-    worker = claims.holder_name("w0")
-    sid = queue.claim_next(db, worker)
-    assert sid is not None
-    with claims.held(worker):
-        run_series(settings, db, sid, worker)
-    return sid
-
-
-def _row(db: Database, sid: int) -> SeriesRow:
-    with db.session() as s:
-        row = s.get(SeriesRow, sid)
-        assert row is not None
-        s.expunge(row)
-        return row
 
 
 def _outbox(settings: Settings) -> list[str]:
