@@ -14,7 +14,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -89,9 +89,27 @@ def _lock_of(entry: Path) -> Path:
     return entry.with_name(entry.name + ".lock")
 
 
+def _locks_of(entry: Path) -> list[Path]:
+    """The locks a run may hold on an entry: a slot's own; for an arch's build dirs, the
+    lock beside each O= dir inside it too (a build holds those, `Make.hold`)."""
+    return [_lock_of(entry), *sorted(entry.glob("*.lock"))]
+
+
+@contextmanager
+def try_locks(entry: Path) -> Iterator[bool]:
+    """All of the entry's locks if nobody holds any (False when a run holds one)."""
+    with ExitStack() as stack:
+        for lock in _locks_of(entry):
+            if stack.enter_context(try_lock(lock)) is None:
+                yield False
+                return
+        yield True
+
+
 def _used_at(entry: Path) -> float:
+    """When a run last used the entry: its locks are touched when taken."""
     times = []
-    for p in (entry, _lock_of(entry)):
+    for p in (entry, *_locks_of(entry)):
         with suppress(OSError):
             times.append(p.stat().st_mtime)
     return max(times, default=0.0)
@@ -103,8 +121,8 @@ def scan(cache: Path, stop: Callable[[], bool] = _never) -> list[CacheEntry]:
     dirs += [(p, "build") for p in sorted((cache / "build").glob("*/*")) if p.is_dir()]
     out = []
     for path, kind in dirs:
-        with try_lock(_lock_of(path)) as held:
-            in_use = held is None
+        with try_locks(path) as free:
+            in_use = not free
         out.append(CacheEntry(path, kind, tree_bytes(path, stop), _used_at(path), in_use))
     return out
 
@@ -169,8 +187,8 @@ def _evict(entries: list[CacheEntry], report: GcReport, cache: Path) -> int:
     freed = 0
     slots = False
     for e in entries:
-        with try_lock(_lock_of(e.path)) as held:
-            if held is None:
+        with try_locks(e.path) as free:
+            if not free:
                 report.skipped_in_use.append(str(e.path))
                 continue
             if not report.dry_run:

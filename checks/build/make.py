@@ -123,6 +123,7 @@ class Make:
                     f.close()
                     raise TimeoutError(f"build dir {odir.name} busy for {wait:.0f} s") from None
                 time.sleep(0.2)
+        os.utime(f.fileno())  # when a run last used this build dir (the cache's LRU order)
         self._locks[odir] = f
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ from bot.core.runner import Runner
 from bot.trees.diskplan import CacheEntry, plan_eviction
 from bot.trees.repo import Repo, acquire_slot
 from bot.web import create_app
+from checks.build.make import Make
+from checks.build.toolchains import load_arches
 from config.settings import load_settings
 from state.db import Database
 from tests.support.gitrepo import SmallRepo
@@ -141,3 +143,29 @@ def test_gc_trims_oldest_first_and_keeps_the_slot_in_use(
         b.reset(up.head())
         assert b.path.name == "1" and (b.path / "README").exists()
         assert a.path.name == "0"
+
+
+def test_gc_never_removes_an_arch_whose_build_dir_a_run_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A build holds the lock beside its variant's O= dir, inside the arch's dir that gc
+    evicts whole: that arch stays, however old, until the run lets go."""
+    cfg = _config(tmp_path, SmallRepo(tmp_path / "up").path)
+    cache = tmp_path / "cache"
+    arch = _build_dir(cache, "x86_64", MiB, 7200)
+    odir = arch / "defconfig-base-0123"
+    (odir / "mm").mkdir(parents=True)
+    (odir / "mm" / "filemap.o").write_bytes(os.urandom(MiB))
+    make = Make(Runner(), tmp_path, load_arches()["x86_64"], arch, cache / "ccache")
+    make.hold(odir)
+    try:
+        assert main(["--config", str(cfg), "gc", "--json", "--quota", "1"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["evicted"] == [] and out["total_bytes_after"] > 2 * MiB
+        assert (odir / "mm" / "filemap.o").exists()
+    finally:
+        make.close()
+    assert main(["--config", str(cfg), "gc", "--json", "--quota", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [e["path"] for e in out["evicted"]] == ["build/small-0/x86_64"]
+    assert not arch.exists()
