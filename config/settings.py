@@ -244,6 +244,16 @@ class ServiceSettings(_Strict):
         return self
 
 
+class CommandSettings(_Strict):
+    """`#lorebot <command>` lines in replies to lorebot's mail (see README)."""
+
+    enabled: bool = True
+    # addresses that may command any series, besides its author and its To/Cc
+    admins: list[str] = []
+    # a series is re-tested by command at most once in this many seconds
+    retest_interval: int = Field(default=3600, ge=0)
+
+
 class Settings(BaseSettings):
     """The whole configuration of one lorebot instance."""
 
@@ -268,6 +278,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     web: WebSettings = WebSettings()
     service: ServiceSettings = ServiceSettings()
+    commands: CommandSettings = CommandSettings()
 
     @classmethod
     def settings_customise_sources(

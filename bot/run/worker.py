@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +26,12 @@ def series_url(settings: Settings, msgid: str) -> str:
     return f"{settings.web.base_url.rstrip('/')}/series/{quote(msgid, safe='@')}"
 
 
-def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]:
+def draft_replies(
+    settings: Settings, outcome: CheckOutcome, suppressed: Collection[str] = ()
+) -> list[ReplyDraft]:
     """The replies a run's outcome calls for: none when nothing new was found, and none
-    when a fault of ours left it incomplete (the series is held, never mailed)."""
+    when a fault of ours left it incomplete (the series is held, never mailed). Findings
+    whose fingerprint is `suppressed` (marked invalid by a reader) are not mailed."""
     from bot.report.policy import DEFAULT
     from bot.report.render import render_replies
 
@@ -38,7 +41,7 @@ def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]
     return render_replies(
         outcome.series,
         outcome.applied,
-        outcome.findings,
+        [f for f in outcome.findings if f.fingerprint not in suppressed],
         settings,
         series_url(settings, outcome.series.msgid),
         policy=lst.mail if lst else DEFAULT,
@@ -195,7 +198,9 @@ def run_series(
             hold(settings, db, series_id, run_id, outcome.fault, time.monotonic() - start)
             return RunResult(outcome, [])
         set_step(db, series_id, run_id, "report")
-        drafts = draft_replies(settings, outcome)
+        from bot.intake.commands import invalid_fingerprints
+
+        drafts = draft_replies(settings, outcome, invalid_fingerprints(db, series_id))
         if queue_mail and drafts:
             from bot.run.delivery import Mailer
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.states import SeriesState
 from bot.run import faults
+from bot.web import feedback
 from bot.web.queries import counts_by_state, reply_counts
 from state.models import FindingRow, PollRow, ReplyState, SeriesRow
 
@@ -66,4 +67,5 @@ def metrics(s: Session) -> str:
         "# TYPE lorebot_queue_length gauge",
         f"lorebot_queue_length {queued}",
     ]
+    lines += feedback.metrics_lines(s)
     return "\n".join(lines) + "\n"
