@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.results import severity_rank
 from bot.core.states import SeriesState
+from bot.intake.target import bare_msgid
 from bot.run import faults
 from state.models import (
     FindingRow,
@@ -37,7 +39,10 @@ def iso(t: datetime | None) -> str | None:
 
 
 def clean_msgid(msgid: str) -> str:
-    """A Message-ID as stored: without angle brackets or surrounding blanks."""
+    """A Message-ID as stored: without angle brackets or surrounding blanks (a lore URL
+    is taken for the Message-ID it names)."""
+    if msgid.strip().lower().startswith(("http://", "https://", "http:/", "https:/")):
+        return bare_msgid(re.sub(r"^(https?):/(?!/)", r"\1://", msgid.strip(), flags=re.I))
     return msgid.strip().removeprefix("<").removesuffix(">")
 
 
