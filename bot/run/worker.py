@@ -15,7 +15,7 @@ from bot.run.health import is_db_outage
 from bot.run.pipeline import CheckOutcome, Progress, Stopped, check_series
 from config.settings import ListSettings, Settings
 from state.db import Database
-from state.models import FindingRow, RunRow, SeriesRow, utcnow
+from state.models import FindingRow, PatchRow, RunRow, SeriesRow, utcnow
 
 log = logging.getLogger("lorebot.worker")
 
@@ -123,6 +123,11 @@ def ensure_series_row(db: Database, list_name: str, series: Series) -> int:
                 base_commit=series.base_commit or "",
                 state=SeriesState.QUEUED,
             )
+            # its patches too: the page lists them, and b4-check finds a patch's series
+            row.patches = [
+                PatchRow(idx=p.index, msgid=p.msgid, subject=p.subject, author=p.author)
+                for p in series.patches
+            ]
             s.add(row)
             s.flush()
         return row.id

@@ -107,7 +107,13 @@ def find_series(s: Session, msgid: str, list_name: str = "") -> SeriesRow | None
     q = select(SeriesRow).where(SeriesRow.msgid == clean_msgid(msgid))
     if list_name:
         q = q.where(SeriesRow.list_name == list_name)
-    return s.scalars(q.order_by(SeriesRow.id.desc()).limit(1)).first()
+    found = s.scalars(q.order_by(SeriesRow.id.desc()).limit(1)).first()
+    if found is None:  # a patch's Message-ID names its series too
+        q = select(SeriesRow).join(PatchRow).where(PatchRow.msgid == clean_msgid(msgid))
+        if list_name:
+            q = q.where(SeriesRow.list_name == list_name)
+        found = s.scalars(q.order_by(SeriesRow.id.desc()).limit(1)).first()
+    return found
 
 
 def _finding(f: FindingRow) -> dict[str, Any]:
