@@ -13,35 +13,19 @@ from typing import Any
 
 import pytest
 
-from bot.demo.series import DemoPatch, Edit, write_series
+from bot.demo.series import write_series
 from bot.report.b4check import b4_results
 from bot.web.app import create_app
 from config.settings import load_settings
 from state.db import Database
 from tests.support.fakelinux import fake_tree
+from tests.support.fakeseries import PATCHES, write_config
 from tests.support.kernel import git
 from tests.support.pi import PublicInboxServer
 from tests.support.web import live_server
 
 REPO = Path(__file__).resolve().parents[2]
 LOREBOT = str(Path(sys.executable).parent / "lorebot")
-PATCHES = [
-    DemoPatch(
-        "mm/core: reword a comment",
-        "Say where the spare variable comes from.",
-        (Edit("mm/core.c", "part of the base", "kept in the base"),),
-    ),
-    DemoPatch(
-        "mm/core: count the first foo in core_setup()",
-        "The first foo is in use from the start.",
-        (
-            Edit(
-                "mm/core.c", "\treturn foo_count();\n}", "\treturn foo_missing(0) + foo_count();\n}"
-            ),
-        ),
-    ),
-]
-
 # b4's own runner, as `b4 review` calls it: commands from git config, mails on stdin
 B4_RUNNER = """
 import argparse, email, json, sys
@@ -102,15 +86,7 @@ def _assert_verdicts(out: dict[str, Any], msgids: list[str], page: str) -> None:
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("gcc", "make")), reason="needs gcc and make")
 def test_b4_review_runs_lorebot_as_its_check(tmp_path: Path, pi_server: PublicInboxServer) -> None:
     upstream = fake_tree(tmp_path / "upstream")
-    cfg = tmp_path / "lorebot.toml"
-    cfg.write_text(
-        f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n\n'
-        f'[[lists]]\nname = "{pi_server.name}"\nurl = "{pi_server.url}"\n'
-        f'address = "{pi_server.address}"\ntrees = ["fake"]\n\n'
-        f'[[trees]]\nname = "fake"\nurl = "{upstream}"\nbranches = ["master"]\n\n'
-        '[checks]\nenabled = ["build"]\n\n[build]\narches = ["x86_64"]\n\n'
-        '[web]\nbase_url = "http://lorebot.test"\n'
-    )
+    cfg = write_config(tmp_path, pi_server, upstream, '[web]\nbase_url = "http://lorebot.test"\n')
     git(upstream, "checkout", "-qb", "topic")
     mailed = write_series(upstream, PATCHES, list_address=pi_server.address)
     git(upstream, "checkout", "-q", "master")

@@ -12,42 +12,14 @@ from typing import Any
 
 import pytest
 
-from bot.demo.series import DemoPatch, Edit, write_series
+from bot.demo.series import write_series
 from tests.support.fakelinux import fake_tree
+from tests.support.fakeseries import PATCHES, write_config
 from tests.support.kernel import git
 from tests.support.pi import PublicInboxServer
 from tests.support.smtpd import SmtpServer
 
 REPO = Path(__file__).resolve().parents[2]
-PATCHES = [
-    DemoPatch(
-        "mm/core: reword a comment",
-        "Say where the spare variable comes from.",
-        (Edit("mm/core.c", "part of the base", "kept in the base"),),
-    ),
-    DemoPatch(
-        "mm/core: count the first foo in core_setup()",
-        "The first foo is in use from the start.",
-        (
-            Edit(
-                "mm/core.c", "\treturn foo_count();\n}", "\treturn foo_missing(0) + foo_count();\n}"
-            ),
-        ),
-    ),
-]
-
-
-def _config(tmp_path: Path, pi: PublicInboxServer, smtp: SmtpServer, upstream: Path) -> Path:
-    cfg = tmp_path / "lorebot.toml"
-    cfg.write_text(
-        f'[paths]\nstate = "{tmp_path / "state"}"\ncache = "{tmp_path / "cache"}"\n\n'
-        f'[[lists]]\nname = "{pi.name}"\nurl = "{pi.url}"\naddress = "{pi.address}"\n'
-        'trees = ["fake"]\n\n'
-        f'[[trees]]\nname = "fake"\nurl = "{upstream}"\nbranches = ["master"]\n\n'
-        '[checks]\nenabled = ["build"]\n\n[build]\narches = ["x86_64"]\n\n'
-        f'[mail]\nmode = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp.port}\n'
-    )
-    return cfg
 
 
 def lorebot(cfg: Path, *args: str, stdin: bytes = b"") -> dict[str, Any]:
@@ -75,7 +47,9 @@ def test_local_mail_gives_the_findings_of_the_posted_series(
     tmp_path: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer
 ) -> None:
     upstream = fake_tree(tmp_path / "upstream")
-    cfg = _config(tmp_path, pi_server, smtp_server, upstream)
+    smtp = smtp_server.port
+    mail = f'[mail]\nmode = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp}\n'
+    cfg = write_config(tmp_path, pi_server, upstream, mail)
     assert (
         subprocess.run(
             [sys.executable, "-m", "bot.cli.main", "--config", str(cfg), "tree", "sync"],

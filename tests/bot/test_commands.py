@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from bot.core.runner import Runner
-from bot.demo.series import DemoPatch, Edit, MailedSeries, write_series
+from bot.demo.series import MailedSeries, write_series
 from bot.intake.commands import parse_commands, pick_items
 from bot.intake.poll import poll_once
 from bot.run import queue
@@ -27,27 +27,12 @@ from config.settings import Settings, load_settings
 from state.db import Database
 from state.models import CommandRow, SeriesRow, utcnow
 from tests.support.fakelinux import fake_tree
+from tests.support.fakeseries import PATCHES
 from tests.support.kernel import git
 from tests.support.pi import PublicInboxServer
 from tests.support.smtpd import SmtpServer
 
 AUTHOR = "Dev Eloper <dev@example.org>"
-PATCHES = (
-    DemoPatch(
-        "mm/core: reword a comment",
-        "Say where the spare variable comes from.",
-        (Edit("mm/core.c", "part of the base", "kept in the base"),),
-    ),
-    DemoPatch(
-        "mm/core: count the first foo in core_setup()",
-        "The first foo is in use from the start.",
-        (
-            Edit(
-                "mm/core.c", "\treturn foo_count();\n}", "\treturn foo_missing(0) + foo_count();\n}"
-            ),
-        ),
-    ),
-)
 
 
 def test_parse_commands_takes_unquoted_lines_with_the_quote_above() -> None:
@@ -140,20 +125,31 @@ def _post_version(upstream: Path, pi: PublicInboxServer, version: int) -> Mailed
     return mailed
 
 
-@pytest.mark.skipif(not all(shutil.which(t) for t in ("gcc", "make")), reason="needs gcc and make")
+def _first_reply(
+    tmp_path: Path, pi: PublicInboxServer, smtp: SmtpServer
+) -> tuple[Settings, Database, Path, MailedSeries, Message]:
+    """v1 posted, taken in, checked: lorebot's one reply (to the patch that breaks)."""
+    upstream = fake_tree(tmp_path / "upstream")
+    settings = _settings(tmp_path, pi, smtp, upstream)
+    Repo.open(settings, Runner(settings.paths.logs)).sync(settings.tree("fake"))
+    db = Database(settings.database_url)
+    v1 = _post_version(upstream, pi, 1)
+    poll_once(settings, db)
+    assert _run_queued(settings, db) == 1
+    (got,) = smtp.received
+    return settings, db, upstream, v1, message_from_bytes(got.content)
+
+
+NEEDS_GCC = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("gcc", "make")), reason="needs gcc and make"
+)
+
+
+@NEEDS_GCC
 def test_commands_by_mail_invalid_retest_stranger_and_reroll(
     tmp_path: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer
 ) -> None:
-    upstream = fake_tree(tmp_path / "upstream")
-    settings = _settings(tmp_path, pi_server, smtp_server, upstream)
-    Repo.open(settings, Runner(settings.paths.logs)).sync(settings.tree("fake"))
-    db = Database(settings.database_url)
-
-    v1 = _post_version(upstream, pi_server, 1)
-    poll_once(settings, db)
-    assert _run_queued(settings, db) == 1
-    (got,) = smtp_server.received
-    mail = message_from_bytes(got.content)
+    settings, db, upstream, v1, mail = _first_reply(tmp_path, pi_server, smtp_server)
     body = mail.get_payload(decode=True).decode()
     assert mail["In-Reply-To"] == f"<{v1.msgids[2]}>" and "foo_missing" in body
     assert 'Reply "#lorebot invalid <why>" under an item' in body.splitlines()[-1]
@@ -219,19 +215,12 @@ def test_commands_by_mail_invalid_retest_stranger_and_reroll(
     db.dispose()
 
 
+@NEEDS_GCC
 def test_mute_stops_mail_to_the_sender_and_unmute_restores_it(
     tmp_path: Path, pi_server: PublicInboxServer, smtp_server: SmtpServer
 ) -> None:
     """Mute by mail: the author's next reply is dropped; unmute: mailed again."""
-    upstream = fake_tree(tmp_path / "upstream")
-    settings = _settings(tmp_path, pi_server, smtp_server, upstream)
-    Repo.open(settings, Runner(settings.paths.logs)).sync(settings.tree("fake"))
-    db = Database(settings.database_url)
-    _post_version(upstream, pi_server, 1)
-    poll_once(settings, db)
-    _run_queued(settings, db)
-    (got,) = smtp_server.received
-    mail = message_from_bytes(got.content)
+    settings, db, upstream, _, mail = _first_reply(tmp_path, pi_server, smtp_server)
     pi_server.post(_answer(mail, AUTHOR, pi_server, "#lorebot mute\n"))
     poll_once(settings, db)
     assert [(c.command, c.state) for c in _commands(db)] == [("mute", "applied")]
