@@ -107,20 +107,21 @@ def _norm(text: str) -> str:
 
 
 def pick_items(items: list[dict[str, Any]], quote: str) -> list[dict[str, Any]]:
-    """The items a command names by quoting them (the best match); every item of the mail
-    when nothing it quotes is one of them."""
+    """The items a command names by quoting them (those that match the quote best); every
+    item of the mail when nothing it quotes is one of them."""
     q = _norm(quote)
     if not q or not items:
         return list(items)
     qlines = [_norm(line) for line in quote.splitlines() if len(_norm(line)) > 3]
-    best, score = -1, 0
-    for i, it in enumerate(items):
+    scores = []
+    for it in items:
         text = _norm(str(it.get("text", "")))
         n = len(q) if q in text or (text and text in q) else 0
-        n = max(n, sum(len(line) for line in qlines if line in text))
-        if n > score:
-            best, score = i, n
-    return [items[best]] if best >= 0 else list(items)
+        scores.append(max(n, sum(len(line) for line in qlines if line in text)))
+    best = max(scores)
+    if not best:
+        return list(items)
+    return [it for it, n in zip(items, scores, strict=True) if n == best]
 
 
 def _addresses(values: list[Any]) -> set[str]:

@@ -56,6 +56,7 @@ def test_parse_commands_takes_unquoted_lines_with_the_quote_above() -> None:
     ]
     assert pick_items(items, "unused x") == [items[1]]
     assert pick_items(items, "Hi,") == items  # nothing of an item quoted: all of them
+    assert pick_items(items, "Build") == items  # as much of each: both
 
 
 def _settings(tmp_path: Path, pi: PublicInboxServer, smtp: SmtpServer, upstream: Path) -> Settings:
