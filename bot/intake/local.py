@@ -27,7 +27,7 @@ def is_local_target(targets: Sequence[str]) -> bool:
     """Whether the command line names local mail (`-`, files) rather than a Message-ID."""
     if len(targets) > 1 or targets[0] == "-":
         return True
-    return Path(targets[0]).is_file()
+    return Path(targets[0]).exists()
 
 
 def read_mails(data: bytes) -> list[EmailMessage]:
@@ -62,11 +62,17 @@ def with_msgids(msgs: list[EmailMessage]) -> list[EmailMessage]:
 def load_local(
     settings: Settings, lst: ListSettings, targets: Sequence[str], stdin: bytes = b""
 ) -> Series:
-    """The series in the named files (`-` for standard input), assembled as intake does."""
+    """The series in the named files or directories (`-`: standard input), assembled as
+    intake does."""
     msgs: list[EmailMessage] = []
     for t in targets:
-        data = stdin if t == "-" else Path(t).read_bytes()
-        msgs += read_mails(data)
+        if t == "-":
+            msgs += read_mails(stdin)
+            continue
+        path = Path(t)
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for f in files:  # a directory: its files in name order (`b4 send -o DIR`)
+            msgs += read_mails(f.read_bytes())
     if not msgs:
         raise SeriesError("no mail in " + ", ".join(targets))
     return assemble_messages(settings, lst, with_msgids(msgs))

@@ -86,5 +86,6 @@ def test_local_mail_gives_the_findings_of_the_posted_series(
     assert len(files) == 2
     from_files = lorebot(cfg, "check", *files)
     assert _findings(from_files) == _findings(posted)
+    assert _findings(lorebot(cfg, "check", str(out))) == _findings(posted)  # the directory
     assert [r["state"] for r in from_files["replies"]] == ["draft"]
     assert not smtp_server.received  # nothing mailed without --send
