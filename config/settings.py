@@ -271,6 +271,16 @@ class CacheSettings(_Strict):
     gc_interval: int = Field(default=3600, ge=5)  # seconds between the service's gc passes
 
 
+class CommandSettings(_Strict):
+    """`#lorebot <command>` lines in replies to lorebot's mail (see README)."""
+
+    enabled: bool = True
+    # addresses that may command any series, besides its author and its To/Cc
+    admins: list[str] = []
+    # a series is re-tested by command at most once in this many seconds
+    retest_interval: int = Field(default=3600, ge=0)
+
+
 class Settings(BaseSettings):
     """The whole configuration of one lorebot instance."""
 
@@ -296,6 +306,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     service: ServiceSettings = ServiceSettings()
     cache: CacheSettings = CacheSettings()
+    commands: CommandSettings = CommandSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -204,6 +204,8 @@ class ReplyRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # sends tried and not taken
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # the items it reports (fingerprints, patch, text): what a `#lorebot invalid` names
+    items: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class PollRow(Base):
@@ -258,3 +260,44 @@ class CacheUsageRow(Base):
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     entries: Mapped[int] = mapped_column(Integer, default=0)
     measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CommandRow(Base):
+    """A `#lorebot <command>` line of a reply to one of our mails, taken in once.
+
+    One row per command line (`seq` within its mail); `state` is a
+    CommandState: pending until applied or ignored (with the reason).
+    """
+
+    __tablename__ = "commands"
+    __table_args__ = (UniqueConstraint("msgid", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    msgid: Mapped[str] = mapped_column(String(998))
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    list_name: Mapped[str] = mapped_column(String(200), default="")
+    in_reply_to: Mapped[str] = mapped_column(String(998), default="", index=True)
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("series.id"), nullable=True, index=True
+    )
+    series_key: Mapped[str] = mapped_column(String(400), default="", index=True)
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    sender_name: Mapped[str] = mapped_column(Text, default="")
+    command: Mapped[str] = mapped_column(String(40), default="")
+    argument: Mapped[str] = mapped_column(Text, default="")
+    quote: Mapped[str] = mapped_column(Text, default="")  # the quoted lines above the command
+    fingerprints: Mapped[list[Any]] = mapped_column(default=list)  # what `invalid` marks
+    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class MutedRow(Base):
+    """An address that asked (`#lorebot mute`) not to be mailed; deleted by `unmute`."""
+
+    __tablename__ = "muted"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    command_msgid: Mapped[str] = mapped_column(String(998), default="")
+    since: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,4 +1,5 @@
-"""`lorebot check MSGID_OR_LORE_URL [--json] [--send]`: the whole pipeline, in the foreground."""
+"""`lorebot check MSGID_OR_LORE_URL|FILE...|- [--json] [--send]`: the whole pipeline, in the
+foreground, on a posted series or on local mail (an mbox, patch files, standard input)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,32 @@ from sqlalchemy import select
 
 from bot.cli.progress import ProgressPrinter
 from bot.cli.startup import open_database
+from bot.core.models import Series
 from bot.core.states import SeriesState
-from bot.intake.target import TargetError, add_target_arguments
+from bot.intake.target import TargetError
 from bot.report.render import ReplyDraft
 from bot.run.pipeline import CheckOutcome
-from config.settings import Settings
+from config.settings import ListSettings, Settings
 from state.db import Database
 from state.models import ReplyRow
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="apply and check one series now; print the replies")
-    add_target_arguments(p)
+    p = sub.add_parser(
+        "check",
+        help="apply and check one series now (posted, or local mail); print the replies",
+    )
+    p.add_argument(
+        "target",
+        nargs="+",
+        metavar="MSGID_OR_LORE_URL_OR_FILES",
+        help="Message-ID or lore URL of any message of the series; or an mbox or patch "
+        "files of a series not posted yet ('-': read the mbox from standard input)",
+    )
+    p.add_argument(
+        "--list", dest="list_name", help="configured list to ask (for a bare Message-ID)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--send", action="store_true", help="send the replies (configured transport)")
     p.set_defaults(func=cmd_check)
 
@@ -49,15 +64,14 @@ def reply_states(db: Database, series_id: int) -> dict[tuple[str, str], tuple[st
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.intake.series import load_target
     from bot.run import claims, queue
     from bot.run.delivery import Mailer
     from bot.run.pipeline import outcome_json
     from bot.run.worker import ensure_series_row, run_series, series_url
 
     try:
-        lst, series, parent = load_target(settings, args.target, args.list_name)
-    except (TargetError, LookupError) as e:
+        lst, series, parent = _load(settings, args.target, args.list_name)
+    except (TargetError, LookupError, OSError) as e:
         print(f"lorebot: {e}", file=sys.stderr)
         return 2
     db = open_database(settings)
@@ -119,6 +133,20 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _print_text(result.outcome, result.drafts)
     return 0
+
+
+def _load(
+    settings: Settings, targets: list[str], list_name: str | None
+) -> tuple[ListSettings, Series, Series | None]:
+    """The series named on the command line: posted (Message-ID, lore URL) or local mail."""
+    from bot.intake.local import is_local_target, load_local, local_list
+    from bot.intake.series import load_target
+
+    if is_local_target(targets):
+        lst = local_list(settings, list_name)
+        stdin = sys.stdin.buffer.read() if "-" in targets else b""
+        return lst, load_local(settings, lst, targets, stdin), None
+    return load_target(settings, targets[0], list_name)
 
 
 def _print_text(outcome: CheckOutcome, drafts: list[ReplyDraft]) -> None:

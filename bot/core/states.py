@@ -92,3 +92,11 @@ class ReplyState(StrEnum):
     SENDING = "sending"  # claimed by one deliverer (`claimed_by`) for one attempt
     SENT = "sent"
     DROPPED = "dropped"  # never sent: superseded, muted, refused for good; `reason` says
+
+
+class CommandState(StrEnum):
+    """Where a `#lorebot` command taken from a reply is."""
+
+    PENDING = "pending"  # recorded by intake, not yet looked at
+    APPLIED = "applied"  # done: `reason` says what it did
+    IGNORED = "ignored"  # an unknown command or sender, or refused (rate limit): `reason`

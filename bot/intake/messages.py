@@ -15,11 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.intake import lore
+from bot.intake.commands import command_rows, known_commands
 from bot.intake.mailparse import ParsedMessage, classify, parse_message, parse_subject
 from bot.intake.series_rows import SERIES_KINDS, refuse_series, retry_race
 from config.settings import ListSettings, Settings
 from state.db import Database
-from state.models import Message
+from state.models import CommandRow, Message
 
 log = logging.getLogger("lorebot.intake")
 
@@ -30,6 +31,7 @@ def record_messages(
     """Record the mails not seen before (by Message-ID) in one transaction; count kinds."""
     rows: dict[str, Message] = {}
     refused: list[ParsedMessage] = []
+    commands: dict[str, list[CommandRow]] = {}  # `#lorebot` lines, taken with their mail
     # the bot's own mail is recognised by X-Lorebot, and by its sender address
     bots = [*settings.intake.bot_senders, parseaddr(settings.mail.sender)[1]]
     for mail in mails:
@@ -69,6 +71,15 @@ def record_messages(
         )
         if parsed.oversize and _lone_patch(parsed):
             refused.append(parsed)
+        if kind.kind != "robot" and "#lorebot" in parsed.body.lower():
+            commands[msgid] = command_rows(
+                lst.name,
+                msgid,
+                parsed.in_reply_to,
+                parsed.author_name,
+                parsed.author_email,
+                parsed.body,
+            )
     if not rows:
         return Counter()
 
@@ -83,6 +94,11 @@ def record_messages(
                 if row.kind == "malformed":
                     log.warning("%s: malformed message <%s>: %s", lst.name, msgid, row.reason)
         s.flush()
+        taken = known_commands(s, [m for m in commands if m not in seen])
+        for msgid, cmds in commands.items():
+            if msgid not in seen and msgid not in taken:  # the same mail on two lists: once
+                for c in cmds:
+                    s.add(_copy_command(c))
         for p in refused:
             # a patch too big to read makes a series row that says so (b4 never sees it)
             refuse_series(s, lst, p.msgid, p.malformed, subject=p.subject, author=p.author)
@@ -95,6 +111,16 @@ def _lone_patch(p: ParsedMessage) -> bool:
     """A patch sent on its own (no thread to find its series in)."""
     info = parse_subject(p.subject)
     return bool(p.msgid) and info.is_patch and not info.is_reply and not p.in_reply_to
+
+
+def _copy_command(row: CommandRow) -> CommandRow:
+    return CommandRow(**{f: getattr(row, f) for f in _COMMAND_FIELDS})
+
+
+_COMMAND_FIELDS = (
+    *("msgid", "seq", "list_name", "in_reply_to", "sender", "sender_name", "command"),
+    *("argument", "quote", "state"),
+)
 
 
 def _copy_message(row: Message) -> Message:

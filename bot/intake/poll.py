@@ -24,6 +24,7 @@ from bot.core.runner import CommandError, Runner
 from bot.core.states import OPEN, SeriesState
 from bot.intake import lore
 from bot.intake.b4adapter import ThreadFetchError, ThreadNotFound
+from bot.intake.commands import apply_pending
 from bot.intake.messages import record_messages
 from bot.intake.series import SeriesError, SeriesTooBig, load_series
 from bot.intake.series_rows import (
@@ -180,6 +181,7 @@ def poll_list(settings: Settings, db: Database, lst: ListSettings, runner: Runne
         error = error or str(e)
         log.error("series of %s not assembled (retried next poll): %s", lst.name, e)
     states.update(expire_waiting(settings, db, lst))
+    apply_pending(settings, db)  # `#lorebot` commands taken in by this pass (or left over)
     seconds = time.monotonic() - t0
     new = sum(kinds.values())
     with db.session() as s:

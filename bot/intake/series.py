@@ -309,3 +309,15 @@ def _followup_series(p: ParsedMessage, parent: Series | None) -> Series:
         subject_tags=parent.subject_tags if parent else (),
         patches=(patch,),
     )
+
+
+def assemble_messages(settings: Settings, lst: ListSettings, msgs: list[EmailMessage]) -> Series:
+    """The series in a set of mails that did not come from the list (a local mbox or
+    patch files): the revision of its cover letter, else of its first patch."""
+    kinds = [(classify(_parse(m), settings.intake.bot_senders).kind, m) for m in msgs]
+    first = next((m for k, m in kinds if k == "cover"), None) or next(
+        (m for k, m in kinds if k == "patch"), None
+    )
+    if first is None:
+        raise SeriesError("no patch in the mails given")
+    return _assemble(settings, lst, msgs, b4adapter.clean_msgid(first))

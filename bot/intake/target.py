@@ -40,18 +40,47 @@ def inbox_key(url: str) -> tuple[str, str, str]:
     return u.scheme.lower(), u.netloc.lower(), u.path.rstrip("/")
 
 
+_REDIRECTORS = ("patch.msgid.link", "msgid.link")  # /<msgid> redirects to lore's /all/
+
+
+def _bare(piece: str) -> str:
+    """A path piece or argument as a Message-ID: decoded, without `id:` and <>."""
+    return unquote(piece).strip().removeprefix("id:").strip().strip("<>").strip()
+
+
 def parse_lore_url(url: str) -> tuple[str, str]:
-    """'https://lore.kernel.org/linux-mm/<msgid>/…' → (list URL, msgid)."""
+    """Any message URL lore serves → (inbox URL, msgid).
+
+    `/<list>/<msgid>/` and what follows it (`T/#t`, `t/`, `raw`, `#r`, `t.mbox.gz`),
+    `/all/<msgid>/`, `/r/<msgid>`, a bare `/<msgid>/` (lore redirects it to /all/),
+    patch.msgid.link/<msgid>; the Message-ID percent-encoded or not, in <> or not.
+    """
     u = urlparse(url.strip())
-    parts = [unquote(p) for p in u.path.split("/") if p]
-    if len(parts) >= 2 and parts[0] == "r":
-        # lore's /r/<msgid> redirects to the message in /all/
-        parts[0] = "all"
+    parts = [p for p in u.path.split("/") if p]
+    root = f"{u.scheme}://{u.netloc}"
+    redirect = u.netloc.lower() in _REDIRECTORS
+    if parts and parts[0] == "r" and len(parts) >= 2:
+        parts = ["all", *parts[1:]]  # lore's /r/<msgid> redirects to the message in /all/
     for i, part in enumerate(parts):
-        if "@" in part and i > 0:
-            base = f"{u.scheme}://{u.netloc}/" + "/".join(parts[:i])
-            return base, part
+        mid = _bare(part)
+        if "@" not in mid:
+            continue
+        if redirect:
+            return "https://lore.kernel.org/all", mid
+        base = f"{root}/" + "/".join(parts[:i]) if i > 0 else f"{root}/all"
+        return base, mid
     raise TargetError(f"no Message-ID in URL: {url}")
+
+
+def bare_msgid(arg: str) -> str:
+    """The Message-ID in a command-line or web argument: a lore URL, `<id>`, `id:…`, or
+    the bare id (returned as it is when it is none of these)."""
+    if is_url(arg):
+        try:
+            return parse_lore_url(arg)[1]
+        except TargetError:
+            return arg.strip()
+    return _bare(arg) if "%40" in arg.lower() else arg.strip().removeprefix("id:").strip("<> ")
 
 
 def resolve(settings: Settings, arg: str, list_name: str | None = None) -> tuple[ListSettings, str]:
@@ -76,7 +105,7 @@ def resolve(settings: Settings, arg: str, list_name: str | None = None) -> tuple
             name = base.rstrip("/").rsplit("/", 1)[-1] or "lore"
             lst = ListSettings(name=re.sub(r"[^A-Za-z0-9._-]", "_", name), url=base, trees=trees)
         return lst, msgid
-    msgid = arg.strip().removeprefix("id:").strip("<>")
+    msgid = bare_msgid(arg)
     if "@" not in msgid:
         raise TargetError(f"not a Message-ID or lore URL: {arg}")
     if lst is None:

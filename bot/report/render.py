@@ -45,6 +45,23 @@ def bot_version() -> str:
         return "0.1.0"
 
 
+class ReplyItem(BaseModel):
+    """One item a reply reports: the findings it stands for and its text in the mail
+    (a `#lorebot invalid` under a quote of it names it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fingerprints: tuple[str, ...]
+    patch: int | None
+    headline: str
+    text: str
+
+
+def _item(p: rt.Problem, text: str) -> ReplyItem:
+    prints = p.fingerprints or (p.first.fingerprint,)
+    return ReplyItem(fingerprints=prints, patch=p.first.patch, headline=rt.headline(p), text=text)
+
+
 class ReplyDraft(BaseModel):
     """One reply, ready to be given a Message-ID and sent; msgids without <>."""
 
@@ -60,6 +77,7 @@ class ReplyDraft(BaseModel):
     body: str
     digest: str  # stable: the same findings for the same target give the same digest
     msgid: str = ""  # given at render time, so that the body can link to itself (Closes:)
+    items: tuple[ReplyItem, ...] = ()  # what it reports, item by item
 
 
 def render_replies(
@@ -169,12 +187,13 @@ def _patch_reply(
     msgid = reply_msgid(settings, digest)
     name, to, cc = recipients(patch, settings)
     parts = [rt.greeting(name), rt.intro(problems, "this patch")]
-    parts += [
+    sections = [
         rt.problem_section(
             p, i, len(problems), series, applied, _tree_url(settings, applied), parent
         )
         for i, p in enumerate(problems, 1)
     ]
+    parts += sections
     parts += [
         *([coverage] if coverage else []),
         rt.base_section(applied, patch.index, series.total, followup=parent is not None),
@@ -192,6 +211,7 @@ def _patch_reply(
         body="\n\n".join(parts) + "\n",
         digest=digest,
         msgid=msgid,
+        items=tuple(_item(p, t) for p, t in zip(problems, sections, strict=True)),
     )
 
 
@@ -263,6 +283,9 @@ def _summary(
         body="\n\n".join(parts) + "\n",
         digest=digest,
         msgid=msgid,
+        items=tuple(
+            _item(p, rt.headline(p)) for ps in (*grouped.values(), series_wide) for p in ps
+        ),
     )
 
 

@@ -38,6 +38,7 @@ class Problem:
     lines: tuple[int, ...] = ()  # every line of `first.file` it is on
     checks: tuple[str, ...] = ()
     others: tuple[Finding, ...] = ()  # more diagnostics of the same cause, shown with it
+    fingerprints: tuple[str, ...] = ()  # of every finding this item stands for
 
     @property
     def sort_key(self) -> tuple[int, str, int, str]:
@@ -58,7 +59,10 @@ def group_findings(findings: Sequence[Finding]) -> list[Problem]:
         configs = tuple(dict.fromkeys(c for c in (config_name(f) for f in same) if c))
         lines = tuple(sorted({f.line for f in same if f.line}))
         checks = tuple(dict.fromkeys(f.check for f in same))
-        problems.append(Problem(first=same[0], configs=configs, lines=lines, checks=checks))
+        prints = tuple(dict.fromkeys(f.fingerprint for f in same))
+        problems.append(
+            Problem(first=same[0], configs=configs, lines=lines, checks=checks, fingerprints=prints)
+        )
     return sorted(_one_comment_one_item(problems), key=lambda p: p.sort_key)
 
 
@@ -90,6 +94,7 @@ def _one_comment_one_item(problems: list[Problem]) -> list[Problem]:
             lines=lead.lines,
             checks=lead.checks,
             others=(*lead.others, f, *p.others),
+            fingerprints=tuple(dict.fromkeys((*lead.fingerprints, *p.fingerprints))),
         )
     return out
 
@@ -346,9 +351,12 @@ def reported_by(reporter: str, closes: str = "") -> str:
     )
 
 
+COMMANDS_LINE = 'Reply "#lorebot invalid <why>" under an item; also: retest, mute'
+
+
 def footer(series_url: str) -> str:
-    """Signature: one line pointing to the series on the status page."""
-    return f"-- \nlorebot status page: {series_url}"
+    """Signature: the series on the status page, and how to talk back (one line)."""
+    return f"-- \nlorebot status page: {series_url}\n{COMMANDS_LINE}"
 
 
 def greeting(name: str) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.states import ReplyState
+from bot.intake import commands
 from bot.mail import policy
 from bot.mail.transport import (
     MailConfigFault,
@@ -110,6 +111,7 @@ class Mailer:
                     digest=d.digest,
                     state=ReplyState.PENDING,
                     created_at=now,
+                    items=[i.model_dump(mode="json") for i in d.items],
                 )
                 if not d.to and not d.cc:
                     row.state, row.reason = ReplyState.DROPPED, "no recipients"
@@ -192,6 +194,13 @@ class Mailer:
                 else ""
             ) or policy.mute_reason(row.to_addrs, row.cc_addrs, mail.mute, self.settings.lists)
             msgid = row.msgid
+            rcpts = policy.envelope_recipients(row.to_addrs, row.cc_addrs)
+            asked = commands.muted(s, [row.author_email, *rcpts])
+            if not why and row.author_email in asked:
+                why = f"muted: {row.author_email} asked not to be mailed (#lorebot mute)"
+            rcpts = [a for a in rcpts if a.lower() not in asked]
+            if not why and not rcpts:
+                why = "muted: every recipient asked not to be mailed (#lorebot mute)"
             if why:
                 self._release(s, reply_id, state=ReplyState.DROPPED, reason=why)
                 report.dropped.append((msgid, why))
@@ -206,7 +215,6 @@ class Mailer:
             # the Date is when it leaves; stored before sending, like the rest
             row.raw = _with_date(row.raw, now)
             raw, attempts = row.raw.encode("utf-8"), row.attempts
-            rcpts = policy.envelope_recipients(row.to_addrs, row.cc_addrs)
         try:
             refused = self.transport.send(parseaddr(mail.sender)[1], rcpts, raw)
         except MailRefused as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from bot.run.health import is_db_outage
 from bot.run.pipeline import CheckOutcome, Progress, Stopped, check_series
 from config.settings import ListSettings, Settings
 from state.db import Database
-from state.models import FindingRow, RunRow, SeriesRow, utcnow
+from state.models import FindingRow, PatchRow, RunRow, SeriesRow, utcnow
 
 log = logging.getLogger("lorebot.worker")
 
@@ -26,9 +26,12 @@ def series_url(settings: Settings, msgid: str) -> str:
     return f"{settings.web.base_url.rstrip('/')}/series/{quote(msgid, safe='@')}"
 
 
-def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]:
+def draft_replies(
+    settings: Settings, outcome: CheckOutcome, suppressed: Collection[str] = ()
+) -> list[ReplyDraft]:
     """The replies a run's outcome calls for: none when nothing new was found, and none
-    when a fault of ours left it incomplete (the series is held, never mailed)."""
+    when a fault of ours left it incomplete (the series is held, never mailed). Findings
+    whose fingerprint is `suppressed` (marked invalid by a reader) are not mailed."""
     from bot.report.policy import DEFAULT
     from bot.report.render import render_replies
 
@@ -38,7 +41,7 @@ def draft_replies(settings: Settings, outcome: CheckOutcome) -> list[ReplyDraft]
     return render_replies(
         outcome.series,
         outcome.applied,
-        outcome.findings,
+        [f for f in outcome.findings if f.fingerprint not in suppressed],
         settings,
         series_url(settings, outcome.series.msgid),
         policy=lst.mail if lst else DEFAULT,
@@ -120,6 +123,11 @@ def ensure_series_row(db: Database, list_name: str, series: Series) -> int:
                 base_commit=series.base_commit or "",
                 state=SeriesState.QUEUED,
             )
+            # its patches too: the page lists them, and b4-check finds a patch's series
+            row.patches = [
+                PatchRow(idx=p.index, msgid=p.msgid, subject=p.subject, author=p.author)
+                for p in series.patches
+            ]
             s.add(row)
             s.flush()
         return row.id
@@ -206,7 +214,9 @@ def run_series(
             )
             return RunResult(outcome, [])
         set_step(db, series_id, run_id, "report")
-        drafts = draft_replies(settings, outcome)
+        from bot.intake.commands import invalid_fingerprints
+
+        drafts = draft_replies(settings, outcome, invalid_fingerprints(db, series_id))
         if queue_mail and drafts:
             from bot.run.delivery import Mailer
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
 from bot.run import queue
-from bot.web import freshness, queries
+from bot.web import feedback, freshness, queries
 from bot.web import metrics as prometheus
 from bot.web.context import RerunRefused, WebContext, rerun_token, token_ok
 from bot.web.params import Author, Limit, ListName, MsgId, Offset, State
@@ -96,7 +96,7 @@ def make_router(ctx: WebContext) -> APIRouter:
             row = queries.find_series(s, msgid, list_name)
             if row is None:
                 raise HTTPException(404, "unknown series")
-            detail = queries.series_detail(s, row)
+            detail = feedback.annotate(s, row, queries.series_detail(s, row))
         detail.pop("matrix", None)
         return detail
 

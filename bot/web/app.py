@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.web import api, freshness, logs, queries
+from bot.web import api, feedback, freshness, logs, queries
 from bot.web.context import RerunRefused, WebContext, rerun_token
 from bot.web.params import Author, Limit, ListName, LogPath, MsgId, Offset, RunId, State
 from config.settings import Settings
@@ -171,7 +171,7 @@ def create_app(
             row = queries.find_series(s, msgid, list_name)
             if row is None:
                 raise HTTPException(404, f"no series with Message-ID {msgid}")
-            d = queries.series_detail(s, row)
+            d = feedback.annotate(s, row, queries.series_detail(s, row))
         for run in d["runs"]:
             run["logs"] = logs.list_log_files(settings.paths.logs, run["log_dir"])
         return page(

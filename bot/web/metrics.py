@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.states import SeriesState
 from bot.run import faults
+from bot.web import feedback
 from bot.web.freshness import freshness_metrics
 from bot.web.queries import counts_by_state, reply_counts
 from state.models import FindingRow, PollRow, ReplyState, SeriesRow
@@ -68,4 +69,5 @@ def metrics(s: Session) -> str:
         f"lorebot_queue_length {queued}",
     ]
     lines += freshness_metrics(s)
+    lines += feedback.metrics_lines(s)
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.results import severity_rank
 from bot.core.states import SeriesState
+from bot.intake.target import bare_msgid
 from bot.run import faults
 from bot.web import freshness
 from state.models import (
@@ -38,7 +40,10 @@ def iso(t: datetime | None) -> str | None:
 
 
 def clean_msgid(msgid: str) -> str:
-    """A Message-ID as stored: without angle brackets or surrounding blanks."""
+    """A Message-ID as stored: without angle brackets or surrounding blanks (a lore URL
+    is taken for the Message-ID it names)."""
+    if msgid.strip().lower().startswith(("http://", "https://", "http:/", "https:/")):
+        return bare_msgid(re.sub(r"^(https?):/(?!/)", r"\1://", msgid.strip(), flags=re.I))
     return msgid.strip().removeprefix("<").removesuffix(">")
 
 
@@ -103,7 +108,13 @@ def find_series(s: Session, msgid: str, list_name: str = "") -> SeriesRow | None
     q = select(SeriesRow).where(SeriesRow.msgid == clean_msgid(msgid))
     if list_name:
         q = q.where(SeriesRow.list_name == list_name)
-    return s.scalars(q.order_by(SeriesRow.id.desc()).limit(1)).first()
+    found = s.scalars(q.order_by(SeriesRow.id.desc()).limit(1)).first()
+    if found is None:  # a patch's Message-ID names its series too
+        q = select(SeriesRow).join(PatchRow).where(PatchRow.msgid == clean_msgid(msgid))
+        if list_name:
+            q = q.where(SeriesRow.list_name == list_name)
+        found = s.scalars(q.order_by(SeriesRow.id.desc()).limit(1)).first()
+    return found
 
 
 def _finding(f: FindingRow) -> dict[str, Any]:

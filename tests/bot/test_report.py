@@ -12,7 +12,7 @@ import pytest
 from bot.core.models import PatchMail
 from bot.report.headers import clean_header, recipients, reply_subject, split_addresses
 from bot.report.render import render_replies
-from bot.report.text import WIDTH, greeting
+from bot.report.text import COMMANDS_LINE, WIDTH, greeting
 from tests.support.replies import (
     CC,
     COVER,
@@ -107,7 +107,7 @@ def test_prose_is_wrapped_and_diagnostics_are_verbatim(tmp_path: Path) -> None:
             assert len(line) <= WIDTH, line
     assert "<html" not in body.lower()
     assert "\nReported-by: lorebot <lorebot@lorebot.example.org>\n" in body
-    assert body.endswith(f"-- \nlorebot status page: {SERIES_URL}\n")
+    assert body.endswith(f"-- \nlorebot status page: {SERIES_URL}\n{COMMANDS_LINE}\n")
 
 
 @pytest.mark.parametrize(

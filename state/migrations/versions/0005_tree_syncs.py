@@ -1,13 +1,13 @@
 """tree syncs and cache usage: the age of each tree's last good sync, the cache's sizes
 
-Revision ID: 0005_i14
+Revision ID: 0005
 Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_i14"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
