@@ -258,6 +258,9 @@ class RuntimeSettings(_Strict):
     # "auto" (qemu where /dev/kvm can be opened, else um)
     kunit_platform: Literal["um", "qemu", "auto"] = "um"
     kunit_seconds: int = Field(default=300, gt=0)  # kunit.py's own timeout of one boot
+    # wall-clock stop of one kunit.py run (configure, build, boot): a cold UML build
+    # took over 15 minutes on 2 busy cores
+    kunit_build_seconds: int = Field(default=3600, gt=0)
     max_kunit_suites: int = Field(default=4, ge=0)  # KUnit suites one series may run
 
 

@@ -157,7 +157,7 @@ class RuntimeRun:
             platform=platform,
             jobs=self.ctx.settings.build.jobs,
             boot_seconds=self.cfg.kunit_seconds,
-            step_seconds=self.cfg.build_seconds + self.cfg.kunit_seconds,
+            step_seconds=self.cfg.kunit_build_seconds,
         )
         return Subject(
             name=f"kunit {suite.name}",

@@ -31,8 +31,12 @@ class HostSuite:
     @property
     def reproduce(self) -> str:
         """What a person runs from the top of their tree."""
-        run = " ".join([f"./{self.dir}/{self.program[0].removeprefix('./')}", *self.program[1:]])
-        return f"make -C {self.dir} {self.target} && {run}"
+        prog, args = self.program[0], self.program[1:]
+        if prog.startswith("./"):  # a program of the suite: run from the top
+            return " ".join(
+                [f"make -C {self.dir} {self.target} &&", f"./{self.dir}/{prog[2:]}", *args]
+            )
+        return " ".join([f"make -C {self.dir} {self.target} && cd {self.dir} &&", *self.program])
 
 
 @dataclass(frozen=True)
