@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bot.core.runner import Runner
 from bot.core.sandbox import Sandbox
-from checks.runtime.outcome import BUILD, Failure, RunState, SuiteRun, parse_host, scrub
+from checks.runtime.outcome import SuiteRun, not_built, parse_host, scrub
 from checks.runtime.table import HostSuite
 
 # ASan reserves terabytes of shadow address space: the address-space limit cannot hold
@@ -127,16 +127,7 @@ class HostBench:
             self._rsync(work, self.trusted_copy(suite), name="keep-trusted")
         if r.ok:
             return None
-        out = self.clean(r.output)
-        tail = "\n".join(out.splitlines()[-40:])
-        state = RunState.ERRORED if r.timed_out else RunState.BUILD_FAILED
-        errors = [ln for ln in out.splitlines() if "error" in ln.lower()][:12]
-        return SuiteRun(
-            state,
-            failures=(Failure(BUILD, "\n".join(errors) or tail),),
-            tail=tail,
-            seconds=r.seconds,
-        )
+        return not_built(self.clean(r.output), errored=r.timed_out, seconds=r.seconds)
 
     def program_hash(self, suite: HostSuite) -> str:
         """What the built program is (the same binary gives the same results)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bot.core.runner import Runner
 from bot.core.sandbox import Sandbox
-from checks.runtime.outcome import BUILD, Failure, RunState, SuiteRun, parse_ktap, scrub
+from checks.runtime.outcome import Failure, SuiteRun, not_built, parse_ktap, scrub
 from checks.runtime.table import KunitSuite
 
 KUNIT_PY = "tools/testing/kunit/kunit.py"
@@ -134,11 +134,5 @@ class KunitBench:
                 tail,
                 round(r.seconds, 2),
             )
-        state = RunState.ERRORED if r.timed_out or r.ok else RunState.BUILD_FAILED
-        errors = [ln for ln in out.splitlines() if "error" in ln.lower()][:12]
-        return SuiteRun(
-            state,
-            failures=(Failure(BUILD, "\n".join(errors) or tail),),
-            tail=tail,
-            seconds=r.seconds,
-        )
+        # no KTAP: kunit.py could not configure or build (or the boot printed none)
+        return not_built(out, errored=r.timed_out or r.ok, seconds=r.seconds)

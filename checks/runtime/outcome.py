@@ -77,6 +77,19 @@ def scrub(text: str, paths: Iterable[str]) -> str:
     return text
 
 
+def not_built(output: str, *, errored: bool, seconds: float) -> SuiteRun:
+    """The run of a suite that could not be built (or did not finish building)."""
+    lines = output.splitlines()
+    tail = "\n".join(lines[-40:])
+    errors = [ln for ln in lines if "error" in ln.lower()][:12]
+    return SuiteRun(
+        RunState.ERRORED if errored else RunState.BUILD_FAILED,
+        failures=(Failure(BUILD, "\n".join(errors) or tail),),
+        tail=tail,
+        seconds=round(seconds, 2),
+    )
+
+
 def _around(lines: list[str], i: int, before: int = 3, after: int = 8) -> str:
     return "\n".join(lines[max(0, i - before) : i + after]).strip("\n")
 

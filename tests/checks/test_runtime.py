@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.results import CheckStatus
+from bot.core.results import CheckResult, CheckStatus
 from bot.report.render import render_replies
+from checks.base import CheckContext
 from checks.runtime import RuntimeCheck
 from checks.runtime.outcome import RunState, parse_host, parse_ktap, scrub
 from checks.runtime.table import host_suites, kunit_files, kunit_suite, load_table
@@ -145,14 +146,26 @@ def _fix_vma_suite(wt: Path) -> None:
     )
 
 
+def _check_on_kernel(
+    patches: list[WrittenPatch], settings: Settings, tmp_path: Path, fix_vma: bool = False
+) -> tuple[CheckContext, CheckResult]:
+    """The runtime check of `patches` on the imported tree (with the vma stub committed
+    first, as the base, when `fix_vma`); the slot is put back afterwards."""
+    wt = kernel.kernel_slot("runtime")
+    if fix_vma:
+        _fix_vma_suite(wt)
+    ctx = kernel.series_context(wt, patches, settings, tmp_path)
+    try:
+        return ctx, RuntimeCheck().run(ctx)
+    finally:
+        kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
+
+
 @pytest.mark.kernel
 def test_vma_off_by_one_is_found_and_attributed(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
-    wt = kernel.kernel_slot("runtime")
-    _fix_vma_suite(wt)
-    ctx = kernel.series_context(
-        wt,
+    ctx, result = _check_on_kernel(
         [
             WrittenPatch(
                 "mm/vma: say what can_vma_merge_before() checks",
@@ -172,11 +185,8 @@ def test_vma_off_by_one_is_found_and_attributed(
         ],
         settings,
         tmp_path,
+        fix_vma=True,
     )
-    try:
-        result = RuntimeCheck().run(ctx)
-    finally:
-        kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     assert result.status is CheckStatus.FOUND, result.notes
     (f,) = result.findings
     assert f.check == "runtime" and f.patch == 2
@@ -191,16 +201,15 @@ def test_vma_off_by_one_is_found_and_attributed(
     assert draft.patch == 2
     assert "test simple_merge" in draft.body or "simple_merge" in draft.body
     assert "./tools/testing/vma/vma" in draft.body
-    assert str(ctx.cache_dir) not in draft.body and str(wt) not in draft.body
+    assert str(ctx.cache_dir) not in draft.body and str(ctx.worktree) not in draft.body
 
 
 @pytest.mark.kernel
 def test_a_suite_failing_at_the_base_is_a_note(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
-    wt = kernel.kernel_slot("runtime")  # the imported base: the vma suite does not link
-    ctx = kernel.series_context(
-        wt,
+    # the imported base as it is: the vma suite does not link (no vma_close() stub)
+    ctx, result = _check_on_kernel(
         [
             WrittenPatch(
                 "mm/vma: merge with the next vma one page later",
@@ -210,10 +219,6 @@ def test_a_suite_failing_at_the_base_is_a_note(
         settings,
         tmp_path,
     )
-    try:
-        result = RuntimeCheck().run(ctx)
-    finally:
-        kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     assert result.status is CheckStatus.PASSED and not result.findings
     (note,) = [n for n in result.notes if n.kind == "fails-at-base"]
     assert note.message.startswith("vma: build failed at the base already")
@@ -228,9 +233,7 @@ def test_a_suite_failing_at_the_base_is_a_note(
 def test_a_kunit_suite_broken_by_a_patch_is_found_on_uml(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
-    wt = kernel.kernel_slot("runtime")
-    ctx = kernel.series_context(
-        wt,
+    ctx, result = _check_on_kernel(
         [
             WrittenPatch(
                 "lib/cmdline: a range is one option",
@@ -246,10 +249,6 @@ def test_a_kunit_suite_broken_by_a_patch_is_found_on_uml(
         settings,
         tmp_path,
     )
-    try:
-        result = RuntimeCheck().run(ctx)
-    finally:
-        kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     assert result.status is CheckStatus.FOUND, result.notes
     (f,) = result.findings
     assert f.patch == 1 and f.file == "lib/cmdline_kunit.c"
@@ -270,9 +269,7 @@ def test_a_kunit_suite_broken_by_a_patch_is_found_on_uml(
 def test_a_correct_maple_tree_patch_passes_without_a_finding(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
-    wt = kernel.kernel_slot("runtime")
-    ctx = kernel.series_context(
-        wt,
+    _, result = _check_on_kernel(
         [
             WrittenPatch(
                 "maple_tree: drop the parentheses around ma_is_root()'s test",
@@ -289,10 +286,6 @@ def test_a_correct_maple_tree_patch_passes_without_a_finding(
         settings,
         tmp_path,
     )
-    try:
-        result = RuntimeCheck().run(ctx)
-    finally:
-        kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     assert result.status is CheckStatus.PASSED and not result.findings, result.notes
     (suite,) = result.suites
     assert suite.suite == "maple_tree" and suite.state_after == "passed"
