@@ -14,7 +14,7 @@ Usage: .venv/bin/python bench/runtime.py [--suites vma,memblock,...] [--no-kunit
    the runtime check's seconds over the sum. Run it twice: the second is the warm
    number the service sees for a new series on a known base.
 
-The tree is the test cache's (LOREBOT_TEST_CACHE), slot "runtime"; the 6.12 base
+The tree is the test cache's (LOREBOT_TEST_CACHE), slot "bench-runtime"; the 6.12 base
 needs the vma_close() stub in tools/testing/vma, added as the tests add it.
 """
 
@@ -143,7 +143,7 @@ def main() -> int:
     args = ap.parse_args()
     cache = kernel.test_cache() / "build"
     kernel.kernel_git_dir()
-    wt = kernel.kernel_slot("runtime")
+    wt = kernel.kernel_slot("bench-runtime")
     replace_in("tools/testing/vma/vma_internal.h", *STUB)(wt)
     names = [n for n in args.suites.split(",") if n]
     result: dict[str, object] = {"host": host(wt, cache, names)}
