@@ -11,6 +11,7 @@ trusted copy restored before each trusted step.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from bot.core.runner import Runner
 from bot.core.sandbox import Sandbox
-from checks.runtime.outcome import Failure, SuiteRun, not_built, parse_ktap, scrub
+from checks.runtime.outcome import SuiteRun, not_built, parse_ktap, scrub
 from checks.runtime.table import KunitSuite
 
 KUNIT_PY = "tools/testing/kunit/kunit.py"
@@ -121,18 +122,14 @@ class KunitBench:
         )
         if trusted:
             self._rsync(odir, self._trusted_copy(odir), "keep-trusted")
-        out = scrub(r.output, [str(odir), str(self.worktree), str(self.root)])
+        # this machine's paths, and the tree as the build dir reaches it (kbuild prints
+        # sources relative to O=: ../../../slots/x/lib/foo.c)
+        paths = [str(odir), str(self.worktree), str(self.root)]
+        paths.append(os.path.relpath(self.worktree, odir))
+        out = scrub(r.output, paths)
         tail = "\n".join(out.splitlines()[-40:])
-        run = parse_ktap(r.stdout) if r.ok else None
+        run = parse_ktap(scrub(r.stdout, paths)) if r.ok else None
         if run is not None:
-            return SuiteRun(
-                run.state,
-                run.passed,
-                run.failed,
-                run.skipped,
-                tuple(Failure(f.name, scrub(f.excerpt, [str(odir)])) for f in run.failures),
-                tail,
-                round(r.seconds, 2),
-            )
+            return dataclasses.replace(run, tail=tail, seconds=round(r.seconds, 2))
         # no KTAP: kunit.py could not configure or build (or the boot printed none)
         return not_built(out, errored=r.timed_out or r.ok, seconds=r.seconds)
