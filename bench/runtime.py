@@ -1,8 +1,8 @@
 """What the runtime check costs here: each host suite and one KUnit run, cold and warm,
 and the check's share of a whole series check.
 
-Usage: .venv/bin/python bench/runtime.py [--suites vma,memblock,...] [--no-kunit]
-       [--no-share] [--json FILE]
+Usage: .venv/bin/python bench/runtime.py [--suites vma,memblock,...] [--no-host]
+       [--no-kunit] [--no-share] [--arches x86_64] [--json FILE]
 
 1. Host suites (config/runtime.toml): for each, build and run in the sandbox from an
    empty build dir (cold), then again with nothing changed (warm: make has nothing
@@ -98,12 +98,16 @@ def kunit(wt: Path, cache: Path) -> dict[str, object]:
     return row
 
 
-def share(wt: Path, cache: Path) -> dict[str, object]:
+def share(wt: Path, cache: Path, arches: list[str]) -> dict[str, object]:
     merge = "if (vmg->next->vm_pgoff == vmg->pgoff + pglen)"
     with tempfile.TemporaryDirectory(prefix="lorebot-runtime-") as tmp_dir:
         tmp = Path(tmp_dir)
         settings = load_settings(
-            None, paths={"state": str(tmp / "state"), "cache": str(cache)}, lists=[], trees=[]
+            None,
+            paths={"state": str(tmp / "state"), "cache": str(cache)},
+            lists=[],
+            trees=[],
+            build={"arches": arches},
         )
         replace_in("tools/testing/vma/vma_internal.h", *STUB)(wt)
         kernel.git(wt, "add", "-A")
@@ -139,19 +143,26 @@ def main() -> int:
     ap.add_argument("--suites", default="", help="comma-separated host suites (default: all)")
     ap.add_argument("--no-kunit", action="store_true")
     ap.add_argument("--no-share", action="store_true")
+    ap.add_argument("--no-host", action="store_true")
+    ap.add_argument("--arches", default="x86_64", help="the build check's arches in --share")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     cache = kernel.test_cache() / "build"
     kernel.kernel_git_dir()
-    wt = kernel.kernel_slot("bench-runtime")
-    replace_in("tools/testing/vma/vma_internal.h", *STUB)(wt)
     names = [n for n in args.suites.split(",") if n]
-    result: dict[str, object] = {"host": host(wt, cache, names)}
-    if not args.no_kunit:
-        result["kunit"] = kunit(wt, cache)
-    kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
+    result: dict[str, object] = {}
+    if not (args.no_host and args.no_kunit):
+        wt = kernel.kernel_slot("bench-runtime")
+        replace_in("tools/testing/vma/vma_internal.h", *STUB)(wt)
+        result["host"] = [] if args.no_host else host(wt, cache, names)
+        if not args.no_kunit:
+            result["kunit"] = kunit(wt, cache)
+        kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     if not args.no_share:
-        result["share"] = [share(wt, cache) for _ in range(2)]
+        arches = args.arches.split(",")
+        # a slot of its own: a host run may hold "bench-runtime" meanwhile
+        share_wt = kernel.kernel_slot("bench-runtime-share")
+        result["share"] = [share(share_wt, cache, arches) for _ in range(2)]
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0
