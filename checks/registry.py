@@ -12,6 +12,7 @@ CHECKS: dict[str, str] = {
     "kernel-doc": "checks.kerneldoc:KernelDocCheck",
     "semantic": "checks.semantic:SemanticCheck",
     "build": "checks.build:BuildCheck",
+    "runtime": "checks.runtime:RuntimeCheck",
 }
 
 

@@ -58,7 +58,7 @@ class MailPolicySettings(_Strict):
     """What a list's authors get by mail; everything else is on the page and in the JSON."""
 
     # the checks whose findings are mailed; checkpatch is page-only unless a list asks
-    checks: list[str] = ["build", "semantic", "kernel-doc"]
+    checks: list[str] = ["build", "semantic", "kernel-doc", "runtime"]
     checkpatch_errors: bool = False  # mail checkpatch's ERRORs (never its WARNINGs/CHECKs)
     # past this many patch mails for one series, one summary instead
     max_patch_mails: int = Field(default=5, ge=0)
@@ -182,7 +182,7 @@ class CheckpatchSettings(_Strict):
 
 
 class ChecksSettings(_Strict):
-    enabled: list[str] = ["build", "semantic", "kernel-doc", "checkpatch"]
+    enabled: list[str] = ["build", "semantic", "kernel-doc", "checkpatch", "runtime"]
     checkpatch: CheckpatchSettings = CheckpatchSettings()
 
 
@@ -281,6 +281,26 @@ class CommandSettings(_Strict):
     retest_interval: int = Field(default=3600, ge=0)
 
 
+class RuntimeSettings(_Strict):
+    """The kernel's own tests a series runs (checks/runtime): host suites and KUnit."""
+
+    table: str = ""  # a TOML file of suites by path; empty = config/runtime.toml
+    build_seconds: int = Field(default=900, gt=0)  # wall-clock stop of one suite build
+    run_seconds: int = Field(default=900, gt=0)  # wall-clock stop of one suite run
+    # a suite expected to take less than this (the table's `seconds`) runs after each
+    # patch and always at the base; a dearer one runs after the series first and at the
+    # base and the patches only to tell whether, and where, a failure is new
+    cheap_seconds: int = Field(default=60, ge=0)
+    # where KUnit runs: "um" (User Mode Linux, no VM), "qemu" (x86_64 with KVM), or
+    # "auto" (qemu where /dev/kvm can be opened, else um)
+    kunit_platform: Literal["um", "qemu", "auto"] = "um"
+    kunit_seconds: int = Field(default=300, gt=0)  # kunit.py's own timeout of one boot
+    # wall-clock stop of one kunit.py run (configure, build, boot): a cold UML build
+    # took over 15 minutes on 2 busy cores
+    kunit_build_seconds: int = Field(default=3600, gt=0)
+    max_kunit_suites: int = Field(default=4, ge=0)  # KUnit suites one series may run
+
+
 class Settings(BaseSettings):
     """The whole configuration of one lorebot instance."""
 
@@ -307,6 +327,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     cache: CacheSettings = CacheSettings()
     commands: CommandSettings = CommandSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
 
     @classmethod
     def settings_customise_sources(

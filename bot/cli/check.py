@@ -159,6 +159,12 @@ def _print_text(outcome: CheckOutcome, drafts: list[ReplyDraft]) -> None:
         print(f"  built   {v.arch} {v.config}: {len(v.objects)} object(s)")
     for v in outcome.dropped:
         print(f"  dropped {v.arch} {v.config}: {v.reason}")
+    for s in outcome.suites:
+        counts = [
+            f"{w} {'/'.join(map(str, c)) if c else st}"
+            for w, c, st in (("base", s.base, s.state_base), ("after", s.after, s.state_after))
+        ]
+        print(f"  tests   {s.suite}: {', '.join(counts)} (pass/fail/skip)")
     for n in outcome.notes:
         print(f"  note    {n.check}: {n.message}")
     if not drafts:

@@ -123,6 +123,20 @@ class Uncompiled(BaseModel):
     needs: str = ""  # "CONFIG_DEVICE_MIGRATION", "ARCH=powerpc", ...
 
 
+class SuiteCounts(BaseModel):
+    """A test suite the runtime check ran: its tests passed, failed, skipped at the base
+    and after the series (None: not run there, or it did not get to run its tests)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    suite: str  # "vma", "kunit cmdline"
+    kind: str  # "host" or "kunit"
+    base: tuple[int, int, int] | None = None  # (passed, failed, skipped)
+    after: tuple[int, int, int] | None = None
+    state_base: str = ""  # "passed", "failed", "build failed", "not run", ...
+    state_after: str = ""
+
+
 class CheckStatus(StrEnum):
     """How a check ended (KCIDB's split: FOUND is the code's fault, ERRORED is ours)."""
 
@@ -147,6 +161,7 @@ class CheckResult(BaseModel):
     uncompiled: tuple[Uncompiled, ...] = ()  # build: changed, compiled in no tested config
     variants: tuple[PlannedVariant, ...] = ()  # build: the variants built
     dropped: tuple[PlannedVariant, ...] = ()  # build: variants planned but not built
+    suites: tuple[SuiteCounts, ...] = ()  # runtime: the test suites run
 
     @classmethod
     def of(

@@ -19,6 +19,7 @@ from bot.core.results import (
     Finding,
     Note,
     PlannedVariant,
+    SuiteCounts,
     Uncompiled,
     dedupe,
 )
@@ -56,6 +57,7 @@ class CheckOutcome:
     variants: list[PlannedVariant] = field(default_factory=list)  # the build plan: built
     dropped: list[PlannedVariant] = field(default_factory=list)  # planned, not built
     uncompiled: list[Uncompiled] = field(default_factory=list)  # changed, compiled nowhere
+    suites: list[SuiteCounts] = field(default_factory=list)  # runtime: test suites run
 
     def add(self, name: str, result: CheckResult) -> None:
         """Take in one check's result."""
@@ -64,6 +66,7 @@ class CheckOutcome:
         self.variants += result.variants
         self.dropped += result.dropped
         self.uncompiled += result.uncompiled
+        self.suites += result.suites
         self.results[name] = result.status
         if result.fault:
             self.faults.append(f"{name}: {result.fault}")
@@ -85,6 +88,7 @@ class CheckOutcome:
         return {
             "variants": [v.model_dump(mode="json") for v in self.variants],
             "dropped": [v.model_dump(mode="json") for v in self.dropped],
+            "suites": [s.model_dump(mode="json") for s in self.suites],
         }
 
 
@@ -240,6 +244,7 @@ def outcome_json(outcome: CheckOutcome, replies: list[dict[str, object]]) -> dic
         "variants": [v.model_dump(mode="json") for v in outcome.variants],
         "variants_dropped": [v.model_dump(mode="json") for v in outcome.dropped],
         "uncompiled": [u.model_dump(mode="json") for u in outcome.uncompiled],
+        "suites": [s.model_dump(mode="json") for s in outcome.suites],
         "checks": outcome.check_status,
         "check_results": {k: str(v) for k, v in outcome.results.items()},
         "held": outcome.fault or None,

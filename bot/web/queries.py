@@ -171,6 +171,7 @@ def _run(r: RunRow) -> dict[str, Any]:
         "notes": list(r.notes or []),
         "variants": list((r.plan or {}).get("variants", [])),
         "variants_dropped": list((r.plan or {}).get("dropped", [])),
+        "suites": list((r.plan or {}).get("suites", [])),
     }
 
 

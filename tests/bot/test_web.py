@@ -255,3 +255,14 @@ def test_empty_database(settings: Settings, db: Database) -> None:
     assert c.get("/series").status_code == 200
     assert c.get("/api/series").json() == []
     assert "lorebot_queue_length 0" in c.get("/metrics").text
+
+
+def test_series_page_shows_each_test_suites_counts(client: TestClient) -> None:
+    """The runtime check's suites: pass/fail/skip at the base and after the series."""
+    html = client.get(f"/series/{quote(MSGID, safe='@')}").text
+    assert "Tests run: 2 suites" in html
+    assert '<td class="mono">vma</td><td>host</td>' in html
+    assert "<td>15 / 0 / 0</td>" in html and "<td>13 / 2 / 0</td>" in html
+    assert '<span class="muted">not run</span>' in html  # maple_tree at the base
+    run = client.get(f"/api/series/{quote(MSGID, safe='@')}").json()["runs"][0]
+    assert run["suites"][0]["after"] == [13, 2, 0]

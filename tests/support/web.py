@@ -106,6 +106,24 @@ def populate(db: Database, settings: Settings) -> dict[str, Any]:
                         "reason": "over the <budget>",
                     }
                 ],
+                "suites": [
+                    {
+                        "suite": "vma",
+                        "kind": "host",
+                        "base": [15, 0, 0],
+                        "after": [13, 2, 0],
+                        "state_base": "passed",
+                        "state_after": "failed",
+                    },
+                    {
+                        "suite": "maple_tree",
+                        "kind": "host",
+                        "base": None,
+                        "after": [763692833, 0, 0],
+                        "state_base": "not run",
+                        "state_after": "passed",
+                    },
+                ],
             },
         )
         s.add(run)
