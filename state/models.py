@@ -52,6 +52,8 @@ class Message(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # when the inbox took it in (its commit's time): where a series' lag starts
+    landed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Cursor(Base):

@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,6 +54,7 @@ class InboxMail:
     blob: str
     raw: bytes  # the whole mail, or only its head when it is over the read limit
     size: int = -1  # the mail's size in the inbox; -1: len(raw)
+    landed_at: datetime | None = None  # when the inbox took it in (its commit's time, UTC)
 
     @property
     def truncated(self) -> bool:
@@ -201,6 +203,33 @@ def new_commits(runner: Runner, gitdir: Path, cursor: str, head: str) -> list[st
     return r.stdout.split()
 
 
+def parse_timestamped(text: str) -> list[tuple[datetime, str]]:
+    """`git rev-list --timestamp` lines ("<unix time> <sha>") → (UTC time, sha) (pure)."""
+    out = []
+    for line in text.splitlines():
+        stamp, _, sha = line.strip().partition(" ")
+        if stamp.isdigit() and sha:
+            out.append((datetime.fromtimestamp(int(stamp), UTC).replace(tzinfo=None), sha))
+    return out
+
+
+def landing_times(runner: Runner, gitdir: Path, commits: list[str]) -> dict[str, datetime]:
+    """When the inbox took in each commit's message: its committer time, read in one
+    `git rev-list --no-walk` over the commits (fed on stdin)."""
+    if not commits:
+        return {}
+    r = Git(runner, git_dir=gitdir).run(
+        "rev-list",
+        "--no-walk=unsorted",
+        "--timestamp",
+        "--stdin",
+        input="".join(f"{c}\n" for c in commits),
+        timeout=3600,
+        name="rev-list-times",
+    )
+    return {sha: t for t, sha in parse_timestamped(r.stdout)} if r.ok else {}
+
+
 #: What is read of a mail over the read limit: its headers, for the record of its refusal.
 HEAD_BYTES = 64 * 1024
 
@@ -218,6 +247,7 @@ def read_blobs(
     sizes = git.object_sizes(specs, timeout=3600)
     limit = max_bytes if max_bytes is not None else max(sizes.values(), default=0)
     blobs = git.read_blobs([s for s in specs if sizes.get(s, 0) <= limit], timeout=3600)
+    landed = landing_times(runner, gitdir, commits)
     mails: list[InboxMail] = []
     for commit, spec in zip(commits, specs, strict=True):
         size = sizes.get(spec)
@@ -227,12 +257,12 @@ def read_blobs(
         if size > limit:
             oid = git.out("rev-parse", spec, name="rev-parse-blob")
             head = git.read_head(oid, HEAD_BYTES)
-            mails.append(InboxMail(epoch, commit, oid, head, size))
+            mails.append(InboxMail(epoch, commit, oid, head, size, landed.get(commit)))
             continue
         data = blobs.get(spec)
         if data is None:
             continue
-        mails.append(InboxMail(epoch, commit, blob_id(data), data, len(data)))
+        mails.append(InboxMail(epoch, commit, blob_id(data), data, len(data), landed.get(commit)))
     return mails
 
 

@@ -61,6 +61,7 @@ def record_messages(
             msgid=msgid[:998],
             epoch=mail.epoch,
             blob_commit=mail.commit,
+            landed_at=mail.landed_at,
             subject=parsed.subject,
             author=parsed.author,
             date=parsed.date,
@@ -129,7 +130,7 @@ def _copy_message(row: Message) -> Message:
 
 _MESSAGE_FIELDS = (
     *("list_name", "msgid", "epoch", "blob_commit", "subject", "author", "date"),
-    *("in_reply_to", "kind", "reason"),
+    *("in_reply_to", "kind", "reason", "landed_at"),
 )
 
 

@@ -69,9 +69,10 @@ def cache_usage(s: Session) -> list[dict[str, Any]]:
 
 
 def _arrivals(s: Session, series_ids: list[int] | None = None) -> dict[int, datetime]:
-    """series id -> when its last message was taken in from the inbox."""
+    """series id -> when its last message landed in the inbox (its commit's time; when
+    lorebot took it in, for messages recorded before that was kept)."""
     q = (
-        select(Message.series_id, func.max(Message.recorded_at))
+        select(Message.series_id, func.max(func.coalesce(Message.landed_at, Message.recorded_at)))
         .where(Message.series_id.is_not(None))
         .group_by(Message.series_id)
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ from sqlalchemy import func, select
 
 from bot.intake import lore
 from bot.intake.poll import poll_once
+from bot.web.freshness import series_lag
 from state.db import Database
 from state.models import Cursor, Message, PatchRow, PollRow, SeriesRow
 from tests.support.mailgen import MailGen, msgid_of
@@ -260,3 +264,24 @@ def test_parse_manifest_and_probe(
     monkeypatch.setattr(lore.requests, "get", lambda *a, **k: NoManifest())
     found = lore.discover_epochs(settings, settings.lists[0], pi_server.runner)
     assert [e.number for e in found] == [0]
+
+
+def test_messages_keep_when_the_inbox_took_them_in(
+    tmp_path: Path, pi_server: PublicInboxServer, gen: MailGen, db: Database
+) -> None:
+    """A series' lag starts when its last patch landed in the inbox (the inbox commit's
+    time), not when a later poll took it in."""
+    settings = intake_settings(tmp_path, pi_server)
+    pi_server.post_many(gen.series("mm: land", 2, cover=False))
+    git = ["git", "--git-dir", str(pi_server.epoch0), "log", "--format=%ct", "-1", "master"]
+    landed = datetime.fromtimestamp(int(subprocess.check_output(git, text=True)), UTC)
+    time.sleep(1.5)  # the poll comes later
+    poll_once(settings, db)
+    rows = [m for m in messages(db).values() if m.kind == "patch"]
+    assert len(rows) == 2 and all(m.landed_at is not None for m in rows)
+    last = max(m.landed_at for m in rows if m.landed_at)
+    assert last == landed.replace(tzinfo=None)
+    assert all(m.recorded_at - last >= timedelta(seconds=1) for m in rows)
+    with db.session() as s:
+        row = s.scalars(select(SeriesRow)).one()
+        assert series_lag(s, row)["arrived"] == last.isoformat(timespec="seconds") + "Z"
