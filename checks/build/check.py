@@ -24,7 +24,7 @@ from checks.build.findings import finding
 from checks.build.impact import Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
-from checks.build.make import Make
+from checks.build.make import Make, kconfig_inputs
 from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree, uncommitted_paths
@@ -221,6 +221,9 @@ class BuildRun:
         ctx = self.ctx
         root = ctx.cache_dir / "build" / f"{ctx.applied.tree or 'tree'}-{self.wt.name}"
         arches = by_cost(arches, host_arch_name())
+        # configs made at another commit with the same Kconfig inputs are this base's too
+        # (a follow-up's base is its parent's head: the tree's Kconfig, new commit)
+        kconfig_key = kconfig_inputs(self.git("ls-tree", "-r", base))
         makes = self.makes = {
             a.name: Make(
                 ctx.runner,
@@ -232,6 +235,7 @@ class BuildRun:
                 timeout=self.cfg.step_seconds,
                 sandbox=ctx.sandbox,
                 trusted=ctx.trusted_base,
+                kconfig_key=kconfig_key,
             )
             for a in arches
         }

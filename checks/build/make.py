@@ -14,8 +14,10 @@ results that another run would take for its own.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import posixpath
 import shutil
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -62,6 +64,9 @@ class Make:
     # the tree holds only trusted code (a configured tree's commit): its compiles may
     # be added to the shared compiler cache; otherwise the cache is read-only
     trusted: bool = True
+    # what makes a .config at a base, whatever the commit (`kconfig_inputs`); "" = the
+    # commit alone says
+    kconfig_key: str = ""
     _restored: set[Path] = field(default_factory=set)  # O= dirs put back this run
     _locks: dict[Path, IO[str]] = field(default_factory=dict)  # O= dirs held this run
 
@@ -189,7 +194,7 @@ class Make:
         odir = self.root / target
         self.prepare(odir)
         saved = _saved(odir)
-        if saved.get("base") == base and "config" in saved:
+        if self._same_inputs(saved, base) and "config" in saved:
             _restore(odir, saved["config"])
             self.sandbox.give(odir / ".config")
             return read_config(saved["config"])
@@ -198,8 +203,25 @@ class Make:
             self.log.append(f"{self.arch.name}: make {target} failed: {r.stderr.strip()[-500:]}")
             return None
         text = (odir / ".config").read_text()
-        _stamp(odir).write_text(json.dumps({"base": base, "config": text}))
+        _stamp(odir).write_text(json.dumps({**self._inputs(base), "config": text}))
         return read_config(text)
+
+    def _inputs(self, base: str) -> dict[str, object]:
+        """What a stamp says its .config was made from."""
+        return {"base": base, "kconfig": self.kconfig_key, "trusted": self.trusted}
+
+    def _same_inputs(self, saved: Mapping[str, Any], base: str) -> bool:
+        """Whether a stamp's .config was made from what `base` holds: the same commit, or
+        the same Kconfig inputs (`kconfig_key`) at a trusted commit. A series' own
+        commit (a follow-up's base) reuses its tree's configs but never lends its own:
+        its code ran while they were made."""
+        if saved.get("base") == base:
+            return True
+        return (
+            bool(self.kconfig_key)
+            and saved.get("kconfig") == self.kconfig_key
+            and (saved.get("trusted") is True)
+        )
 
     def odir(self, spec: VariantSpec) -> Path:
         return self.root / spec.key
@@ -233,7 +255,7 @@ class Make:
         requests = spec.requests
         saved = _saved(odir)
         if (
-            saved.get("base") == base
+            self._same_inputs(saved, base)
             and saved.get("requests") == requests
             and saved.get("fixed") == FIXED
             and "config" in saved
@@ -260,7 +282,7 @@ class Make:
         _stamp(odir).write_text(
             json.dumps(
                 {
-                    "base": base,
+                    **self._inputs(base),
                     "requests": requests,
                     "helpers": helpers,
                     "fixed": FIXED,
@@ -376,3 +398,23 @@ def kconfig_facts(tree: Tree, symbol: str) -> tuple[list[str], list[str], bool]:
             prompt = prompt or block[0]
             deps += [d for d in block[1] if d not in deps]
     return sorted(selectors), deps, prompt
+
+
+def kconfig_inputs(listing: str) -> str:
+    """A key of what `make <defconfig>` and `olddefconfig` read at a commit, from its
+    `git ls-tree -r` listing (pure): every Kconfig file, the defconfigs, scripts/ (the
+    Kconfig tools and the compiler probes Kconfig.include runs) and the Makefiles that
+    drive config targets (top and arch). Two commits with the same key make the same
+    .config from the same request with the same compiler."""
+    h = hashlib.sha1()
+    for line in listing.splitlines():
+        meta, _, path = line.partition("\t")
+        name = posixpath.basename(path)
+        if (
+            name.startswith("Kconfig")
+            or path.startswith("scripts/")
+            or path == "Makefile"
+            or (path.startswith("arch/") and (name == "Makefile" or "/configs/" in path))
+        ):
+            h.update(f"{meta.split()[-1]} {path}\n".encode())
+    return h.hexdigest()

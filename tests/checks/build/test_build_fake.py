@@ -209,3 +209,26 @@ def test_a_cross_compiler_missing_from_path_is_a_fault_of_ours(
     assert [v.arch for v in result.variants] == ["x86_64"]
     missing = [n for n in result.notes if n.kind == "toolchain-missing"]
     assert missing and "apt-get install gcc-aarch64-linux-gnu" in missing[0].message
+
+
+def test_a_follow_up_reuses_the_configs_of_its_tree(settings: Settings, tmp_path: Path) -> None:
+    """A follow-up's base is its parent's head, a new commit with the tree's Kconfig: the
+    configs made at the tree's base serve it, and what it makes never serves the tree."""
+    wt = fake_tree(tmp_path / "linux")
+    base = kernel.git(wt, "rev-parse", "HEAD").strip()
+    settings = settings.model_copy(update={"build": BuildSettings(arches=["x86_64"])})
+    cache = tmp_path / "cache"
+    first = [WrittenPatch("mm/core: reword", [replace_in("mm/core.c", "part of", "kept in")])]
+    parent = kernel.series_context(wt, first, settings, tmp_path / "parent", cache_dir=cache)
+    BuildCheck().run(parent)
+    logs = sorted(p.name for p in (tmp_path / "parent" / "logs").iterdir())
+    assert any(n.endswith("-x86_64-defconfig.log") for n in logs), logs
+    follow = [WrittenPatch("mm/core: reword again", [replace_in("mm/core.c", "kept", "held")])]
+    ctx = kernel.series_context(wt, follow, settings, tmp_path / "follow", cache_dir=cache)
+    ctx.tree_base = base  # the follow-up's base is the parent's head, not the tree's
+    assert not ctx.trusted_base
+    result = BuildCheck().run(ctx)
+    assert result.status is CheckStatus.PASSED and result.variants, described(result)
+    logs = sorted(p.name for p in (tmp_path / "follow" / "logs").iterdir())
+    assert not any("defconfig" in n for n in logs), logs  # no make defconfig/olddefconfig
+    assert any(n.endswith("-x86_64-build.log") for n in logs), logs

@@ -1,10 +1,12 @@
-"""Replaying Kbuild's saved commands: reading .cmd files, deciding, and the script (fast)."""
+"""Replaying Kbuild's saved commands (reading .cmd files, deciding, the script) and the key of
+a commit's Kconfig inputs: the pure parts of the build check's speed (fast)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+from checks.build.make import kconfig_inputs
 from checks.build.replay import (
     SavedCommand,
     affected,
@@ -97,3 +99,32 @@ def test_the_script_rebuilds_runs_fixdep_and_keeps_outputs_apart(tmp_path: Path)
         assert (tmp_path / ".o0.o.cmd").read_text().startswith("savedcmd_o0.o := echo one 0")
         assert not (tmp_path / ".o1.o.cmd").exists()  # a failed compile keeps no new .cmd
         assert not list(tmp_path.glob(".*.d"))
+
+
+def test_the_kconfig_inputs_key_changes_only_with_what_config_targets_read() -> None:
+    def listing(**blobs: str) -> str:
+        files = {
+            "Makefile": "a1",
+            "mm/Kconfig": "b1",
+            "arch/x86/configs/x86_64_defconfig": "c1",
+            "arch/x86/Makefile": "d1",
+            "scripts/Kconfig.include": "e1",
+            "mm/filemap.c": "f1",
+            "include/linux/mm.h": "g1",
+            "arch/x86/kernel/setup.c": "h1",
+        }
+        files.update({k.replace("__", "/").replace("_dot_", "."): v for k, v in blobs.items()})
+        return "".join(f"100644 blob {oid}\t{path}\n" for path, oid in files.items())
+
+    key = kconfig_inputs(listing())
+    # a series' code elsewhere: the same key
+    assert kconfig_inputs(listing(mm__filemap_dot_c="f2", include__linux__mm_dot_h="g2")) == key
+    assert kconfig_inputs(listing(arch__x86__kernel__setup_dot_c="h2")) == key
+    for changed in (
+        {"mm__Kconfig": "b2"},
+        {"arch__x86__configs__x86_64_defconfig": "c2"},
+        {"arch__x86__Makefile": "d2"},
+        {"scripts__Kconfig_dot_include": "e2"},
+        {"Makefile": "a2"},
+    ):
+        assert kconfig_inputs(listing(**changed)) != key, changed
