@@ -88,7 +88,10 @@ def main() -> int:
     settings = settings.model_copy(
         update={
             "build": BuildSettings(
-                arches=args.arches.split(","), max_variants=args.max_variants, jobs=args.jobs
+                arches=args.arches.split(","),
+                max_variants=args.max_variants,
+                jobs=args.jobs,
+                reuse=False,  # the same series again: warm builds, not reused results
             )
         }
     )

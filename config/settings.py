@@ -151,6 +151,9 @@ class BuildSettings(_Strict):
     # after the baseline, a patch that changes only C sources and headers is built by
     # replaying Kbuild's saved commands of the objects it reaches (no make call)
     replay: bool = True
+    # a re-roll whose first patches are an earlier run's (same base, same git patch-id)
+    # takes that run's build results for them and builds from the first new patch
+    reuse: bool = True
     presets: dict[str, str] = {}  # arch -> defconfig target or preset name
     max_header_objects: int = Field(default=8, ge=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,13 @@ def settings(tmp_path: Path) -> Settings:
         lists=[],
         trees=[],
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_reused_builds() -> None:
+    """Kernel tests build what they check: no results kept by an earlier test run (a
+    re-roll's reuse, checks/build/reuse.py) stand in for a build."""
+    shutil.rmtree(kernel.test_cache() / "build" / "steps", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from typing import TypeVar
 from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant, Uncompiled
 from bot.core.runner import CommandResult
 from checks.base import CheckContext
-from checks.build import replay
+from checks.build import replay, reuse
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.findings import finding
 from checks.build.impact import Impact, analyze, best_flips
@@ -26,6 +26,7 @@ from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
 from checks.build.make import Make, kconfig_inputs
 from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
+from checks.build.reuse import StepRecord, StepRecords, common_prefix
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree, uncommitted_paths
 from checks.build.variants import (
@@ -66,6 +67,7 @@ class BuildRun:
         self.makes: dict[str, Make] = {}
         self.uncompiled: list[Uncompiled] = []
         self.wt = ctx.worktree.resolve()
+        self.failed_steps: set[int] = set()  # steps where make failed without a diagnostic
 
     def git(self, *args: str) -> str:
         return self.ctx.git.out(*args, timeout=300)
@@ -157,7 +159,14 @@ class BuildRun:
         w1 = self.cfg.w1 and any(i.w1_objects for i in impacts.values())
         steps = [(0, base), *commits]
         self._plan_progress(lanes, all_objects, impacts)
+        keys = [self._lane_key(lane) for lane in lanes]
+        record = reuse.record_key(base, keys, [o.object for o in all_objects], w1)
+        ids = self._patch_ids(base, commits) if self.cfg.reuse and lanes else []
+        start = self._reused(record, ids, keys, all_objects)
+        done = start - 1  # the last step whose results are complete
         for n, (index, sha) in enumerate(steps):
+            if n < start:
+                continue
             if self.past_deadline():
                 self.notes.append(
                     _note(
@@ -178,9 +187,71 @@ class BuildRun:
             # changes a header breaks its users at that patch; the patch's own objects
             # are forced, so that their diagnostics are printed again
             forced = {o.object for o in (all_objects if index == 0 else impacts[index].objects)}
-            changed = self._changed(steps[n - 1][1], sha) if index and self.cfg.replay else []
+            # the first step after reused ones goes through make: the O= dirs hold what an
+            # earlier run left, not the tree of the step before
+            replayable = index and self.cfg.replay and n != start
+            changed = self._changed(steps[n - 1][1], sha) if replayable else []
             self._step(index, lanes, all_objects, forced, w1, changed)
+            if index not in self.failed_steps and done == n - 1:
+                done = n
+        if ids and done > 0:
+            self._record(record, ids[:done], keys, lanes)
         self.ctx.progress("build: done", 1.0)
+
+    def _lane_key(self, lane: Lane) -> str:
+        return f"{lane.arch.name}:{lane.variant.spec.key}:{'llvm' if lane.make.llvm else 'gcc'}"
+
+    def _patch_ids(self, base: str, commits: list[tuple[int, str]]) -> list[str]:
+        """`git patch-id --stable` of each commit, in order ("" where git gave none)."""
+        log = self.ctx.git.run(
+            "log",
+            "--reverse",
+            "-p",
+            "--no-color",
+            "--format=commit %H",
+            f"{base}..{commits[-1][1]}",
+            timeout=300,
+            name="git-log-patches",
+        )
+        if not log.ok:
+            return []
+        r = self.ctx.git.run("patch-id", "--stable", input=log.stdout, name="git-patch-id")
+        by_commit = {c: p for p, _, c in (ln.partition(" ") for ln in r.stdout.splitlines())}
+        return [by_commit.get(sha, "") for _, sha in commits]
+
+    def _reused(
+        self, record: str, ids: list[str], keys: list[str], chains: list[ObjectChain]
+    ) -> int:
+        """Take an earlier run's results for the leading patches it shares with this one
+        (same base, variants and objects): the index in the steps to start from."""
+        earlier = StepRecords(self.ctx.cache_dir / "build" / "steps").load(record) if ids else None
+        if earlier is None or not all(k in earlier.baselines for k in keys):
+            return 0
+        k = common_prefix(ids, earlier.patch_ids)
+        if k == 0:
+            return 0
+        for lane, key in zip(self.lanes, keys, strict=True):
+            lane.baseline = set(earlier.baselines[key])
+            lane.built.update(dict.fromkeys(lane.objects(chains, self.wt)))
+        self.findings.update(earlier.findings_up_to(k))
+        self.notes.append(
+            _note(
+                "steps-reused",
+                f"patches 1-{k} are the patches of an earlier run on the same base "
+                "(git patch-id): their build results are reused, the build starts at "
+                f"{'the end' if k == len(ids) else f'patch {k + 1}'}",
+            )
+        )
+        return k + 1
+
+    def _record(self, record: str, ids: list[str], keys: list[str], lanes: list[Lane]) -> None:
+        """Keep what this run's complete steps found, for a re-roll that shares them."""
+        k = len(ids)
+        findings = [(key, f) for key, f in self.findings.items() if f.patch and f.patch <= k]
+        baselines = {key: sorted(lane.baseline) for key, lane in zip(keys, lanes, strict=True)}
+        StepRecords(self.ctx.cache_dir / "build" / "steps").save(
+            record, StepRecord(ids, baselines, findings)
+        )
 
     def _plan_progress(
         self, lanes: list[Lane], chains: list[ObjectChain], impacts: dict[int, Impact]
@@ -454,6 +525,7 @@ class BuildRun:
 
     def _failed(self, lane: Lane, index: int, output: str) -> None:
         """make failed without a compiler error (prepare, a tool, a timeout): say so once."""
+        self.failed_steps.add(index)
         where = f"{lane.arch.name} {lane.config_label}"
         if any(
             n.kind == "build-failed" and (n.arch, n.config) == (lane.arch.name, lane.config_label)

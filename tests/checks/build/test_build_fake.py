@@ -232,3 +232,46 @@ def test_a_follow_up_reuses_the_configs_of_its_tree(settings: Settings, tmp_path
     logs = sorted(p.name for p in (tmp_path / "follow" / "logs").iterdir())
     assert not any("defconfig" in n for n in logs), logs  # no make defconfig/olddefconfig
     assert any(n.endswith("-x86_64-build.log") for n in logs), logs
+
+
+def test_a_reroll_reuses_the_results_of_the_patches_it_shares(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """v2 keeps v1's first two patches (same patch-ids) and changes the third: v1's build
+    results for patches 1-2 are taken, only patch 3 is built, the finding is the same."""
+    wt = fake_tree(tmp_path / "linux")
+    base = kernel.git(wt, "rev-parse", "HEAD").strip()
+    settings = settings.model_copy(update={"build": BuildSettings(arches=["x86_64"])})
+    cache = tmp_path / "cache"
+    shared = [
+        WrittenPatch("mm/core: reword", [replace_in("mm/core.c", "part of", "kept in")]),
+        WrittenPatch(
+            "mm/core: start from the first foo",
+            [
+                replace_in(
+                    "mm/core.c", "\treturn foo_count();\n", "\treturn foo_get(0) + foo_count();\n"
+                )
+            ],
+        ),
+    ]
+    runs = {}
+    for name, last in (("v1", "kept in"), ("v2", "kept in the")):
+        kernel.git(wt, "checkout", "-q", "--detach", base)
+        third = WrittenPatch(f"mm/core: {name}", [replace_in("mm/core.c", last, "held in")])
+        ctx = kernel.series_context(
+            wt, [*shared, third], settings, tmp_path / name, cache_dir=cache
+        )
+        result = BuildCheck().run(ctx)
+        builds = [p for p in (tmp_path / name / "logs").iterdir() if p.name.endswith("-build.log")]
+        runs[name] = (result, len(builds))
+    (v1, v1_builds), (v2, v2_builds) = runs["v1"], runs["v2"]
+    assert [(f.patch, f.file, f.message) for f in problems(v2)] == [
+        (f.patch, f.file, f.message) for f in problems(v1)
+    ]
+    assert [f.patch for f in problems(v2)] == [2]
+    assert not any(n.kind == "steps-reused" for n in v1.notes)
+    reused = [n.message for n in v2.notes if n.kind == "steps-reused"]
+    assert reused and "patches 1-2" in reused[0] and "patch 3" in reused[0], described(v2)
+    # v1: the baseline and three patches in each variant; v2: patch 3 alone
+    lanes = len(v2.variants)
+    assert (v1_builds, v2_builds) == (4 * lanes, lanes), described(v2)

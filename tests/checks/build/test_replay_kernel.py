@@ -51,7 +51,7 @@ PATCHES = [
 def _check(settings: Settings, tmp_path: Path, replay: bool) -> tuple[CheckResult, list[str]]:
     wt = kernel.kernel_slot("build-x86")
     settings = settings.model_copy(
-        update={"build": BuildSettings(arches=["x86_64"], replay=replay)}
+        update={"build": BuildSettings(arches=["x86_64"], replay=replay, reuse=False)}
     )
     ctx = kernel.series_context(wt, PATCHES, settings, tmp_path, cache_dir=kernel.test_cache())
     result = BuildCheck().run(ctx)
