@@ -123,6 +123,30 @@ class Uncompiled(BaseModel):
     needs: str = ""  # "CONFIG_DEVICE_MIGRATION", "ARCH=powerpc", ...
 
 
+class UncoveredLines(BaseModel):
+    """Changed lines of one file that no built variant compiled, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    lines: tuple[int, ...]
+    reason: str  # "symbol unsatisfiable", "arch not built", "no user compiled", "budget"
+
+
+class Coverage(BaseModel):
+    """Patch coverage: how many changed .c/.h lines some built variant compiled."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lines: int = 0
+    covered: int = 0
+    uncovered: tuple[UncoveredLines, ...] = ()
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.covered / self.lines if self.lines else 100.0
+
+
 class CheckStatus(StrEnum):
     """How a check ended (KCIDB's split: FOUND is the code's fault, ERRORED is ours)."""
 
@@ -147,6 +171,7 @@ class CheckResult(BaseModel):
     uncompiled: tuple[Uncompiled, ...] = ()  # build: changed, compiled in no tested config
     variants: tuple[PlannedVariant, ...] = ()  # build: the variants built
     dropped: tuple[PlannedVariant, ...] = ()  # build: variants planned but not built
+    coverage: Coverage | None = None  # build: changed lines compiled (None: not measured)
 
     @classmethod
     def of(

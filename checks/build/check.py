@@ -14,7 +14,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant, Uncompiled
+from bot.core.results import (
+    CheckResult,
+    CheckStatus,
+    Coverage,
+    Finding,
+    Note,
+    PlannedVariant,
+    Uncompiled,
+)
 from checks.base import CheckContext
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.findings import finding
@@ -22,6 +30,7 @@ from checks.build.impact import Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
 from checks.build.make import Make
+from checks.build.measure import measure
 from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree
@@ -62,6 +71,7 @@ class BuildRun:
         self.dropped: list[PlannedVariant] = []
         self.makes: dict[str, Make] = {}
         self.uncompiled: list[Uncompiled] = []
+        self.coverage: Coverage | None = None
         self.wt = ctx.worktree.resolve()
 
     def git(self, *args: str) -> str:
@@ -105,6 +115,7 @@ class BuildRun:
             variants=built,
             uncompiled=tuple(self.uncompiled),
             dropped=tuple(self.dropped),
+            coverage=self.coverage,
             seconds=round(time.monotonic() - self.start, 2),
             fault="; ".join(missing),
         )
@@ -128,6 +139,8 @@ class BuildRun:
         impacts = self._impacts(commits)
         all_objects = list({o.object: o for i in impacts.values() for o in i.objects}.values())
         if not all_objects:
+            diff = self.git("diff", self.ctx.base, commits[-1][1])
+            self.coverage = measure([], impacts, diff, self.wt, [], True)
             return
         arches = []
         for a in select_arches(list(impacts.values()), self.table, self.cfg.arches):
@@ -150,8 +163,10 @@ class BuildRun:
         # a call of their own (3.2 s vs 7.5 s), and the flags stay the same at every step.
         w1 = self.cfg.w1 and any(i.w1_objects for i in impacts.values())
         steps = [(0, base), *commits]
+        finished = True
         for n, (index, sha) in enumerate(steps):
             if self.past_deadline():
+                finished = False
                 self.notes.append(
                     _note(
                         "deadline-reached",
@@ -174,6 +189,15 @@ class BuildRun:
             # are forced, so that their diagnostics are printed again
             forced = {o.object for o in (all_objects if index == 0 else impacts[index].objects)}
             self._step(index, lanes, all_objects, forced, w1)
+        self.ctx.progress("build: coverage", None)
+        self.coverage = measure(
+            lanes,
+            impacts,
+            self.git("diff", base, commits[-1][1]),
+            self.wt,
+            self.dropped,
+            finished,
+        )
         self.ctx.progress("build: done", 1.0)
 
     def _lanes(self, arches: list[Arch], impacts: dict[int, Impact], base: str) -> list[Lane]:
