@@ -209,3 +209,36 @@ def test_a_cross_compiler_missing_from_path_is_a_fault_of_ours(
     assert [v.arch for v in result.variants] == ["x86_64"]
     missing = [n for n in result.notes if n.kind == "toolchain-missing"]
     assert missing and "apt-get install gcc-aarch64-linux-gnu" in missing[0].message
+
+
+def test_coverage_counts_both_sides_of_an_ifdef(settings: Settings, tmp_path: Path) -> None:
+    """A header change on both sides of #ifdef CONFIG_FOO: defconfig compiles one side, the
+    FOO=n variant the other; a line under a symbol no Kconfig has is compiled nowhere."""
+    patches = [
+        WrittenPatch(
+            "foo: mark the declarations",
+            [
+                replace_in(
+                    "include/linux/foo.h",
+                    "int foo_count(void);\n#else",
+                    "extern int foo_count(void);\n#else",
+                ),
+                replace_in("include/linux/foo.h", "\treturn 0;\n", "\treturn -0;\n"),
+                replace_in(
+                    "include/linux/foo.h",
+                    "#endif /* _LINUX_FOO_H */",
+                    "#ifdef CONFIG_NOWHERE\nint foo_nowhere(void);\n#endif\n\n"
+                    "#endif /* _LINUX_FOO_H */",
+                ),
+            ],
+        )
+    ]
+    result = check(patches, settings, tmp_path)
+    cov = result.coverage
+    assert cov is not None, described(result)
+    # 2 changed lines on the sides of CONFIG_FOO, 4 added around CONFIG_NOWHERE
+    assert (cov.lines, cov.covered) == (6, 5), (cov, described(result))
+    [missing] = cov.uncovered
+    assert (missing.file, missing.lines) == ("include/linux/foo.h", (15,))
+    assert missing.reason == "symbol unsatisfiable"
+    assert {v.flip for v in result.variants} >= {None, "FOO=n"}
