@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, computed_field
@@ -131,6 +131,22 @@ class UncoveredLines(BaseModel):
     file: str
     lines: tuple[int, ...]
     reason: str  # "symbol unsatisfiable", "arch not built", "no user compiled", "budget"
+
+
+def line_ranges(lines: Sequence[int]) -> str:
+    """[3, 4, 5, 9] → "3-5,9"."""
+    out: list[str] = []
+    start = prev = None
+    for n in sorted(lines):
+        if prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            out.append(f"{start}-{prev}" if prev != start else f"{start}")
+        start = prev = n
+    if start is not None:
+        out.append(f"{start}-{prev}" if prev != start else f"{start}")
+    return ",".join(out)
 
 
 class Coverage(BaseModel):

@@ -16,6 +16,7 @@ from bot.core.models import ApplyResult, Series
 from bot.core.results import (
     CheckResult,
     CheckStatus,
+    Coverage,
     Finding,
     Note,
     PlannedVariant,
@@ -56,6 +57,7 @@ class CheckOutcome:
     variants: list[PlannedVariant] = field(default_factory=list)  # the build plan: built
     dropped: list[PlannedVariant] = field(default_factory=list)  # planned, not built
     uncompiled: list[Uncompiled] = field(default_factory=list)  # changed, compiled nowhere
+    coverage: Coverage | None = None  # build: changed lines some variant compiled
 
     def add(self, name: str, result: CheckResult) -> None:
         """Take in one check's result."""
@@ -64,6 +66,8 @@ class CheckOutcome:
         self.variants += result.variants
         self.dropped += result.dropped
         self.uncompiled += result.uncompiled
+        if result.coverage is not None:
+            self.coverage = result.coverage
         self.results[name] = result.status
         if result.fault:
             self.faults.append(f"{name}: {result.fault}")
@@ -85,6 +89,7 @@ class CheckOutcome:
         return {
             "variants": [v.model_dump(mode="json") for v in self.variants],
             "dropped": [v.model_dump(mode="json") for v in self.dropped],
+            "coverage": self.coverage.model_dump(mode="json") if self.coverage else None,
         }
 
 
@@ -235,4 +240,5 @@ def outcome_json(outcome: CheckOutcome, replies: list[dict[str, object]]) -> dic
         "held": outcome.fault or None,
         "timings": outcome.timings,
         "replies": replies,
+        "coverage": outcome.coverage.model_dump(mode="json") if outcome.coverage else None,
     }

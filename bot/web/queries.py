@@ -159,6 +159,7 @@ def _run(r: RunRow) -> dict[str, Any]:
         "notes": list(r.notes or []),
         "variants": list((r.plan or {}).get("variants", [])),
         "variants_dropped": list((r.plan or {}).get("dropped", [])),
+        "coverage": (r.plan or {}).get("coverage"),
     }
 
 

@@ -230,19 +230,3 @@ def reason_for(
     if not included and not own_object:
         return Reason.NO_USER
     return Reason.UNSATISFIABLE
-
-
-def line_ranges(lines: Sequence[int]) -> str:
-    """[3, 4, 5, 9] → "3-5,9"."""
-    out: list[str] = []
-    start = prev = None
-    for n in sorted(lines):
-        if prev is not None and n == prev + 1:
-            prev = n
-            continue
-        if start is not None:
-            out.append(f"{start}-{prev}" if prev != start else f"{start}")
-        start = prev = n
-    if start is not None:
-        out.append(f"{start}-{prev}" if prev != start else f"{start}")
-    return ",".join(out)

@@ -106,6 +106,13 @@ def populate(db: Database, settings: Settings) -> dict[str, Any]:
                         "reason": "over the <budget>",
                     }
                 ],
+                "coverage": {
+                    "lines": 4,
+                    "covered": 3,
+                    "uncovered": [
+                        {"file": "mm/foo.c", "lines": [12], "reason": "symbol unsatisfiable"}
+                    ],
+                },
             },
         )
         s.add(run)

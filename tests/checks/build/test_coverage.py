@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.results import line_ranges
 from checks.build.coverage import (
     Reason,
     Tally,
     active_lines,
     blocks,
     changed_lines,
-    line_ranges,
     reason_for,
     seen_lines,
     tree_path,
@@ -53,7 +53,7 @@ int never(void);
 int elif_off(void);
 #else
 int neither(int a,
-	    int b);
+		int b);
 #endif
 int after(void);
 """
