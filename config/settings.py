@@ -140,6 +140,7 @@ class BuildSettings(_Strict):
     llvm: bool = False
     presets: dict[str, str] = {}  # arch -> defconfig target or preset name
     max_header_objects: int = Field(default=8, ge=0)
+    kconfig_solver: bool = True  # refused requests go to the Kconfig solver (kconfiglib)
 
 
 class SandboxSettings(_Strict):

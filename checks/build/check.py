@@ -32,6 +32,7 @@ from checks.build.lane import Lane
 from checks.build.make import Make
 from checks.build.measure import measure
 from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
+from checks.build.solve import Solution, solver_for
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree
 from checks.build.variants import (
@@ -72,6 +73,7 @@ class BuildRun:
         self.makes: dict[str, Make] = {}
         self.uncompiled: list[Uncompiled] = []
         self.coverage: Coverage | None = None
+        self.solutions: list[Solution] = []  # what the Kconfig solver answered, in order
         self.wt = ctx.worktree.resolve()
 
     def git(self, *args: str) -> str:
@@ -246,6 +248,11 @@ class BuildRun:
         if not arches:
             return []
         kconfig = GitTree(ctx.runner, self.wt, base, grep_worktree=True)  # checked out at base
+        solver = (
+            solver_for(base, ctx.cache_dir / "kconfig-models", self.solutions)
+            if self.cfg.kconfig_solver
+            else None
+        )
         objects = list({o.object: o for i in impacts.values() for o in i.objects}.values())
         specs = {
             a.name: VariantSpec(
@@ -256,7 +263,9 @@ class BuildRun:
             for a in arches
         }
         configured = _parallel(
-            lambda s: makes[s.arch].variant(s, base, kconfig), list(specs.values()), self.cfg.jobs
+            lambda s: makes[s.arch].variant(s, base, kconfig, solver),
+            list(specs.values()),
+            self.cfg.jobs,
         )
         bases = {v.spec.arch: v for v in configured}
         flips = best_flips(f for i in impacts.values() for f in i.flips)
@@ -291,7 +300,7 @@ class BuildRun:
         flipped = {
             v.spec: v
             for v in _parallel(
-                lambda s: makes[s.arch].variant(s, base, kconfig), wanted, self.cfg.jobs
+                lambda s: makes[s.arch].variant(s, base, kconfig, solver), wanted, self.cfg.jobs
             )
         }
         relevant = tuple(dict.fromkeys(f.symbol for f in flips))
@@ -306,7 +315,8 @@ class BuildRun:
                     _note(
                         "config-refused",
                         f"{arch}: {v.spec.target} with CONFIG_{c.flip_label} "
-                        f"refused by Kconfig: {'; '.join(v.refused)}; variant not built",
+                        f"refused by Kconfig: {'; '.join(v.refused)}; variant not built"
+                        + (f" (conflicting symbols: {', '.join(v.blocked)})" if v.blocked else ""),
                         arch,
                         "helpers tried: " + (fragment_line(v.helpers) or "none"),
                     )

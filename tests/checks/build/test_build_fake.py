@@ -242,3 +242,22 @@ def test_coverage_counts_both_sides_of_an_ifdef(settings: Settings, tmp_path: Pa
     assert (missing.file, missing.lines) == ("include/linux/foo.h", (15,))
     assert missing.reason == "symbol unsatisfiable"
     assert {v.flip for v in result.variants} >= {None, "FOO=n"}
+
+
+def test_kconfig_solver_enables_a_symbol_without_a_prompt(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """mm/deep.o needs DEEP, which has no prompt and is on only with ZONE, which needs
+    QUUX: the solver finds QUUX and ZONE, make olddefconfig confirms, deep.o compiles."""
+    patches = [
+        WrittenPatch(
+            "mm/deep: go deeper",
+            [replace_in("mm/deep.c", "quux_level() * 2", "quux_level() * 3")],
+        )
+    ]
+    result = check(patches, settings, tmp_path)
+    built = {o for v in result.variants for o in v.objects}
+    assert "mm/deep.o" in built, described(result)
+    assert not result.uncompiled, described(result)
+    cov = result.coverage
+    assert cov is not None and cov.lines == cov.covered == 1, described(result)
