@@ -14,6 +14,7 @@ from checks.build.impact import (
     called_identifiers,
     changed_identifiers,
     declaration_flips,
+    enclosing_names,
     include_name,
 )
 from checks.build.kbuild import ObjectChain, object_chain, parse_rules
@@ -380,3 +381,35 @@ def test_select_arches_adds_touched_arch_dirs() -> None:
     assert [a.name for a in arches] == ["x86_64", "arm64", "powerpc"]
     only_ppc = Impact(objects=(ppc_obj,), srcarches=("powerpc",))
     assert [a.name for a in select_arches([only_ppc], ARCHES, ["x86_64"])] == ["powerpc"]
+
+
+def test_header_users_through_names_and_for_a_comment_change() -> None:
+    """A comment in a struct: users of the struct's name; a name used only through another
+    header: found tree-wide; every changed name is used by one of the first files."""
+    header = "struct ina_pdata {\n\tlong shunt;\t/* uohm */\n};\n"
+    tree = FakeTree(
+        {
+            **TREE,
+            "include/linux/ina.h": header,
+            "drivers/hwmon/ina209.c": "#include <linux/ina.h>\n"
+            "static int f(struct ina_pdata *p) { return p->shunt; }\n",
+            "drivers/hwmon/ina238.c": "#include <linux/ina.h>\nint g;\n",
+            "drivers/other.c": "#include <linux/all.h>\nint h(struct ina_pdata *p);\n",
+            "drivers/hwmon/Makefile": "obj-$(CONFIG_SENSORS_INA209) += ina209.o\n"
+            "obj-$(CONFIG_SENSORS_INA238) += ina238.o\n",
+            "drivers/Makefile": "obj-$(CONFIG_HWMON) += hwmon/\nobj-y += other.o\n",
+        }
+    )
+    diff = (
+        "diff --git a/include/linux/ina.h b/include/linux/ina.h\n"
+        "--- a/include/linux/ina.h\n+++ b/include/linux/ina.h\n@@ -1,3 +1,3 @@\n"
+        " struct ina_pdata {\n-\tlong shunt;\n+\tlong shunt;\t/* uohm */\n };\n"
+    )
+    assert enclosing_names(header, [2]) == ["ina_pdata"]
+    impact = analyze(diff, tree, max_header_objects=2)
+    objects = [o.object for o in impact.objects]
+    assert objects[0] == "drivers/hwmon/ina209.o"  # uses the struct and is in an includer
+    assert "drivers/other.o" not in objects
+    tree.files["drivers/hwmon/ina209.c"] = "#include <linux/ina.h>\nint f;\n"
+    objects = [o.object for o in analyze(diff, tree, max_header_objects=2).objects]
+    assert objects[0] == "drivers/other.o"  # no includer uses it: found through another header
