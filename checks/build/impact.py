@@ -217,8 +217,10 @@ def declaration_flips(tree: Tree, names: Sequence[str], search: Sequence[str]) -
     for name, all_conds in sites.items():
         if any(not c for c in all_conds):
             continue  # declared unconditionally somewhere
-        required = set.intersection(*({c for c in cs if c.on} for cs in all_conds))
-        stubbed = {c.symbol for cs in all_conds for c in cs if c.on is False}
+        required = set.intersection(
+            *({c for c in cs if c.on and not c.alternative} for cs in all_conds)
+        )
+        stubbed = {c.symbol for cs in all_conds for c in cs if c.on is False and not c.alternative}
         for c in sorted(required, key=lambda c: c.symbol):
             if c.symbol not in stubbed:
                 flips.append(

@@ -16,6 +16,7 @@ from checks.build.impact import (
     declaration_flips,
     enclosing_names,
     include_name,
+    line_flips,
 )
 from checks.build.kbuild import ObjectChain, object_chain, parse_rules
 from checks.build.toolchains import load_arches, parse_arches
@@ -127,7 +128,12 @@ def test_parse_condition_atoms() -> None:
         True,
     )
     assert parse_condition("IS_MODULE(CONFIG_A) /* comment */") == ((Cond("A", True),), True)
+    # each side of || is enough on its own: alternatives, not requirements
     assert parse_condition("defined(CONFIG_X) || defined(CONFIG_Y)") == (
+        (Cond("X", True, alternative=True), Cond("Y", True, alternative=True)),
+        False,
+    )
+    assert parse_condition("defined(CONFIG_X) || (CONFIG_Y > 2)") == (
         (Cond("X", None), Cond("Y", None)),
         False,
     )
@@ -140,7 +146,10 @@ def test_conditions_branches() -> None:
     assert conditions_at(SOURCE, 9) == (Cond("A", True), Cond("B", False))
     assert conditions_at(SOURCE, 11) == (Cond("C", True), Cond("A", None), Cond("B", None))
     assert set(conditions_at(SOURCE, 13)) == {Cond("A", None), Cond("B", None), Cond("C", False)}
-    assert conditions_at(SOURCE, 17) == (Cond("X", None), Cond("Y", None))
+    assert conditions_at(SOURCE, 17) == (
+        Cond("X", True, alternative=True),
+        Cond("Y", True, alternative=True),
+    )
     assert conditions_at(SOURCE, 19) == ()
     assert len(conditions(SOURCE)) == len(SOURCE.splitlines())
 
@@ -413,3 +422,40 @@ def test_header_users_through_names_and_for_a_comment_change() -> None:
     tree.files["drivers/hwmon/ina209.c"] = "#include <linux/ina.h>\nint f;\n"
     objects = [o.object for o in analyze(diff, tree, max_header_objects=2).objects]
     assert objects[0] == "drivers/other.o"  # no includer uses it: found through another header
+
+
+def test_makefile_conditionals_gate_the_objects_inside() -> None:
+    mk = (
+        "obj-y += a.o\n"
+        "ifdef CONFIG_SWAP\nobj-$(CONFIG_MEMCG) += swap_cgroup.o\nendif\n"
+        "ifeq ($(CONFIG_NUMA),y)\nobj-y += numa.o\nelse\nobj-y += flat.o\nendif\n"
+        "ifneq ($(CONFIG_HOTPLUG),)\nobj-y += hot.o\nendif\n"
+    )
+    files = {"Makefile": "obj-y += mm/\n", "mm/Makefile": mk}
+
+    def chain(src: str) -> tuple[str, ...]:
+        return object_chain(src, files.get).symbols
+
+    assert chain("mm/a.c") == ()
+    assert chain("mm/swap_cgroup.c") == ("MEMCG", "SWAP")
+    assert chain("mm/numa.c") == ("NUMA",)
+    assert chain("mm/flat.c") == ()  # NUMA off: not a chain symbol (nothing to switch on)
+    assert chain("mm/hot.c") == ("HOTPLUG",)
+
+
+def test_or_conditions_give_one_flip_per_side_and_an_exact_else() -> None:
+    text = "#if defined(CONFIG_A) || IS_ENABLED(CONFIG_B)\nint x;\n#else\nint y;\n#endif\n"
+    table = conditions(text)
+    assert {(c.symbol, c.on, c.alternative) for c in table[1]} == {
+        ("A", True, True),
+        ("B", True, True),
+    }
+    assert set(table[3]) == {Cond("A", False), Cond("B", False)}
+    assert {(f.symbol, f.value) for f in line_flips("x.c", text, [2], 1)} == {
+        ("A", "y"),
+        ("B", "y"),
+    }
+    assert {(f.symbol, f.value) for f in line_flips("x.c", text, [4], 1)} == {
+        ("A", "n"),
+        ("B", "n"),
+    }
