@@ -70,8 +70,8 @@ def test_powerpc_only_file_gets_a_ppc64le_variant_unconfigured(
         [
             replace_in(
                 "arch/powerpc/platforms/pseries/cmm.c",
-                "\tlong nr = nr_pages;\n",
-                "\tlong nr = (long)nr_pages;\n",
+                "\tlong nr = KB2PAGES(oom_kb);\n",
+                "\tlong nr = (long)KB2PAGES(oom_kb);\n",
             )
         ],
     )
