@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TypeVar
 
 from bot.core.results import (
@@ -24,6 +25,7 @@ from bot.core.results import (
     Uncompiled,
 )
 from checks.base import CheckContext
+from checks.build.archdeps import needed_srcarches
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.findings import finding
 from checks.build.impact import Impact, analyze, best_flips
@@ -131,7 +133,13 @@ class BuildRun:
         for index, sha in commits:
             diff = self.ctx.patch_diffs.get(index) or self.git("show", "--format=", sha)
             tree = GitTree(self.ctx.runner, self.wt, sha, grep_worktree=sha == head)
-            out[index] = analyze(diff, tree, self.cfg.max_header_objects)
+            impact = analyze(diff, tree, self.cfg.max_header_objects)
+            # an object whose chain needs an arch-only symbol needs that arch
+            own = [o for o in impact.objects if o.object in impact.w1_objects]
+            extra = needed_srcarches(tree, own) - set(impact.srcarches)
+            if extra:
+                impact = replace(impact, srcarches=tuple(sorted({*impact.srcarches, *extra})))
+            out[index] = impact
             for note in out[index].notes:
                 log.info("patch %d: %s", index, note)
         return out

@@ -459,3 +459,31 @@ def test_or_conditions_give_one_flip_per_side_and_an_exact_else() -> None:
         ("A", "n"),
         ("B", "n"),
     }
+
+
+def test_a_chain_needing_an_arch_only_symbol_needs_that_arch() -> None:
+    from checks.build.archdeps import needed_srcarches, symbol_arches
+
+    tree = FakeTree(
+        {
+            "drivers/hwmon/Kconfig": 'config SENSORS_IBMPOWERNV\n\ttristate "IBM POWERNV"\n'
+            '\tdepends on PPC_POWERNV\n\nconfig SENSORS_LM75\n\ttristate "LM75"\n'
+            "\tdepends on I2C\n",
+            "drivers/i2c/Kconfig": 'config I2C\n\ttristate "I2C"\n',
+            "arch/powerpc/platforms/powernv/Kconfig": 'config PPC_POWERNV\n\tbool "PowerNV"\n',
+            "drivers/misc/Kconfig": 'config WIN\n\tbool "w"\n\tdepends on X86 || COMPILE_TEST\n',
+        }
+    )
+    assert symbol_arches(tree, "PPC_POWERNV") == {"powerpc"}
+    assert symbol_arches(tree, "SENSORS_IBMPOWERNV") == {"powerpc"}
+    assert symbol_arches(tree, "SENSORS_LM75") == set()
+    chains = [
+        ObjectChain(
+            "drivers/hwmon/ibmpowernv.c",
+            "drivers/hwmon/ibmpowernv.o",
+            ("SENSORS_IBMPOWERNV", "HWMON"),
+            True,
+        ),
+        ObjectChain("drivers/hwmon/lm75.c", "drivers/hwmon/lm75.o", ("SENSORS_LM75",), True),
+    ]
+    assert needed_srcarches(tree, chains) == {"powerpc"}
