@@ -10,6 +10,7 @@ PACKAGES=(
   linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev dwarves cpio kmod
   rsync ccache bubblewrap gcc-powerpc64le-linux-gnu gcc-aarch64-linux-gnu
   chromium chromium-driver
+  clang lld llvm
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -151,6 +151,9 @@ def check_series(
             for p in checked.patches
             if p.commit
         }
+        if lst is not None and lst.llvm and not settings.build.llvm_second:
+            build = settings.build.model_copy(update={"llvm_second": True})
+            settings = settings.model_copy(update={"build": build})
         ctx = CheckContext(
             series=series,
             applied=checked,

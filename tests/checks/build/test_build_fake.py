@@ -261,3 +261,26 @@ def test_kconfig_solver_enables_a_symbol_without_a_prompt(
     assert not result.uncompiled, described(result)
     cov = result.coverage
     assert cov is not None and cov.lines == cov.covered == 1, described(result)
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="needs clang (apt-get install clang)")
+def test_llvm_is_a_second_toolchain(settings: Settings, tmp_path: Path) -> None:
+    """With build.llvm_second the base config is built with clang too: clang's own words
+    for a new error come as a finding of that build, with its reproduce line."""
+    wt = fake_tree(tmp_path / "linux")
+    settings = settings.model_copy(
+        update={"build": BuildSettings(arches=["x86_64"], llvm_second=True)}
+    )
+    patch = WrittenPatch(
+        "mm/core: call what does not exist",
+        [replace_in("mm/core.c", "\treturn foo_count();\n", "\treturn foo_nothing();\n")],
+    )
+    ctx = kernel.series_context(wt, [patch], settings, tmp_path, cache_dir=tmp_path / "cache")
+    result = BuildCheck().run(ctx)
+    llvm = [v for v in result.variants if v.config.endswith("LLVM=1")]
+    assert llvm and "mm/core.o" in llvm[0].objects, described(result)
+    errors = {f.config: f for f in problems(result) if "foo_nothing" in f.message}
+    assert set(errors) == {"defconfig", "defconfig LLVM=1"}, described(result)
+    clang = errors["defconfig LLVM=1"]
+    assert clang.compiler.startswith(("clang", "Debian clang")) and clang.line == 9
+    assert any(" LLVM=1 " in f" {c} " for c in clang.reproduce)
