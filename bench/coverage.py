@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select
 
+from bench.replay_month import LIST, MBOX, replay_settings
 from bot.core.results import Coverage
 from bot.demo.inbox import IMPORT_MBOX, PublicInboxServer
 from bot.demo.run import ensure_tree
@@ -48,25 +49,17 @@ from checks.build.coverage import Tally, changed_lines, seen_lines, tree_path
 from checks.build.kbuild import object_chain
 from checks.build.preprocess import cmd_file, preprocess_argv, saved_command
 from checks.build.variants import buildable, read_config
-from config.settings import BuildSettings, Settings, load_settings
+from config.settings import Settings
 from state.db import Database
 from state.models import SeriesRow
 from tests.support import kernel
 
-REPO = Path(__file__).resolve().parents[1]
-MBOX = REPO.parent / "shared" / "data" / "linux-hwmon-2024-12.mbox"
-LIST = {"name": "linux-hwmon", "address": "linux-hwmon@vger.kernel.org"}
-
 
 def bench_settings(out: Path, url: str, arches: list[str]) -> Settings:
-    return load_settings(
-        None,
-        paths={"state": str(out / "state"), "cache": str(kernel.test_cache())},
-        lists=[{**LIST, "url": url, "trees": ["linux"]}],
-        trees=[{"name": "linux", "url": "", "branches": ["master"]}],
-        build=BuildSettings(arches=arches).model_dump(),
-        checks={"enabled": ["build"]},
-        mail={"mode": "outbox", "sender": "lorebot <lorebot@localhost>"},
+    """replay_month's settings with the build check alone (the others compile nothing)."""
+    settings = replay_settings(out, url, arches)
+    return settings.model_copy(
+        update={"checks": settings.checks.model_copy(update={"enabled": ["build"]})}
     )
 
 

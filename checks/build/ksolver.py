@@ -49,10 +49,6 @@ class Solver:
         self.trail.append((sym, sym.user_value))
         return bool(sym.set_value(value))
 
-    def _fail(self, mark: int) -> bool:
-        self._undo(mark)
-        return False
-
     def _mark(self) -> int:
         return len(self.trail)
 
@@ -143,59 +139,36 @@ class Solver:
 
     def true(self, expr: Any, depth: int) -> bool:
         """Make an expression true (y or m)."""
-        if kconfiglib.expr_value(expr):
-            return True
-        if isinstance(expr, kconfiglib.Symbol):
-            return self.want(expr, True, depth)
-        if not isinstance(expr, tuple):
-            return False
-        op = expr[0]
-        if op == kconfiglib.AND:
-            mark = self._mark()
-            if (
-                self.true(expr[1], depth)
-                and self.true(expr[2], depth)
-                and kconfiglib.expr_value(expr)
-            ):
-                return True
-            self._undo(mark)
-            return False
-        if op == kconfiglib.OR:
-            for side in (expr[1], expr[2]):
-                mark = self._mark()
-                if self.true(side, depth) and kconfiglib.expr_value(expr):
-                    return True
-                self._undo(mark)
-            return False
-        if op == kconfiglib.NOT:
-            return self.false(expr[1], depth)
-        return _compare(self, expr, depth, True)
+        return self.holds(expr, True, depth)
 
     def false(self, expr: Any, depth: int) -> bool:
         """Make an expression false (n)."""
-        if not kconfiglib.expr_value(expr):
+        return self.holds(expr, False, depth)
+
+    def holds(self, expr: Any, wanted: bool, depth: int) -> bool:
+        """Make an expression true or false: `A && B` true and `A || B` false need both
+        sides; the other two need one side, tried in turn (what a failed side set is undone)."""
+        if bool(kconfiglib.expr_value(expr)) == wanted:
             return True
         if isinstance(expr, kconfiglib.Symbol):
-            return self.want(expr, False, depth)
+            return self.want(expr, wanted, depth)
         if not isinstance(expr, tuple):
             return False
         op = expr[0]
-        if op == kconfiglib.AND:
-            for side in (expr[1], expr[2]):
-                mark = self._mark()
-                if self.false(side, depth) and not kconfiglib.expr_value(expr):
-                    return True
-                self._undo(mark)
-            return False
-        if op == kconfiglib.OR:
+        if op == kconfiglib.NOT:
+            return self.holds(expr[1], not wanted, depth)
+        if op not in (kconfiglib.AND, kconfiglib.OR):
+            return _compare(self, expr, depth, wanted)
+        sides = (expr[1], expr[2])
+        tries = [sides] if (op == kconfiglib.AND) == wanted else [(s,) for s in sides]
+        for needed in tries:
             mark = self._mark()
-            if self.false(expr[1], depth) and self.false(expr[2], depth):
+            if all(self.holds(s, wanted, depth) for s in needed) and (
+                bool(kconfiglib.expr_value(expr)) == wanted
+            ):
                 return True
             self._undo(mark)
-            return False
-        if op == kconfiglib.NOT:
-            return self.true(expr[1], depth)
-        return _compare(self, expr, depth, False)
+        return False
 
 
 def _compare(solver: Solver, expr: Any, depth: int, want_true: bool) -> bool:
