@@ -28,7 +28,7 @@ from checks.base import CheckContext
 from checks.build.archdeps import needed_srcarches
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.findings import finding
-from checks.build.impact import Impact, analyze, best_flips
+from checks.build.impact import Flip, Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
 from checks.build.make import Make, SolveFn
@@ -262,21 +262,30 @@ class BuildRun:
             else None
         )
         objects = list({o.object: o for i in impacts.values() for o in i.objects}.values())
+        # the base enables the chains of the objects the series changes; a header's users
+        # each get a flip of their own, so that the base keeps its values around them
+        own = {o for i in impacts.values() for o in i.w1_objects}
+        mine = [o for o in objects if o.object in own]
         specs = {
             a.name: VariantSpec(
                 a.name,
                 targets[a.name],
-                tuple(dict.fromkeys(s for o in arch_objects(objects, a) for s in o.symbols)),
+                tuple(dict.fromkeys(s for o in arch_objects(mine, a) for s in o.symbols)),
             )
             for a in arches
         }
+        user_flips = [
+            Flip(o.symbols[0], "y", 2, f"{o.object} uses what the series changes in a header")
+            for o in objects
+            if o.object not in own and o.symbols
+        ]
         configured = _parallel(
             lambda s: makes[s.arch].variant(s, base, kconfig, solver),
             list(specs.values()),
             self.cfg.jobs,
         )
         bases = {v.spec.arch: v for v in configured}
-        flips = best_flips(f for i in impacts.values() for f in i.flips)
+        flips = best_flips([*(f for i in impacts.values() for f in i.flips), *user_flips])
         steps = [[o.object for o in impacts[i].objects] for i in sorted(impacts)]
         srcarches = sorted({s for i in impacts.values() for s in i.srcarches})
         cost = Cost(self.cfg.object_seconds, self.cfg.config_seconds, self.cfg.jobs)
@@ -342,12 +351,14 @@ class BuildRun:
             lanes.append(lane)
         lanes += self._llvm_lane(arches[0], targets, specs, base, kconfig, solver, relevant)
         self.uncompiled = self._unbuilt(lanes, impacts)
+        blocked = sorted({b for v in bases.values() for b in v.blocked})
         for u in self.uncompiled:
             self.notes.append(
                 _note(
                     "not-built",
                     f"{u.what} ({u.needs}): its Kconfig symbols "
-                    "are off in every variant built; not compiled",
+                    "are off in every variant built; not compiled"
+                    + (f" (conflicting symbols: {', '.join(blocked)})" if blocked else ""),
                 )
             )
         return lanes

@@ -156,13 +156,8 @@ def test_removed_stub_breaks_its_caller_at_that_patch(settings: Settings, tmp_pa
     assert f.config == "defconfig" and "QUUX" not in f.symbols  # off in the base already
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a header change that only removes an #else stub "
-    "names no changed identifier (the declaration stays), so impact analysis "
-    "plans no object and the broken caller is not built",
-)
 def test_stub_removal_alone_is_built(settings: Settings, tmp_path: Path) -> None:
+    """Only an #else stub goes: the declaration around the hunk names the callers."""
     patches = [
         WrittenPatch(
             "quux: declare quux_level() only with CONFIG_QUUX",
@@ -252,7 +247,7 @@ def test_kconfig_solver_enables_a_symbol_without_a_prompt(
     patches = [
         WrittenPatch(
             "mm/deep: go deeper",
-            [replace_in("mm/deep.c", "quux_level() * 2", "quux_level() * 3")],
+            [replace_in("mm/deep.c", "return 2;", "return 3;")],
         )
     ]
     result = check(patches, settings, tmp_path)
@@ -284,3 +279,17 @@ def test_llvm_is_a_second_toolchain(settings: Settings, tmp_path: Path) -> None:
     clang = errors["defconfig LLVM=1"]
     assert clang.compiler.startswith(("clang", "Debian clang")) and clang.line == 9
     assert any(" LLVM=1 " in f" {c} " for c in clang.reproduce)
+
+
+def test_an_unsatisfiable_object_is_a_note_naming_the_conflict(
+    settings: Settings, tmp_path: Path
+) -> None:
+    patches = [
+        WrittenPatch("mm/never: return two", [replace_in("mm/never.c", "return 1;", "return 2;")])
+    ]
+    result = check(patches, settings, tmp_path)
+    [note] = [n for n in result.notes if n.kind == "not-built"]
+    assert "mm/never.o" in note.message and "NOWHERE" in note.message
+    cov = result.coverage
+    assert cov is not None and (cov.lines, cov.covered) == (1, 0)
+    assert [(u.file, u.reason) for u in cov.uncovered] == [("mm/never.c", "symbol unsatisfiable")]
