@@ -336,7 +336,8 @@ def config_args(settings: Mapping[str, str]) -> list[str]:
             args += ["--module", s]
         else:
             args += ["--enable", s]
-    return args
+    # scripts/config upper-cases symbols unless told: SENSORS_SHT3x would become ...3X
+    return ["--keep-case", *args] if any(s != s.upper() for s in settings) else args
 
 
 def kconfig_facts(tree: Tree, symbol: str) -> tuple[list[str], list[str], bool]:

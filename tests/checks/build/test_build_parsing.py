@@ -487,3 +487,16 @@ def test_a_chain_needing_an_arch_only_symbol_needs_that_arch() -> None:
         ObjectChain("drivers/hwmon/lm75.c", "drivers/hwmon/lm75.o", ("SENSORS_LM75",), True),
     ]
     assert needed_srcarches(tree, chains) == {"powerpc"}
+
+
+def test_config_args_keep_the_case_of_mixed_case_symbols() -> None:
+    from checks.build.make import config_args
+
+    assert config_args({"MIGRATION": "n"}) == ["--disable", "MIGRATION"]
+    assert config_args({"SENSORS_SHT3x": "y", "HWMON": "y"}) == [
+        "--keep-case",
+        "--enable",
+        "SENSORS_SHT3x",
+        "--enable",
+        "HWMON",
+    ]
