@@ -161,7 +161,6 @@ def main() -> int:
     settings = bench_settings(out, server.url, args.arches.split(","))
     ensure_tree(settings, print)
     cache = kernel.test_cache()
-    before = set(cache.glob("build/linux-*"))  # the tests' build dirs: left alone
     wt = kernel.kernel_slot("bench-coverage")
     db = Database(settings.database_url)
     rows: list[dict[str, object]] = []
@@ -182,8 +181,9 @@ def main() -> int:
                 break
             if not queue.claim(db, sid, worker):
                 continue
-            # cold: no build dir of the bench's and no compiler cache from an earlier series
-            for d in [*(set(cache.glob("build/linux-*")) - before), cache / "ccache"]:
+            # cold: no build dir of the pipeline's slots (build/linux-<n>; the tests' are
+            # named) and no compiler cache from an earlier series
+            for d in [*cache.glob("build/linux-[0-9]*"), cache / "ccache"]:
                 shutil.rmtree(d, ignore_errors=True)
             with claims.held(worker):
                 result = run_series(settings, db, sid, worker, queue_mail=False)
