@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -134,7 +135,10 @@ def test_both_sides_of_an_ifdef_are_compiled_and_match_the_preprocessor(
     assert len(changed) == 2
     truth: set[int] = set()
     for cfg in (kernel.test_cache() / "build").glob("*cov-ifdef/x86_64/defconfig-*/.config"):
-        odir = cfg.parent
+        # a copy: make as root in the check's own O= dir would leave files its sandbox
+        # (another uid) cannot replace
+        odir = tmp_path / cfg.parent.name
+        shutil.copytree(cfg.parent, odir, symlinks=True)
         subprocess.run(
             [
                 *("make", "-s", "-C", str(slot), f"O={odir}", "ARCH=x86_64"),
