@@ -33,6 +33,11 @@ def _check(
     return BuildCheck().run(ctx)
 
 
+def _edit(subject: str, path: str, old: str, new: str) -> WrittenPatch:
+    """A patch of one replacement in one file."""
+    return WrittenPatch(subject, [replace_in(path, old, new)])
+
+
 def _said(result: CheckResult) -> list[str]:
     return [f"{n.kind}: {n.message}" for n in result.notes] + [
         f"variant {v.arch} {v.config}: {' '.join(v.objects)}" for v in result.variants
@@ -44,15 +49,11 @@ def test_device_migration_object_gets_a_solved_variant(
 ) -> None:
     """DEVICE_MIGRATION has no prompt and needs ZONE_DEVICE, which needs MEMORY_HOTPLUG and
     MEMORY_HOTREMOVE: none in x86_64 defconfig. The solver finds them; the object compiles."""
-    patch = WrittenPatch(
+    patch = _edit(
         "mm/migrate_device: name the skipped entries",
-        [
-            replace_in(
-                "mm/migrate_device.c",
-                "\t\tmigrate->dst[migrate->npages] = 0;\n",
-                "\t\tmigrate->dst[migrate->npages] = 0UL;\n",
-            )
-        ],
+        "mm/migrate_device.c",
+        "\t\tmigrate->dst[migrate->npages] = 0;\n",
+        "\t\tmigrate->dst[migrate->npages] = 0UL;\n",
     )
     result = _check("cov-migrate", [patch], settings, tmp_path)
     built = {o for v in result.variants for o in v.objects}
@@ -66,15 +67,11 @@ def test_powerpc_only_file_gets_a_ppc64le_variant_unconfigured(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
     """build.arches is x86_64 only; a change to arch/powerpc/ still gets a powerpc build."""
-    patch = WrittenPatch(
+    patch = _edit(
         "powerpc/pseries/cmm: count in longs",
-        [
-            replace_in(
-                "arch/powerpc/platforms/pseries/cmm.c",
-                "\tlong nr = KB2PAGES(oom_kb);\n",
-                "\tlong nr = (long)KB2PAGES(oom_kb);\n",
-            )
-        ],
+        "arch/powerpc/platforms/pseries/cmm.c",
+        "\tlong nr = KB2PAGES(oom_kb);\n",
+        "\tlong nr = (long)KB2PAGES(oom_kb);\n",
     )
     result = _check("cov-ppc", [patch], settings, tmp_path)
     ppc = [v for v in result.variants if v.arch == "powerpc"]
@@ -157,15 +154,11 @@ def test_header_whose_users_are_all_behind_off_symbols_gets_a_user_compiled(
 ) -> None:
     """platform_data/ina2xx.h is included only by drivers off in x86_64 defconfig, and the
     change is a comment: a user is still compiled and the line counts as covered."""
-    patch = WrittenPatch(
+    patch = _edit(
         "ina2xx: document the unit",
-        [
-            replace_in(
-                "include/linux/platform_data/ina2xx.h",
-                "\tlong shunt_uohms;\n",
-                "\tlong shunt_uohms;\t/* micro-ohms */\n",
-            )
-        ],
+        "include/linux/platform_data/ina2xx.h",
+        "\tlong shunt_uohms;\n",
+        "\tlong shunt_uohms;\t/* micro-ohms */\n",
     )
     result = _check("cov-header", [patch], settings, tmp_path)
     users = {"drivers/hwmon/ina209.o", "drivers/hwmon/ina238.o", "drivers/iio/adc/ina2xx-adc.o"}
