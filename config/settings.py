@@ -71,6 +71,7 @@ class ListSettings(_Strict):
     trees: list[str] = []
     address: str = ""  # the list's posting address, used to tell list mail from direct mail
     mail: MailPolicySettings = MailPolicySettings()
+    llvm: bool = False  # build this list's series with LLVM=1 (clang) too (build.llvm_second)
 
 
 class TreeSettings(_Strict):
@@ -156,6 +157,9 @@ class BuildSettings(_Strict):
     reuse: bool = True
     presets: dict[str, str] = {}  # arch -> defconfig target or preset name
     max_header_objects: int = Field(default=8, ge=0)
+    kconfig_solver: bool = True  # refused requests go to the Kconfig solver (kconfiglib)
+    # LLVM=1 (clang) as a second toolchain: the host arch's base variant once more
+    llvm_second: bool = False
 
 
 class SandboxSettings(_Strict):

@@ -11,6 +11,7 @@ PACKAGES=(
   rsync ccache bubblewrap gcc-powerpc64le-linux-gnu gcc-aarch64-linux-gnu
   chromium chromium-driver
   liburcu-dev
+  clang lld llvm
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

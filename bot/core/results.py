@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, computed_field
@@ -137,6 +137,46 @@ class SuiteCounts(BaseModel):
     state_after: str = ""
 
 
+class UncoveredLines(BaseModel):
+    """Changed lines of one file that no built variant compiled, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    lines: tuple[int, ...]
+    reason: str  # "symbol unsatisfiable", "arch not built", "no user compiled", "budget"
+
+
+def line_ranges(lines: Sequence[int]) -> str:
+    """[3, 4, 5, 9] → "3-5,9"."""
+    out: list[str] = []
+    start = prev = None
+    for n in sorted(lines):
+        if prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            out.append(f"{start}-{prev}" if prev != start else f"{start}")
+        start = prev = n
+    if start is not None:
+        out.append(f"{start}-{prev}" if prev != start else f"{start}")
+    return ",".join(out)
+
+
+class Coverage(BaseModel):
+    """Patch coverage: how many changed .c/.h lines some built variant compiled."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lines: int = 0
+    covered: int = 0
+    uncovered: tuple[UncoveredLines, ...] = ()
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.covered / self.lines if self.lines else 100.0
+
+
 class CheckStatus(StrEnum):
     """How a check ended (KCIDB's split: FOUND is the code's fault, ERRORED is ours)."""
 
@@ -162,6 +202,7 @@ class CheckResult(BaseModel):
     variants: tuple[PlannedVariant, ...] = ()  # build: the variants built
     dropped: tuple[PlannedVariant, ...] = ()  # build: variants planned but not built
     suites: tuple[SuiteCounts, ...] = ()  # runtime: the test suites run
+    coverage: Coverage | None = None  # build: changed lines compiled (None: not measured)
 
     @classmethod
     def of(

@@ -18,7 +18,7 @@ from importlib import metadata
 from pydantic import BaseModel, ConfigDict
 
 from bot.core.models import ApplyResult, PatchMail, Series
-from bot.core.results import Finding, Uncompiled
+from bot.core.results import Coverage, Finding, Uncompiled
 from bot.report import text as rt
 from bot.report.headers import (
     bare_msgid,
@@ -91,6 +91,7 @@ def render_replies(
     archive: str = "",
     uncompiled: Sequence[Uncompiled] = (),
     parent: Series | None = None,
+    coverage: Coverage | None = None,
 ) -> list[ReplyDraft]:
     """All replies for one run: the summary (if any) first, then one per patch.
 
@@ -125,7 +126,7 @@ def render_replies(
         series_url,
         policy,
         archive=archive,
-        coverage=rt.coverage(uncompiled),
+        coverage=rt.coverage(uncompiled, coverage),
     )
     if flooded(len(per_patch), policy):
         return [summary(flood=True)]
@@ -138,7 +139,7 @@ def render_replies(
             settings,
             series_url,
             archive,
-            rt.coverage(uncompiled),
+            rt.coverage(uncompiled, coverage),
             parent,
         )
         for idx, fs in sorted(per_patch.items())

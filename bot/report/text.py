@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.core.models import ApplyResult, BaseAttempt, PatchMail, Series
-from bot.core.results import Finding, Uncompiled, normalize_message, severity_rank
+from bot.core.results import (
+    Coverage,
+    Finding,
+    Uncompiled,
+    line_ranges,
+    normalize_message,
+    severity_rank,
+)
 
 WIDTH = 72
 SHORT_SHA = 12
@@ -303,8 +310,22 @@ def describe_attempt(a: BaseAttempt) -> str:
     return text
 
 
-def coverage(uncompiled: Sequence[Uncompiled]) -> str:
-    """One line on what no tested config compiled ("" when everything was)."""
+def coverage(uncompiled: Sequence[Uncompiled], measured: Coverage | None = None) -> str:
+    """One statement of the patch coverage measured, or, when it was not measured, of what
+    no tested config compiled ("" when everything was)."""
+    if measured is not None and measured.lines:
+        text = (
+            f"Build coverage: {measured.covered} of {measured.lines} changed lines of .c/.h "
+            f"files ({measured.percent:.1f}%) were compiled in at least one tested config"
+        )
+        if measured.uncovered:
+            shown = [
+                f"{u.file}:{line_ranges(u.lines)} ({u.reason})" for u in measured.uncovered[:3]
+            ]
+            extra = len(measured.uncovered) - 3
+            text += f"; not compiled: {', '.join(shown)}"
+            text += f" and {extra} more" if extra > 0 else ""
+        return wrap(text + ".")
     if not uncompiled:
         return ""
     shown = [f"{u.what} ({u.needs})" if u.needs else u.what for u in uncompiled[:4]]

@@ -16,6 +16,7 @@ from bot.core.models import ApplyResult, Series
 from bot.core.results import (
     CheckResult,
     CheckStatus,
+    Coverage,
     Finding,
     Note,
     PlannedVariant,
@@ -58,6 +59,7 @@ class CheckOutcome:
     dropped: list[PlannedVariant] = field(default_factory=list)  # planned, not built
     uncompiled: list[Uncompiled] = field(default_factory=list)  # changed, compiled nowhere
     suites: list[SuiteCounts] = field(default_factory=list)  # runtime: test suites run
+    coverage: Coverage | None = None  # build: changed lines some variant compiled
 
     def add(self, name: str, result: CheckResult) -> None:
         """Take in one check's result."""
@@ -67,6 +69,8 @@ class CheckOutcome:
         self.dropped += result.dropped
         self.uncompiled += result.uncompiled
         self.suites += result.suites
+        if result.coverage is not None:
+            self.coverage = result.coverage
         self.results[name] = result.status
         if result.fault:
             self.faults.append(f"{name}: {result.fault}")
@@ -89,6 +93,7 @@ class CheckOutcome:
             "variants": [v.model_dump(mode="json") for v in self.variants],
             "dropped": [v.model_dump(mode="json") for v in self.dropped],
             "suites": [s.model_dump(mode="json") for s in self.suites],
+            "coverage": self.coverage.model_dump(mode="json") if self.coverage else None,
         }
 
 
@@ -160,6 +165,9 @@ def check_series(
             for p in checked.patches
             if p.commit
         }
+        if lst is not None and lst.llvm and not settings.build.llvm_second:
+            build = settings.build.model_copy(update={"llvm_second": True})
+            settings = settings.model_copy(update={"build": build})
         ctx = CheckContext(
             series=series,
             applied=checked,
@@ -251,4 +259,5 @@ def outcome_json(outcome: CheckOutcome, replies: list[dict[str, object]]) -> dic
         "skipped": outcome.applied.skipped or None,
         "timings": outcome.timings,
         "replies": replies,
+        "coverage": outcome.coverage.model_dump(mode="json") if outcome.coverage else None,
     }

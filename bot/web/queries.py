@@ -172,6 +172,7 @@ def _run(r: RunRow) -> dict[str, Any]:
         "variants": list((r.plan or {}).get("variants", [])),
         "variants_dropped": list((r.plan or {}).get("dropped", [])),
         "suites": list((r.plan or {}).get("suites", [])),
+        "coverage": (r.plan or {}).get("coverage"),
     }
 
 

@@ -13,20 +13,32 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TypeVar
 
-from bot.core.results import CheckResult, CheckStatus, Finding, Note, PlannedVariant, Uncompiled
+from bot.core.results import (
+    CheckResult,
+    CheckStatus,
+    Coverage,
+    Finding,
+    Note,
+    PlannedVariant,
+    Uncompiled,
+)
 from bot.core.runner import CommandResult
 from checks.base import CheckContext
 from checks.build import replay, reuse
+from checks.build.archdeps import needed_srcarches
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.findings import finding
-from checks.build.impact import Impact, analyze, best_flips
+from checks.build.impact import Flip, Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
-from checks.build.make import Make, kconfig_inputs
+from checks.build.make import Make, SolveFn, kconfig_inputs
+from checks.build.measure import measure
 from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
 from checks.build.reuse import StepRecord, StepRecords, common_prefix
+from checks.build.solve import Solution, solver_for
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree, uncommitted_paths
 from checks.build.variants import (
@@ -66,6 +78,8 @@ class BuildRun:
         self.dropped: list[PlannedVariant] = []
         self.makes: dict[str, Make] = {}
         self.uncompiled: list[Uncompiled] = []
+        self.coverage: Coverage | None = None
+        self.solutions: list[Solution] = []  # what the Kconfig solver answered, in order
         self.wt = ctx.worktree.resolve()
         self.failed_steps: set[int] = set()  # steps where make failed without a diagnostic
 
@@ -110,6 +124,7 @@ class BuildRun:
             variants=built,
             uncompiled=tuple(self.uncompiled),
             dropped=tuple(self.dropped),
+            coverage=self.coverage,
             seconds=round(time.monotonic() - self.start, 2),
             fault="; ".join(missing),
         )
@@ -126,7 +141,13 @@ class BuildRun:
             tree = GitTree(
                 self.ctx.runner, self.wt, sha, grep_worktree=sha == head, uncommitted=local
             )
-            out[index] = analyze(diff, tree, self.cfg.max_header_objects)
+            impact = analyze(diff, tree, self.cfg.max_header_objects)
+            # an object whose chain needs an arch-only symbol needs that arch
+            own = [o for o in impact.objects if o.object in impact.w1_objects]
+            extra = needed_srcarches(tree, own) - set(impact.srcarches)
+            if extra:
+                impact = replace(impact, srcarches=tuple(sorted({*impact.srcarches, *extra})))
+            out[index] = impact
             for note in out[index].notes:
                 log.info("patch %d: %s", index, note)
         return out
@@ -136,6 +157,8 @@ class BuildRun:
         impacts = self._impacts(commits)
         all_objects = list({o.object: o for i in impacts.values() for o in i.objects}.values())
         if not all_objects:
+            diff = self.git("diff", self.ctx.base, commits[-1][1])
+            self.coverage = measure([], impacts, diff, self.wt, [], True)
             return
         arches = []
         for a in select_arches(list(impacts.values()), self.table, self.cfg.arches):
@@ -164,10 +187,12 @@ class BuildRun:
         ids = self._patch_ids(base, commits) if self.cfg.reuse and lanes else []
         start = self._reused(record, ids, keys, all_objects)
         done = start - 1  # the last step whose results are complete
+        finished = True
         for n, (index, sha) in enumerate(steps):
             if n < start:
                 continue
             if self.past_deadline():
+                finished = False
                 self.notes.append(
                     _note(
                         "deadline-reached",
@@ -196,6 +221,16 @@ class BuildRun:
                 done = n
         if ids and done > 0:
             self._record(record, ids[:done], keys, lanes)
+        self.ctx.progress("build: coverage", None)
+        self.git("checkout", "-q", "--detach", commits[-1][1])  # the head, reused steps or not
+        self.coverage = measure(
+            lanes,
+            impacts,
+            self.git("diff", base, commits[-1][1]),
+            self.wt,
+            self.dropped,
+            finished,
+        )
         self.ctx.progress("build: done", 1.0)
 
     def _lane_key(self, lane: Lane) -> str:
@@ -337,20 +372,36 @@ class BuildRun:
         if not arches:
             return []
         kconfig = GitTree(ctx.runner, self.wt, base, grep_worktree=True)  # checked out at base
+        solver = (
+            solver_for(base, ctx.cache_dir / "kconfig-models", self.solutions)
+            if self.cfg.kconfig_solver
+            else None
+        )
         objects = list({o.object: o for i in impacts.values() for o in i.objects}.values())
+        # the base enables the chains of the objects the series changes; a header's users
+        # each get a flip of their own, so that the base keeps its values around them
+        own = {o for i in impacts.values() for o in i.w1_objects}
+        mine = [o for o in objects if o.object in own]
         specs = {
             a.name: VariantSpec(
                 a.name,
                 targets[a.name],
-                tuple(dict.fromkeys(s for o in arch_objects(objects, a) for s in o.symbols)),
+                tuple(dict.fromkeys(s for o in arch_objects(mine, a) for s in o.symbols)),
             )
             for a in arches
         }
+        user_flips = [
+            Flip(o.symbols[0], "y", 2, f"{o.object} uses what the series changes in a header")
+            for o in objects
+            if o.object not in own and o.symbols
+        ]
         configured = _parallel(
-            lambda s: makes[s.arch].variant(s, base, kconfig), list(specs.values()), self.cfg.jobs
+            lambda s: makes[s.arch].variant(s, base, kconfig, solver),
+            list(specs.values()),
+            self.cfg.jobs,
         )
         bases = {v.spec.arch: v for v in configured}
-        flips = best_flips(f for i in impacts.values() for f in i.flips)
+        flips = best_flips([*(f for i in impacts.values() for f in i.flips), *user_flips])
         steps = [[o.object for o in impacts[i].objects] for i in sorted(impacts)]
         srcarches = sorted({s for i in impacts.values() for s in i.srcarches})
         cost = Cost(self.cfg.object_seconds, self.cfg.config_seconds, self.cfg.jobs)
@@ -382,7 +433,7 @@ class BuildRun:
         flipped = {
             v.spec: v
             for v in _parallel(
-                lambda s: makes[s.arch].variant(s, base, kconfig), wanted, self.cfg.jobs
+                lambda s: makes[s.arch].variant(s, base, kconfig, solver), wanted, self.cfg.jobs
             )
         }
         relevant = tuple(dict.fromkeys(f.symbol for f in flips))
@@ -397,7 +448,8 @@ class BuildRun:
                     _note(
                         "config-refused",
                         f"{arch}: {v.spec.target} with CONFIG_{c.flip_label} "
-                        f"refused by Kconfig: {'; '.join(v.refused)}; variant not built",
+                        f"refused by Kconfig: {'; '.join(v.refused)}; variant not built"
+                        + (f" (conflicting symbols: {', '.join(v.blocked)})" if v.blocked else ""),
                         arch,
                         "helpers tried: " + (fragment_line(v.helpers) or "none"),
                     )
@@ -413,16 +465,73 @@ class BuildRun:
             lane = Lane(makes[arch], v, defconfigs[arch] or {}, compilers[arch], relevant, c.reason)
             seen[key] = lane
             lanes.append(lane)
+        lanes += self._llvm_lane(arches[0], targets, specs, base, kconfig, solver, relevant)
         self.uncompiled = self._unbuilt(lanes, impacts)
+        blocked = sorted({b for v in bases.values() for b in v.blocked})
         for u in self.uncompiled:
             self.notes.append(
                 _note(
                     "not-built",
                     f"{u.what} ({u.needs}): its Kconfig symbols "
-                    "are off in every variant built; not compiled",
+                    "are off in every variant built; not compiled"
+                    + (f" (conflicting symbols: {', '.join(blocked)})" if blocked else ""),
                 )
             )
         return lanes
+
+    def _llvm_lane(
+        self,
+        host: Arch,
+        targets: dict[str, str],
+        specs: dict[str, VariantSpec],
+        base: str,
+        kconfig: GitTree,
+        solver: SolveFn | None,
+        relevant: tuple[str, ...],
+    ) -> list[Lane]:
+        """The host's base variant again with LLVM=1 (clang), when configured: 0-day finds
+        about half of its build regressions with clang."""
+        if not self.cfg.llvm_second or self.llvm(host) or not host.llvm:
+            return []
+        if not host.available(True):
+            self.notes.append(
+                _note(
+                    "toolchain-missing",
+                    f"{host.name}: clang not found; no LLVM=1 build (apt-get install clang lld)",
+                    host.name,
+                )
+            )
+            return []
+        ctx = self.ctx
+        root = ctx.cache_dir / "build" / f"{ctx.applied.tree or 'tree'}-{self.wt.name}"
+        make = Make(
+            ctx.runner,
+            self.wt,
+            host,
+            root / f"{host.name}-llvm",
+            ctx.cache_dir / "ccache",
+            True,
+            timeout=self.cfg.step_seconds,
+            sandbox=ctx.sandbox,
+            trusted=ctx.trusted_base,
+        )
+        self.makes[f"{host.name}-llvm"] = make
+        defconfig = make.defconfig(targets[host.name], base)
+        if defconfig is None:
+            self.notes.append(
+                _note(
+                    "build-failed",
+                    f"{host.name}: make LLVM=1 {targets[host.name]} failed; no clang build",
+                    host.name,
+                    "\n".join(make.log),
+                )
+            )
+            return []
+        v = make.variant(specs[host.name], base, kconfig, solver)
+        why = "LLVM=1 (clang): the second toolchain"
+        return [
+            Lane(make, v, defconfig, make.compiler_version(), relevant, why, toolchain="LLVM=1")
+        ]
 
     def _drop(self, c: Candidate, reason: str) -> None:
         """A planned variant that is not built: in the plan's dropped list and a Note."""

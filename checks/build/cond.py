@@ -29,6 +29,8 @@ class Cond:
 
     symbol: str
     on: bool | None
+    # one side of an `A || B`: enough on its own, not required (a flip to try)
+    alternative: bool = False
 
     def negated(self) -> Cond:
         return Cond(self.symbol, None if self.on is None else not self.on)
@@ -74,8 +76,32 @@ def parse_condition(expr: str) -> tuple[tuple[Cond, ...], bool]:
             conds.append(Cond(sym, not m["neg"]))
         else:
             return tuple(conds), True
+    sides = [_strip_parens(p.strip()) for p in _split_top(expr, "||")]
+    if len(sides) > 1:
+        atoms = [_ATOM.match(p) for p in sides]
+        if all(atoms):
+            return tuple(
+                Cond(m["a"] or m["b"] or m["c"], not m["neg"], alternative=True) for m in atoms if m
+            ), False
     syms = dict.fromkeys(_SYMBOL.findall(expr))
     return tuple(Cond(s, None) for s in syms), False
+
+
+def _split_top(expr: str, op: str) -> list[str]:
+    """`expr` split at `op` outside parentheses."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(expr):
+        ch = expr[i]
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and expr.startswith(op, i):
+            out.append(expr[start:i])
+            i += len(op)
+            start = i
+            continue
+        i += 1
+    out.append(expr[start:])
+    return out
 
 
 @dataclass
@@ -91,6 +117,8 @@ def _branch(frame: _Frame) -> tuple[Cond, ...]:
     for conds, exact in frame.previous:
         if exact and len(conds) == 1:
             out.append(conds[0].negated())
+        elif conds and all(c.alternative for c in conds):  # not (A || B): !A && !B
+            out.extend(Cond(c.symbol, not c.on) for c in conds)
         else:
             out.extend(Cond(c.symbol, None) for c in conds)
     return tuple(out)

@@ -220,8 +220,10 @@ def declaration_flips(tree: Tree, names: Sequence[str], search: Sequence[str]) -
     for name, all_conds in sites.items():
         if any(not c for c in all_conds):
             continue  # declared unconditionally somewhere
-        required = set.intersection(*({c for c in cs if c.on} for cs in all_conds))
-        stubbed = {c.symbol for cs in all_conds for c in cs if c.on is False}
+        required = set.intersection(
+            *({c for c in cs if c.on and not c.alternative} for cs in all_conds)
+        )
+        stubbed = {c.symbol for cs in all_conds for c in cs if c.on is False and not c.alternative}
         for c in sorted(required, key=lambda c: c.symbol):
             if c.symbol not in stubbed:
                 flips.append(
@@ -309,15 +311,45 @@ def analyze(diff: str, tree: Tree, max_header_objects: int) -> Impact:
     )
 
 
+_DECL = re.compile(
+    r"^(?:#\s*define\s+(?P<macro>\w+)"
+    r"|(?:typedef\s+)?(?:struct|union|enum)\s+(?P<tag>\w+)\s*\{?\s*$"
+    r"|[A-Za-z_][\w \t*]*?\b(?P<func>\w+)\s*\()"
+)
+
+
+def enclosing_names(text: str, lines: Iterable[int]) -> list[str]:
+    """Names of the declarations around the given lines (the function, struct or macro a
+    changed line sits in), for changes that rename nothing (a comment, a body)."""
+    src = text.splitlines()
+    out: dict[str, None] = {}
+    for n in lines:
+        for i in range(min(n, len(src)) - 1, max(-1, n - 200), -1):
+            m = _DECL.match(src[i])
+            if m:
+                name = m["macro"] or m["tag"] or m["func"]
+                if name and name not in _C_WORDS and not name.startswith("_LINUX_"):
+                    out.setdefault(name, None)
+                break
+            if i < n - 1 and src[i].startswith("}"):
+                break  # the line is after a closed block, at file scope
+    return list(out)
+
+
 def _header_users(
     tree: Tree, ch: FileDiff, text: str, changes: Sequence[FileDiff], limit: int
 ) -> tuple[list[str], list[Flip]]:
-    """Source files that include a changed header and use the names it changes (ranked),
-    and the values that compile those uses (for the first `limit` files)."""
-    names = changed_identifiers(ch, text)
+    """Source files that use what a changed header changes (ranked), and the values that
+    compile those uses (for the first `limit` files).
+
+    Users are found through the names the hunks change (or, for a change that
+    renames nothing, the declarations around it): among the files that include
+    the header, then tree-wide with git grep for names no includer uses. The
+    ranking is a greedy cover, so that the first files use every name once.
+    """
+    hunk_lines = [n for n, _ in ch.added] or [n for h in ch.hunks for n in h.new_lines]
+    names = changed_identifiers(ch, text) or enclosing_names(text, hunk_lines)
     inc = include_name(ch.path)
-    if not names:
-        return [], []
     directory = posixpath.dirname(ch.path)
     if inc:
         includers = {p for p, _, _ in tree.grep([f"<{inc}>"], ["*.c"], fixed=True, files_only=True)}
@@ -329,13 +361,23 @@ def _header_users(
                 [f'"{base}"'], [f"{directory}/*.c"], fixed=True, files_only=True
             )
         }
-    if not includers:
-        return [], []
-    uses = tree.grep(names[:30], sorted(includers), word=True)
-    by_file = _specific_uses(names[:30], uses)
+    by_file: dict[str, list[int]] = {}
+    if names and includers:
+        by_file = _specific_uses(names[:30], tree.grep(names[:30], sorted(includers), word=True))
+    used = {n for path in by_file for n in _names_on(tree, path, by_file[path], names)}
+    unused = [n for n in names[:30] if n not in used and len(n) > 5]
+    if unused:  # names reached through other headers: grep the tree, bounded
+        wide = tree.grep(unused[:10], ["*.c"], word=True)
+        for path, lines in _specific_uses(unused[:10], wide, generic=20).items():
+            if path not in by_file:
+                by_file[path] = lines
+    if not by_file:  # nothing names it: any file that includes it compiles its lines
+        by_file = {p: [] for p in sorted(includers)}
     changed_dirs = {posixpath.dirname(c.path) for c in changes}
-    ranked = sorted(
-        by_file, key=lambda p: (posixpath.dirname(p) not in changed_dirs, -len(by_file[p]), p)
+    ranked = _cover_order(
+        by_file,
+        {p: set(_names_on(tree, p, by_file[p], names)) for p in by_file},
+        changed_dirs,
     )
     flips = [
         f
@@ -343,6 +385,41 @@ def _header_users(
         for f in line_flips(path, tree.read(path) or "", by_file[path], 2)
     ]
     return ranked, flips
+
+
+def _names_on(tree: Tree, path: str, lines: Sequence[int], names: Sequence[str]) -> list[str]:
+    """Which of `names` the given lines of a file use."""
+    src = (tree.read(path) or "").splitlines()
+    text = " ".join(src[n - 1] for n in lines if 0 < n <= len(src))
+    return [n for n in names if re.search(rf"\b{re.escape(n)}\b", text)]
+
+
+def _cover_order(
+    by_file: dict[str, list[int]], names_of: dict[str, set[str]], changed_dirs: set[str]
+) -> list[str]:
+    """Files in an order where each next one adds the most names not yet used (files in
+    the series' own directories first on ties), then the rest by their number of uses."""
+    left = dict(names_of)
+    done: set[str] = set()
+    order: list[str] = []
+    while left:
+        best = min(
+            left,
+            key=lambda p: (
+                -len(left[p] - done),
+                posixpath.dirname(p) not in changed_dirs,
+                -len(by_file[p]),
+                p,
+            ),
+        )
+        if not left[best] - done:
+            break
+        order.append(best)
+        done |= left.pop(best)
+    rest = sorted(
+        left, key=lambda p: (posixpath.dirname(p) not in changed_dirs, -len(by_file[p]), p)
+    )
+    return order + rest
 
 
 def _specific_uses(

@@ -31,6 +31,7 @@ class Rule:
     symbol: str | None  # CONFIG_ symbol without the prefix; None for -y / -objs
     module_only: bool  # `-m`
     targets: tuple[str, ...]
+    gates: tuple[str, ...] = ()  # symbols of the `ifeq ($(CONFIG_X),y)` blocks around it
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,53 @@ def _join_continuations(text: str) -> list[str]:
     return out
 
 
+_IF = re.compile(r"^\s*(ifeq|ifneq|ifdef|ifndef)\b\s*(.*)$")
+_ELSE = re.compile(r"^\s*else\b")
+_ENDIF = re.compile(r"^\s*endif\b")
+
+
+def _if_symbol(kind: str, args: str) -> tuple[str, bool] | None:
+    """(symbol, on) a Makefile conditional requires: `ifeq ($(CONFIG_X),y)`, `ifdef CONFIG_X`,
+    `ifneq ($(CONFIG_X),)`; None when it tests no CONFIG_ symbol in a known way."""
+    if kind in ("ifdef", "ifndef"):
+        m = re.match(r"^CONFIG_(\w+)\s*$", args)
+        return (m[1], kind == "ifdef") if m else None
+    m = re.match(r"^\(\s*\$\(CONFIG_(\w+)\)\s*,\s*(\w*)\s*\)\s*$", args) or re.match(
+        r"^['\"]\$\(CONFIG_(\w+)\)['\"]\s+['\"](\w*)['\"]\s*$", args
+    )
+    if not m:
+        return None
+    value_on = m[2] in ("y", "m")  # `= y` means on; `= ` (empty) means off
+    if m[2] not in ("y", "m", ""):
+        return None
+    return m[1], value_on == (kind == "ifeq")
+
+
 def parse_rules(text: str) -> list[Rule]:
-    """All `<name>-<cond> += …` assignments of a Kbuild Makefile."""
+    """All `<name>-<cond> += …` assignments of a Kbuild Makefile.
+
+    An assignment inside `ifeq ($(CONFIG_X),y)` (or `ifdef CONFIG_X`, `ifneq
+    ($(CONFIG_X),)`) is gated by X as well: its rule is repeated with X as
+    its symbol when the assignment itself is unconditional, or X is added to
+    the composite's chain through a rule of its own.
+    """
     rules = []
+    stack: list[tuple[str, bool] | None] = []
     for line in _join_continuations(text):
+        if m := _IF.match(line):
+            stack.append(_if_symbol(m[1], m[2].strip()))
+            continue
+        if _ELSE.match(line) and stack:
+            top = stack[-1]
+            stack[-1] = (top[0], not top[1]) if top else None
+            continue
+        if _ENDIF.match(line) and stack:
+            stack.pop()
+            continue
         m = _ASSIGN.match(line)
         if not m:
             continue
+        gates = [g[0] for g in stack if g is not None and g[1]]
         var = m["var"]
         if var.endswith("-objs"):
             name, cond = var[: -len("-objs")], "y"
@@ -77,7 +118,8 @@ def parse_rules(text: str) -> list[Rule]:
             continue
         sym = _CONFIG.search(cond)
         targets = tuple(t for t in m["val"].split() if not t.startswith("$("))
-        rules.append(Rule(name, sym.group(1) if sym else None, cond == "m", targets))
+        own = sym.group(1) if sym else None
+        rules.append(Rule(name, own, cond == "m", targets, tuple(g for g in gates if g != own)))
     return rules
 
 
@@ -94,7 +136,7 @@ def _gates(target: str, rules: list[Rule], depth: int = 0) -> tuple[bool, tuple[
     for r in rules:
         if target not in r.targets:
             continue
-        own = (r.symbol,) if r.symbol else ()
+        own = ((r.symbol,) if r.symbol else ()) + r.gates
         if r.name in _KINDS:
             return True, own
         if depth < 4:  # a composite: <name>.o is itself an object of this Makefile

@@ -25,6 +25,7 @@ class Lane:
     baseline: set[tuple[str, str, str, str]] = field(default_factory=set)
     built: dict[str, None] = field(default_factory=dict)  # objects compiled, in order
     generators: frozenset[str] | None = None  # inputs of generated headers (replay)
+    toolchain: str = ""  # "LLVM=1" for the second toolchain's lane
 
     @property
     def flip(self) -> str | None:
@@ -41,12 +42,14 @@ class Lane:
 
     @property
     def config_label(self) -> str:
-        return label(
+        text = label(
             self.variant.spec.target,
             self.defconfig,
             self.variant.config,
             self.variant.spec.requests,
         )
+        # a second toolchain's lane is told apart from the gcc lane of the same config
+        return f"{text} {self.toolchain}" if self.toolchain else text
 
     def symbols(self) -> dict[str, str]:
         names = [*self.variant.spec.requests, *self.variant.helpers, *self.relevant]

@@ -20,7 +20,7 @@ import os
 import posixpath
 import shutil
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -46,6 +46,9 @@ _STAMP = ".lorebot-variant.json"  # beside the O= dir, where no build writes
 # Set in every variant: with CONFIG_WERROR a new warning is printed as an error
 # ("[-Werror=…]"); lorebot reports warnings as warnings.
 FIXED = {"WERROR": "n", "PPC_DISABLE_WERROR": "y"}
+# A Kconfig solver: (make, variant's O= dir, base .config, requests) -> (symbols to set
+# on top of the base, symbols it could not set as needed); see checks/build/solve.py
+SolveFn = Callable[["Make", Path, Path, Mapping[str, str]], tuple[dict[str, str], tuple[str, ...]]]
 
 
 @dataclass
@@ -243,7 +246,9 @@ class Make:
         self.run(odir, "olddefconfig", name=f"{self.arch.name}-olddefconfig")
         return read_config((odir / ".config").read_text())
 
-    def variant(self, spec: VariantSpec, base: str, kconfig: Tree) -> Variant:
+    def variant(
+        self, spec: VariantSpec, base: str, kconfig: Tree, solver: SolveFn | None = None
+    ) -> Variant:
         """Make the variant's .config, verify it, and retry with helper symbols if refused.
 
         The verified .config is kept beside the O= dir, out of the builds' reach: a
@@ -258,15 +263,24 @@ class Make:
             self._same_inputs(saved, base)
             and saved.get("requests") == requests
             and saved.get("fixed") == FIXED
+            and saved.get("solver", False) == (solver is not None)
             and "config" in saved
         ):
             _restore(odir, saved["config"])
             self.sandbox.give(odir / ".config")
             cfg = read_config(saved["config"])
-            return Variant(spec, cfg, saved["helpers"], tuple(refusals(cfg, requests)))
+            refused = tuple(refusals(cfg, requests))
+            return Variant(spec, cfg, saved["helpers"], refused, tuple(saved.get("blocked", ())))
         helpers: dict[str, str] = {}
+        blocked: tuple[str, ...] = ()
         cfg = self.apply(spec, requests)
-        for _ in range(3):
+        if solver is not None and refusals(cfg, requests):
+            changes, blocked = solver(self, odir, self.root / spec.target / ".config", requests)
+            helpers = {s: v for s, v in changes.items() if s not in requests and s not in FIXED}
+            if helpers:
+                cfg = self.apply(spec, {**helpers, **requests})
+        # the solver's answer stands when it worked; else the old search by hand
+        for _ in range(3 if refusals(cfg, requests) else 0):
             wanted = {**helpers, **requests}
             missing = [(s, v) for s, v in wanted.items() if not satisfied(cfg, s, v)]
             extra: dict[str, str] = {}
@@ -287,10 +301,12 @@ class Make:
                     "helpers": helpers,
                     "fixed": FIXED,
                     "config": (odir / ".config").read_text(),
+                    "blocked": list(blocked),
+                    "solver": solver is not None,
                 }
             )
         )
-        return Variant(spec, cfg, helpers, tuple(refusals(cfg, requests)))
+        return Variant(spec, cfg, helpers, tuple(refusals(cfg, requests)), blocked)
 
     def saved_commands(self, odir: Path, objects: Iterable[str]) -> dict[str, SavedCommand]:
         """What Kbuild recorded in `odir` for each object that has a saved command."""
@@ -375,7 +391,8 @@ def config_args(settings: Mapping[str, str]) -> list[str]:
             args += ["--module", s]
         else:
             args += ["--enable", s]
-    return args
+    # scripts/config upper-cases symbols unless told: SENSORS_SHT3x would become ...3X
+    return ["--keep-case", *args] if any(s != s.upper() for s in settings) else args
 
 
 def kconfig_facts(tree: Tree, symbol: str) -> tuple[list[str], list[str], bool]:

@@ -84,6 +84,7 @@ class Variant:
     config: dict[str, str]  # the resulting .config
     helpers: dict[str, str]  # extra symbols set so that the requests stuck
     refused: tuple[str, ...]  # "X=n (got y)" for requests that did not stick
+    blocked: tuple[str, ...] = ()  # symbols the Kconfig solver could not set as needed
 
     @property
     def flip_refused(self) -> bool:

@@ -64,6 +64,10 @@ def test_check_json_shape_findings_and_send(
     assert "mm/filemap.o" in built[("x86_64", "MIGRATION=n")]["objects"]
     assert "MIGRATION=n" in built[("x86_64", "MIGRATION=n")]["config"]
     assert all(v["reason"] for v in out["variants_dropped"])
+    # patch coverage: every changed line of the three patches compiled in some variant
+    cov = out["coverage"]
+    assert cov["lines"] > 0 and cov["covered"] == cov["lines"], cov
+    assert cov["uncovered"] == []
     assert all(n["kind"] != "error" for n in out["notes"])
     assert out["check_results"]["build"] == "found"
     assert {r["in_reply_to"] for r in out["replies"]} == {

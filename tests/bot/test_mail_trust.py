@@ -271,3 +271,41 @@ def test_comments_kernel_doc_cannot_understand_are_one_item(tmp_path: Path) -> N
     assert "[1/" not in d.body
     assert "found a new kernel-doc warning in drivers/hwmon/max42500.c:206" in text
     assert "The same in drivers/hwmon/max42500.c at lines 251, 278." in text
+
+
+def test_each_mail_states_the_measured_patch_coverage(tmp_path: Path) -> None:
+    from bot.core.results import Coverage, Uncompiled, UncoveredLines
+
+    settings = make_settings(tmp_path)
+    measured = Coverage(
+        lines=40,
+        covered=37,
+        uncovered=(
+            UncoveredLines(
+                file="mm/migrate_device.c", lines=(10, 11, 12), reason="symbol unsatisfiable"
+            ),
+        ),
+    )
+    missed = [Uncompiled(what="mm/migrate_device.o", needs="CONFIG_DEVICE_MIGRATION")]
+    (d,) = render_replies(
+        balloon_series(),
+        applied_on_mm(),
+        [build_error(2)],
+        settings,
+        SERIES_URL,
+        uncompiled=missed,
+        coverage=measured,
+    )
+    text = " ".join(d.body.split())
+    assert (
+        "Build coverage: 37 of 40 changed lines of .c/.h files (92.5%) were compiled in at "
+        "least one tested config; not compiled: mm/migrate_device.c:10-12 (symbol unsatisfiable)."
+    ) in text
+    assert "Not compiled in any" not in text  # one statement, the measured one
+    full = Coverage(lines=5, covered=5)
+    (d,) = render_replies(
+        balloon_series(), applied_on_mm(), [build_error(2)], settings, SERIES_URL, coverage=full
+    )
+    assert "Build coverage: 5 of 5 changed lines of .c/.h files (100.0%)" in " ".join(
+        d.body.split()
+    )

@@ -121,6 +121,14 @@ def test_series_page_shows_the_build_plan_and_notes(client: TestClient) -> None:
     assert run["notes"][0]["kind"] == "variant-dropped"
 
 
+def test_series_page_shows_patch_coverage(client: TestClient) -> None:
+    html = client.get(f"/series/{quote(MSGID, safe='@')}").text
+    assert "Patch coverage: <strong>3 of 4</strong>" in html and "(75.0%)" in html
+    assert "mm/foo.c</span> lines 12: symbol unsatisfiable" in html
+    run = client.get(f"/api/series/{quote(MSGID, safe='@')}").json()["runs"][0]
+    assert run["coverage"]["uncovered"][0]["reason"] == "symbol unsatisfiable"
+
+
 def test_api_series_detail(client: TestClient) -> None:
     d = client.get(f"/api/series/{quote(MSGID, safe='@')}").json()
     assert d["state"] == "done" and d["version"] == 2

@@ -124,6 +124,13 @@ def populate(db: Database, settings: Settings) -> dict[str, Any]:
                         "state_after": "passed",
                     },
                 ],
+                "coverage": {
+                    "lines": 4,
+                    "covered": 3,
+                    "uncovered": [
+                        {"file": "mm/foo.c", "lines": [12], "reason": "symbol unsatisfiable"}
+                    ],
+                },
             },
         )
         s.add(run)

@@ -156,13 +156,8 @@ def test_removed_stub_breaks_its_caller_at_that_patch(settings: Settings, tmp_pa
     assert f.config == "defconfig" and "QUUX" not in f.symbols  # off in the base already
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a header change that only removes an #else stub "
-    "names no changed identifier (the declaration stays), so impact analysis "
-    "plans no object and the broken caller is not built",
-)
 def test_stub_removal_alone_is_built(settings: Settings, tmp_path: Path) -> None:
+    """Only an #else stub goes: the declaration around the hunk names the callers."""
     patches = [
         WrittenPatch(
             "quux: declare quux_level() only with CONFIG_QUUX",
@@ -262,7 +257,11 @@ def test_a_reroll_reuses_the_results_of_the_patches_it_shares(
             wt, [*shared, third], settings, tmp_path / name, cache_dir=cache
         )
         result = BuildCheck().run(ctx)
-        builds = [p for p in (tmp_path / name / "logs").iterdir() if p.name.endswith("-build.log")]
+        builds = [  # make, or saved compile commands replayed
+            p
+            for p in (tmp_path / name / "logs").iterdir()
+            if p.name.endswith(("-build.log", "-replay.log"))
+        ]
         runs[name] = (result, len(builds))
     (v1, v1_builds), (v2, v2_builds) = runs["v1"], runs["v2"]
     assert [(f.patch, f.file, f.message) for f in problems(v2)] == [
@@ -275,3 +274,92 @@ def test_a_reroll_reuses_the_results_of_the_patches_it_shares(
     # v1: the baseline and three patches in each variant; v2: patch 3 alone
     lanes = len(v2.variants)
     assert (v1_builds, v2_builds) == (4 * lanes, lanes), described(v2)
+
+
+def test_coverage_counts_both_sides_of_an_ifdef(settings: Settings, tmp_path: Path) -> None:
+    """A header change on both sides of #ifdef CONFIG_FOO: defconfig compiles one side, the
+    FOO=n variant the other; a line under a symbol no Kconfig has is compiled nowhere."""
+    patches = [
+        WrittenPatch(
+            "foo: mark the declarations",
+            [
+                replace_in(
+                    "include/linux/foo.h",
+                    "int foo_count(void);\n#else",
+                    "extern int foo_count(void);\n#else",
+                ),
+                replace_in("include/linux/foo.h", "\treturn 0;\n", "\treturn -0;\n"),
+                replace_in(
+                    "include/linux/foo.h",
+                    "#endif /* _LINUX_FOO_H */",
+                    "#ifdef CONFIG_NOWHERE\nint foo_nowhere(void);\n#endif\n\n"
+                    "#endif /* _LINUX_FOO_H */",
+                ),
+            ],
+        )
+    ]
+    result = check(patches, settings, tmp_path)
+    cov = result.coverage
+    assert cov is not None, described(result)
+    # 2 changed lines on the sides of CONFIG_FOO, 4 added around CONFIG_NOWHERE
+    assert (cov.lines, cov.covered) == (6, 5), (cov, described(result))
+    [missing] = cov.uncovered
+    assert (missing.file, missing.lines) == ("include/linux/foo.h", (15,))
+    assert missing.reason == "symbol unsatisfiable"
+    assert {v.flip for v in result.variants} >= {None, "FOO=n"}
+
+
+def test_kconfig_solver_enables_a_symbol_without_a_prompt(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """mm/deep.o needs DEEP, which has no prompt and is on only with ZONE, which needs
+    QUUX: the solver finds QUUX and ZONE, make olddefconfig confirms, deep.o compiles."""
+    patches = [
+        WrittenPatch(
+            "mm/deep: go deeper",
+            [replace_in("mm/deep.c", "return 2;", "return 3;")],
+        )
+    ]
+    result = check(patches, settings, tmp_path)
+    built = {o for v in result.variants for o in v.objects}
+    assert "mm/deep.o" in built, described(result)
+    assert not result.uncompiled, described(result)
+    cov = result.coverage
+    assert cov is not None and cov.lines == cov.covered == 1, described(result)
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="needs clang (apt-get install clang)")
+def test_llvm_is_a_second_toolchain(settings: Settings, tmp_path: Path) -> None:
+    """With build.llvm_second the base config is built with clang too: clang's own words
+    for a new error come as a finding of that build, with its reproduce line."""
+    wt = fake_tree(tmp_path / "linux")
+    settings = settings.model_copy(
+        update={"build": BuildSettings(arches=["x86_64"], llvm_second=True)}
+    )
+    patch = WrittenPatch(
+        "mm/core: call what does not exist",
+        [replace_in("mm/core.c", "\treturn foo_count();\n", "\treturn foo_nothing();\n")],
+    )
+    ctx = kernel.series_context(wt, [patch], settings, tmp_path, cache_dir=tmp_path / "cache")
+    result = BuildCheck().run(ctx)
+    llvm = [v for v in result.variants if v.config.endswith("LLVM=1")]
+    assert llvm and "mm/core.o" in llvm[0].objects, described(result)
+    errors = {f.config: f for f in problems(result) if "foo_nothing" in f.message}
+    assert set(errors) == {"defconfig", "defconfig LLVM=1"}, described(result)
+    clang = errors["defconfig LLVM=1"]
+    assert clang.compiler.startswith(("clang", "Debian clang")) and clang.line == 9
+    assert any(" LLVM=1 " in f" {c} " for c in clang.reproduce)
+
+
+def test_an_unsatisfiable_object_is_a_note_naming_the_conflict(
+    settings: Settings, tmp_path: Path
+) -> None:
+    patches = [
+        WrittenPatch("mm/never: return two", [replace_in("mm/never.c", "return 1;", "return 2;")])
+    ]
+    result = check(patches, settings, tmp_path)
+    [note] = [n for n in result.notes if n.kind == "not-built"]
+    assert "mm/never.o" in note.message and "NOWHERE" in note.message
+    cov = result.coverage
+    assert cov is not None and (cov.lines, cov.covered) == (1, 0)
+    assert [(u.file, u.reason) for u in cov.uncovered] == [("mm/never.c", "symbol unsatisfiable")]

@@ -14,7 +14,9 @@ from checks.build.impact import (
     called_identifiers,
     changed_identifiers,
     declaration_flips,
+    enclosing_names,
     include_name,
+    line_flips,
 )
 from checks.build.kbuild import ObjectChain, object_chain, parse_rules
 from checks.build.toolchains import load_arches, parse_arches
@@ -126,7 +128,12 @@ def test_parse_condition_atoms() -> None:
         True,
     )
     assert parse_condition("IS_MODULE(CONFIG_A) /* comment */") == ((Cond("A", True),), True)
+    # each side of || is enough on its own: alternatives, not requirements
     assert parse_condition("defined(CONFIG_X) || defined(CONFIG_Y)") == (
+        (Cond("X", True, alternative=True), Cond("Y", True, alternative=True)),
+        False,
+    )
+    assert parse_condition("defined(CONFIG_X) || (CONFIG_Y > 2)") == (
         (Cond("X", None), Cond("Y", None)),
         False,
     )
@@ -139,7 +146,10 @@ def test_conditions_branches() -> None:
     assert conditions_at(SOURCE, 9) == (Cond("A", True), Cond("B", False))
     assert conditions_at(SOURCE, 11) == (Cond("C", True), Cond("A", None), Cond("B", None))
     assert set(conditions_at(SOURCE, 13)) == {Cond("A", None), Cond("B", None), Cond("C", False)}
-    assert conditions_at(SOURCE, 17) == (Cond("X", None), Cond("Y", None))
+    assert conditions_at(SOURCE, 17) == (
+        Cond("X", True, alternative=True),
+        Cond("Y", True, alternative=True),
+    )
     assert conditions_at(SOURCE, 19) == ()
     assert len(conditions(SOURCE)) == len(SOURCE.splitlines())
 
@@ -380,3 +390,113 @@ def test_select_arches_adds_touched_arch_dirs() -> None:
     assert [a.name for a in arches] == ["x86_64", "arm64", "powerpc"]
     only_ppc = Impact(objects=(ppc_obj,), srcarches=("powerpc",))
     assert [a.name for a in select_arches([only_ppc], ARCHES, ["x86_64"])] == ["powerpc"]
+
+
+def test_header_users_through_names_and_for_a_comment_change() -> None:
+    """A comment in a struct: users of the struct's name; a name used only through another
+    header: found tree-wide; every changed name is used by one of the first files."""
+    header = "struct ina_pdata {\n\tlong shunt;\t/* uohm */\n};\n"
+    tree = FakeTree(
+        {
+            **TREE,
+            "include/linux/ina.h": header,
+            "drivers/hwmon/ina209.c": "#include <linux/ina.h>\n"
+            "static int f(struct ina_pdata *p) { return p->shunt; }\n",
+            "drivers/hwmon/ina238.c": "#include <linux/ina.h>\nint g;\n",
+            "drivers/other.c": "#include <linux/all.h>\nint h(struct ina_pdata *p);\n",
+            "drivers/hwmon/Makefile": "obj-$(CONFIG_SENSORS_INA209) += ina209.o\n"
+            "obj-$(CONFIG_SENSORS_INA238) += ina238.o\n",
+            "drivers/Makefile": "obj-$(CONFIG_HWMON) += hwmon/\nobj-y += other.o\n",
+        }
+    )
+    diff = (
+        "diff --git a/include/linux/ina.h b/include/linux/ina.h\n"
+        "--- a/include/linux/ina.h\n+++ b/include/linux/ina.h\n@@ -1,3 +1,3 @@\n"
+        " struct ina_pdata {\n-\tlong shunt;\n+\tlong shunt;\t/* uohm */\n };\n"
+    )
+    assert enclosing_names(header, [2]) == ["ina_pdata"]
+    impact = analyze(diff, tree, max_header_objects=2)
+    objects = [o.object for o in impact.objects]
+    assert objects[0] == "drivers/hwmon/ina209.o"  # uses the struct and is in an includer
+    assert "drivers/other.o" not in objects
+    tree.files["drivers/hwmon/ina209.c"] = "#include <linux/ina.h>\nint f;\n"
+    objects = [o.object for o in analyze(diff, tree, max_header_objects=2).objects]
+    assert objects[0] == "drivers/other.o"  # no includer uses it: found through another header
+
+
+def test_makefile_conditionals_gate_the_objects_inside() -> None:
+    mk = (
+        "obj-y += a.o\n"
+        "ifdef CONFIG_SWAP\nobj-$(CONFIG_MEMCG) += swap_cgroup.o\nendif\n"
+        "ifeq ($(CONFIG_NUMA),y)\nobj-y += numa.o\nelse\nobj-y += flat.o\nendif\n"
+        "ifneq ($(CONFIG_HOTPLUG),)\nobj-y += hot.o\nendif\n"
+    )
+    files = {"Makefile": "obj-y += mm/\n", "mm/Makefile": mk}
+
+    def chain(src: str) -> tuple[str, ...]:
+        return object_chain(src, files.get).symbols
+
+    assert chain("mm/a.c") == ()
+    assert chain("mm/swap_cgroup.c") == ("MEMCG", "SWAP")
+    assert chain("mm/numa.c") == ("NUMA",)
+    assert chain("mm/flat.c") == ()  # NUMA off: not a chain symbol (nothing to switch on)
+    assert chain("mm/hot.c") == ("HOTPLUG",)
+
+
+def test_or_conditions_give_one_flip_per_side_and_an_exact_else() -> None:
+    text = "#if defined(CONFIG_A) || IS_ENABLED(CONFIG_B)\nint x;\n#else\nint y;\n#endif\n"
+    table = conditions(text)
+    assert {(c.symbol, c.on, c.alternative) for c in table[1]} == {
+        ("A", True, True),
+        ("B", True, True),
+    }
+    assert set(table[3]) == {Cond("A", False), Cond("B", False)}
+    assert {(f.symbol, f.value) for f in line_flips("x.c", text, [2], 1)} == {
+        ("A", "y"),
+        ("B", "y"),
+    }
+    assert {(f.symbol, f.value) for f in line_flips("x.c", text, [4], 1)} == {
+        ("A", "n"),
+        ("B", "n"),
+    }
+
+
+def test_a_chain_needing_an_arch_only_symbol_needs_that_arch() -> None:
+    from checks.build.archdeps import needed_srcarches, symbol_arches
+
+    tree = FakeTree(
+        {
+            "drivers/hwmon/Kconfig": 'config SENSORS_IBMPOWERNV\n\ttristate "IBM POWERNV"\n'
+            '\tdepends on PPC_POWERNV\n\nconfig SENSORS_LM75\n\ttristate "LM75"\n'
+            "\tdepends on I2C\n",
+            "drivers/i2c/Kconfig": 'config I2C\n\ttristate "I2C"\n',
+            "arch/powerpc/platforms/powernv/Kconfig": 'config PPC_POWERNV\n\tbool "PowerNV"\n',
+            "drivers/misc/Kconfig": 'config WIN\n\tbool "w"\n\tdepends on X86 || COMPILE_TEST\n',
+        }
+    )
+    assert symbol_arches(tree, "PPC_POWERNV") == {"powerpc"}
+    assert symbol_arches(tree, "SENSORS_IBMPOWERNV") == {"powerpc"}
+    assert symbol_arches(tree, "SENSORS_LM75") == set()
+    chains = [
+        ObjectChain(
+            "drivers/hwmon/ibmpowernv.c",
+            "drivers/hwmon/ibmpowernv.o",
+            ("SENSORS_IBMPOWERNV", "HWMON"),
+            True,
+        ),
+        ObjectChain("drivers/hwmon/lm75.c", "drivers/hwmon/lm75.o", ("SENSORS_LM75",), True),
+    ]
+    assert needed_srcarches(tree, chains) == {"powerpc"}
+
+
+def test_config_args_keep_the_case_of_mixed_case_symbols() -> None:
+    from checks.build.make import config_args
+
+    assert config_args({"MIGRATION": "n"}) == ["--disable", "MIGRATION"]
+    assert config_args({"SENSORS_SHT3x": "y", "HWMON": "y"}) == [
+        "--keep-case",
+        "--enable",
+        "SENSORS_SHT3x",
+        "--enable",
+        "HWMON",
+    ]

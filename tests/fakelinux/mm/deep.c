@@ -1,0 +1,6 @@
+int deep_level(void);
+
+int deep_level(void)
+{
+	return 2;
+}

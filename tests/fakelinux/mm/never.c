@@ -1,0 +1,6 @@
+int never_called(void);
+
+int never_called(void)
+{
+	return 1;
+}
