@@ -142,14 +142,32 @@ class BuildRun:
                 self.ctx.runner, self.wt, sha, grep_worktree=sha == head, uncommitted=local
             )
             impact = analyze(diff, tree, self.cfg.max_header_objects)
-            # an object whose chain needs an arch-only symbol needs that arch
+            # an object whose chain needs an arch-only symbol needs one arch that has it
             own = [o for o in impact.objects if o.object in impact.w1_objects]
-            extra = needed_srcarches(tree, own) - set(impact.srcarches)
+            extra = self._arch_for(tree, own) - set(impact.srcarches)
             if extra:
                 impact = replace(impact, srcarches=tuple(sorted({*impact.srcarches, *extra})))
             out[index] = impact
             for note in out[index].notes:
                 log.info("patch %d: %s", index, note)
+        return out
+
+    def _arch_for(self, tree: GitTree, objects: list[ObjectChain]) -> set[str]:
+        """For each object whose Kconfig chain only some arches have: nothing when a
+        configured arch is one of them, else the first of them (in the arch table's
+        order) whose compiler is here; the arch dirs (srcarch) to add."""
+        configured = {self.table[n].srcarch for n in self.cfg.arches if n in self.table}
+        out: set[str] = set()
+        for o in objects:
+            need = needed_srcarches(tree, [o])
+            if not need or need & (configured | out):
+                continue
+            have = [a for a in self.table.values() if a.srcarch in need]
+            usable = [a for a in have if a.available(self.llvm(a))]
+            if usable:
+                out.add(usable[0].srcarch)
+            else:
+                log.info("%s needs arch %s: no compiler here", o.object, sorted(need))
         return out
 
     def _run(self, commits: list[tuple[int, str]]) -> None:
