@@ -13,8 +13,8 @@ on top of the series' head, the way the pipeline checks follow-ups.
 Reports per run: wall time, planning (impact analysis and configs, before the
 first compile), the phases, the make and replay calls, and the physical limit:
 every real compile of the run (ccache misses) timed by a CCACHE_PREFIX wrapper
-inside the sandbox, summed and divided by `build.jobs` (the cores the check
-may use). `--cold` uses a fresh cache directory (empty O= dirs and ccache).
+inside the sandbox (its CPU time, user and system), summed and divided by
+`build.jobs` (the cores the check may use). `--cold` uses a fresh cache directory (empty O= dirs and ccache).
 """
 
 from __future__ import annotations
@@ -51,24 +51,20 @@ def _timed_env(self: make_module.Make, trusted: bool) -> dict[str, str]:
 def install_wrapper(ccache_dir: Path) -> None:
     ccache_dir.mkdir(parents=True, exist_ok=True)
     w = ccache_dir / WRAPPER
-    w.write_text(
-        "#!/bin/sh\n"
-        "s=$(date +%s%N)\n"
-        '"$@"\n'
-        "rc=$?\n"
-        f'echo "$(( $(date +%s%N) - s ))" >> {TIMES}\n'
-        "exit $rc\n"
-    )
+    # the compiler's CPU time (user + system, its children included), not its wall time:
+    # compiles that share the cores each take longer on the clock, not in CPU
+    w.write_text(f"#!/bin/bash\nTIMEFORMAT='%3U %3S'\n{{ time \"$@\" 2>&3 ; }} 3>&2 2>>{TIMES}\n")
     w.chmod(0o755)
 
 
 def compile_seconds(build_root: Path, clear: bool = False) -> tuple[float, int]:
-    """Seconds and count of the real compiles logged under `build_root`'s O= dirs."""
+    """CPU seconds and count of the real compiles logged under `build_root`'s O= dirs."""
     total, count = 0.0, 0
     for f in build_root.rglob(TIMES):
-        for line in f.read_text().split():
-            if line.isdigit():
-                total += int(line) / 1e9
+        for line in f.read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 2 and all(x.replace(".", "", 1).isdigit() for x in fields):
+                total += float(fields[0]) + float(fields[1])
                 count += 1
         if clear:
             f.unlink()
@@ -128,7 +124,7 @@ def run(
         "wall_seconds": round(wall, 1),
         "planning_seconds": round(planning, 2),
         "real_compiles": n,
-        "compile_seconds": round(cc, 1),
+        "compile_cpu_seconds": round(cc, 1),
         "physical_limit_seconds": round(limit, 1),
         "ratio_to_limit": round(wall / limit, 2) if limit else None,
         "variants": [f"{v.arch} {v.config}" for v in result.variants],
