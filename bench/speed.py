@@ -14,7 +14,8 @@ Reports per run: wall time, planning (impact analysis and configs, before the
 first compile), the phases, the make and replay calls, and the physical limit:
 every real compile of the run (ccache misses) timed by a CCACHE_PREFIX wrapper
 inside the sandbox (its CPU time, user and system), summed and divided by
-`build.jobs` (the cores the check may use). `--cold` uses a fresh cache directory (empty O= dirs and ccache).
+`build.jobs` (the cores the check may use). `--cold` uses a fresh cache
+directory (empty O= dirs and ccache).
 """
 
 from __future__ import annotations
