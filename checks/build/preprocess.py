@@ -15,6 +15,7 @@ import re
 import shlex
 from pathlib import Path
 
+from checks.build import replay
 from checks.build.make import Make
 
 _SAVED = re.compile(r"^(?:saved)?cmd_\S+\s*:=\s*(.*)$")
@@ -23,8 +24,7 @@ _DROP_WITH_VALUE = ("-MF", "-MT", "-MQ", "-o")
 
 
 def cmd_file(odir: Path, obj: str) -> Path:
-    path = odir / obj
-    return path.with_name(f".{path.name}.cmd")
+    return odir / replay.cmd_file(obj)
 
 
 def saved_command(text: str) -> list[str] | None:
@@ -32,7 +32,7 @@ def saved_command(text: str) -> list[str] | None:
     for line in text.splitlines():
         if m := _SAVED.match(line):
             try:
-                argv = shlex.split(m[1])
+                argv = shlex.split(replay.unescape(m[1]))
             except ValueError:
                 return None
             if ";" in argv:

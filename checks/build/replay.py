@@ -36,7 +36,13 @@ class SavedCommand:
     @property
     def shell(self) -> str:
         """The command as the shell runs it: make's escapes undone."""
-        return self.make_text.replace("$(pound)", "#").replace("$$", "$")
+        return unescape(self.make_text)
+
+
+def unescape(make_text: str) -> str:
+    """A command as a .cmd file stores it → as the shell runs it (make's `$(pound)` and
+    `$$` undone)."""
+    return make_text.replace("$(pound)", "#").replace("$$", "$")
 
 
 def cmd_file(obj: str) -> str:
