@@ -28,6 +28,7 @@ from bot.core.results import (
 from bot.core.runner import CommandResult
 from checks.base import CheckContext
 from checks.build import replay, reuse
+from checks.build.added import dependencies, new_symbols
 from checks.build.archdeps import needed_srcarches
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.findings import finding
@@ -45,6 +46,7 @@ from checks.build.variants import (
     VariantSpec,
     arch_objects,
     fragment_line,
+    satisfied,
     select_arches,
 )
 
@@ -192,8 +194,9 @@ class BuildRun:
                     )
                 )
         base = self.ctx.base
+        series_diff = self.git("diff", base, commits[-1][1])
         self.git("checkout", "-q", "--detach", base)
-        lanes = self.lanes = self._lanes(arches, impacts, base)
+        lanes = self.lanes = self._lanes(arches, impacts, base, series_diff, commits[-1][1])
         # W=1 when the series changes a source file. One make call per variant and step
         # with W=1 for all its objects measured faster than splitting W=1 objects into
         # a call of their own (3.2 s vs 7.5 s), and the flags stay the same at every step.
@@ -225,6 +228,7 @@ class BuildRun:
                 self.git("checkout", "-q", "--detach", sha)
                 for lane in lanes:  # code from the series from here on
                     lane.make.trusted = False
+                self._late(lanes, index, steps[n - 1][1], sha)
             # every planned object at every step: make recompiles the ones whose sources
             # or headers the patch changed (kbuild tracks dependencies), so a patch that
             # changes a header breaks its users at that patch; the patch's own objects
@@ -239,12 +243,13 @@ class BuildRun:
                 done = n
         if ids and done > 0:
             self._record(record, ids[:done], keys, lanes)
+        self._not_built(lanes, impacts, finished)
         self.ctx.progress("build: coverage", None)
         self.git("checkout", "-q", "--detach", commits[-1][1])  # the head, reused steps or not
         self.coverage = measure(
             lanes,
             impacts,
-            self.git("diff", base, commits[-1][1]),
+            series_diff,
             self.wt,
             self.dropped,
             finished,
@@ -340,7 +345,56 @@ class BuildRun:
         out = self.git("diff", "--no-renames", "--name-only", before, after)
         return [p for p in out.splitlines() if p]
 
-    def _lanes(self, arches: list[Arch], impacts: dict[int, Impact], base: str) -> list[Lane]:
+    def _late(self, lanes: list[Lane], index: int, before: str, sha: str) -> None:
+        """After a patch that changes Kconfig: set the symbols the series adds that lanes
+        ask for (in the sandbox: the patched Kconfig is the series' code)."""
+        if not any(lane.pending for lane in lanes):
+            return
+        if not any(p.rsplit("/", 1)[-1].startswith("Kconfig") for p in self._changed(before, sha)):
+            return
+        for lane in (lane for lane in lanes if lane.pending):
+            config = lane.make.amend(lane.odir, lane.pending)
+            lane.variant = replace(lane.variant, config=config)
+            took = [s for s, v in lane.pending.items() if satisfied(config, s, v)]
+            lane.pending = {s: v for s, v in lane.pending.items() if s not in took}
+            if took:
+                log.info("patch %d adds %s: set in %s", index, took, lane.config_label)
+
+    def _not_built(self, lanes: list[Lane], impacts: dict[int, Impact], finished: bool) -> None:
+        """Objects of the series that no lane compiled at any step, each with a Note; the
+        symbols the series adds that Kconfig never took, with a Note per lane."""
+        for lane in lanes:
+            if lane.pending:
+                self.notes.append(
+                    _note(
+                        "config-refused",
+                        f"{lane.arch.name}: {fragment_line(lane.pending)}, added by the "
+                        f"series, not taken by Kconfig after it ({lane.config_label})",
+                        lane.arch.name,
+                    )
+                )
+        if not finished:  # the deadline note says what was not built
+            return
+        self.uncompiled = self._unbuilt(lanes, impacts)
+        blocked = sorted({b for lane in lanes for b in lane.variant.blocked})
+        for u in self.uncompiled:
+            self.notes.append(
+                _note(
+                    "not-built",
+                    f"{u.what} ({u.needs}): its Kconfig symbols "
+                    "are off in every variant built; not compiled"
+                    + (f" (conflicting symbols: {', '.join(blocked)})" if blocked else ""),
+                )
+            )
+
+    def _lanes(
+        self,
+        arches: list[Arch],
+        impacts: dict[int, Impact],
+        base: str,
+        series_diff: str,
+        head: str,
+    ) -> list[Lane]:
         """Verified variants in the planner's order, within the budget of work."""
         ctx = self.ctx
         root = ctx.cache_dir / "build" / f"{ctx.applied.tree or 'tree'}-{self.wt.name}"
@@ -400,33 +454,51 @@ class BuildRun:
         # each get a flip of their own, so that the base keeps its values around them
         own = {o for i in impacts.values() for o in i.w1_objects}
         mine = [o for o in objects if o.object in own]
-        specs = {
-            a.name: VariantSpec(
-                a.name,
-                targets[a.name],
-                tuple(dict.fromkeys(s for o in arch_objects(mine, a) for s in o.symbols)),
-            )
-            for a in arches
-        }
         user_flips = [
             Flip(o.symbols[0], "y", 2, f"{o.object} uses what the series changes in a header")
             for o in objects
             if o.object not in own and o.symbols
         ]
+        flips = best_flips([*(f for i in impacts.values() for f in i.flips), *user_flips])
+        # a symbol the series adds is set once a patch has added it; what it depends on
+        # is asked of the base
+        added = new_symbols(series_diff, kconfig)
+        deps = (
+            dependencies(
+                GitTree(ctx.runner, self.wt, head),
+                added,
+                [
+                    *(s for o in mine for s in o.symbols),
+                    *(f.symbol for f in flips if f.value != "n"),
+                ],
+            )
+            if added
+            else []
+        )
+        specs = {
+            a.name: VariantSpec(
+                a.name,
+                targets[a.name],
+                tuple(
+                    dict.fromkeys([*(s for o in arch_objects(mine, a) for s in o.symbols), *deps])
+                ),
+                added=added,
+            )
+            for a in arches
+        }
         configured = _parallel(
             lambda s: makes[s.arch].variant(s, base, kconfig, solver),
             list(specs.values()),
             self.cfg.jobs,
         )
         bases = {v.spec.arch: v for v in configured}
-        flips = best_flips([*(f for i in impacts.values() for f in i.flips), *user_flips])
         steps = [[o.object for o in impacts[i].objects] for i in sorted(impacts)]
         srcarches = sorted({s for i in impacts.values() for s in i.srcarches})
         cost = Cost(self.cfg.object_seconds, self.cfg.config_seconds, self.cfg.jobs)
         plan = choose(
             candidates(
                 arches,
-                {n: v.config for n, v in bases.items()},
+                {n: v.expected() for n, v in bases.items()},
                 specs,
                 flips,
                 objects,
@@ -456,7 +528,7 @@ class BuildRun:
         }
         relevant = tuple(dict.fromkeys(f.symbol for f in flips))
         compilers: dict[str, str] = {}
-        seen: dict[tuple[str, frozenset[tuple[str, str]]], Lane] = {}
+        seen: dict[tuple[str, frozenset[tuple[str, str]], frozenset[tuple[str, str]]], Lane] = {}
         lanes: list[Lane] = []
         for c in plan.chosen:
             arch = c.spec.arch
@@ -474,27 +546,17 @@ class BuildRun:
                 )
                 self._drop(c, f"refused by Kconfig: {'; '.join(v.refused)}")
                 continue
-            key = (arch, frozenset(v.config.items()))
+            key = (arch, frozenset(v.config.items()), frozenset(v.spec.late.items()))
             if key in seen:
                 self._drop(c, f"same .config as {seen[key].config_label}")
                 continue
             if arch not in compilers:
                 compilers[arch] = makes[arch].compiler_version()
             lane = Lane(makes[arch], v, defconfigs[arch] or {}, compilers[arch], relevant, c.reason)
+            lane.pending = dict(v.spec.late)
             seen[key] = lane
             lanes.append(lane)
         lanes += self._llvm_lane(arches[0], targets, specs, base, kconfig, solver, relevant)
-        self.uncompiled = self._unbuilt(lanes, impacts)
-        blocked = sorted({b for v in bases.values() for b in v.blocked})
-        for u in self.uncompiled:
-            self.notes.append(
-                _note(
-                    "not-built",
-                    f"{u.what} ({u.needs}): its Kconfig symbols "
-                    "are off in every variant built; not compiled"
-                    + (f" (conflicting symbols: {', '.join(blocked)})" if blocked else ""),
-                )
-            )
         return lanes
 
     def _llvm_lane(
@@ -547,9 +609,9 @@ class BuildRun:
             return []
         v = make.variant(specs[host.name], base, kconfig, solver)
         why = "LLVM=1 (clang): the second toolchain"
-        return [
-            Lane(make, v, defconfig, make.compiler_version(), relevant, why, toolchain="LLVM=1")
-        ]
+        lane = Lane(make, v, defconfig, make.compiler_version(), relevant, why, toolchain="LLVM=1")
+        lane.pending = dict(v.spec.late)
+        return [lane]
 
     def _drop(self, c: Candidate, reason: str) -> None:
         """A planned variant that is not built: in the plan's dropped list and a Note."""
@@ -572,11 +634,13 @@ class BuildRun:
         )
 
     def _unbuilt(self, lanes: list[Lane], impacts: dict[int, Impact]) -> list[Uncompiled]:
+        """The series' objects that no lane compiled, at any step (a new file is compiled
+        only from the patch that adds it, a new symbol's object once it is set)."""
         objs = {o.object: o for i in impacts.values() for o in i.objects}
         return [
             Uncompiled(what=name, needs=" ".join(f"CONFIG_{s}" for s in o.symbols))
             for name, o in objs.items()
-            if not any(o.object in lane.objects([o], self.wt) for lane in lanes)
+            if not any(name in lane.built for lane in lanes)
         ]
 
     def _replayed(

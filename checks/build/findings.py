@@ -48,7 +48,7 @@ def finding(
     symbols = lane.symbols()
     source = d.include_chain[-1].rsplit(":", 1)[0] if d.include_chain else d.file
     obj = next((o for o in objects if o[:-2] == source[:-2]), objects[0] if objects else "")
-    setup = {**lane.variant.helpers, **lane.variant.spec.requests}
+    setup = {**lane.variant.helpers, **lane.variant.spec.wanted}
     fixed = {s: v for s, v in FIXED.items() if s in lane.defconfig}
     # what was asked for and took effect (a helper symbol of another arch does not exist
     # here: olddefconfig dropped it, and the reader has nothing to set)

@@ -26,6 +26,8 @@ class Lane:
     built: dict[str, None] = field(default_factory=dict)  # objects compiled, in order
     generators: frozenset[str] | None = None  # inputs of generated headers (replay)
     toolchain: str = ""  # "LLVM=1" for the second toolchain's lane
+    # symbols the series adds that this variant asks for, not yet in its .config
+    pending: dict[str, str] = field(default_factory=dict)
 
     @property
     def flip(self) -> str | None:
@@ -46,13 +48,13 @@ class Lane:
             self.variant.spec.target,
             self.defconfig,
             self.variant.config,
-            self.variant.spec.requests,
+            self.variant.spec.wanted,
         )
         # a second toolchain's lane is told apart from the gcc lane of the same config
         return f"{text} {self.toolchain}" if self.toolchain else text
 
     def symbols(self) -> dict[str, str]:
-        names = [*self.variant.spec.requests, *self.variant.helpers, *self.relevant]
+        names = [*self.variant.spec.wanted, *self.variant.helpers, *self.relevant]
         return symbols_diff(self.defconfig, self.variant.config, names)
 
     def objects(self, chains: Sequence[ObjectChain], worktree: Path) -> list[str]:

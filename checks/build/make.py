@@ -235,7 +235,12 @@ class Make:
         self.prepare(odir)
         (odir / ".config").write_text((self.root / spec.target / ".config").read_text())
         self.sandbox.give(odir / ".config")
-        args = config_args({**FIXED, **settings})
+        return self.amend(odir, {**FIXED, **settings})
+
+    def amend(self, odir: Path, settings: Mapping[str, str]) -> dict[str, str]:
+        """Set symbols in the .config `odir` holds (scripts/config), make olddefconfig."""
+        self.prepare(odir)
+        args = config_args(settings)
         if args:
             self.sandboxed(
                 [str(self.worktree / "scripts/config"), "--file", str(odir / ".config"), *args],

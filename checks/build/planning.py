@@ -145,7 +145,11 @@ def candidates(
         config = bases[arch.name] if flip is None else _with_flip(bases[arch.name], flip)
         objs = buildable_in(arch, config)
         base = specs[arch.name]
-        spec = base if flip is None else VariantSpec(base.arch, base.target, base.enable, flip)
+        spec = (
+            base
+            if flip is None
+            else VariantSpec(base.arch, base.target, base.enable, flip, base.added)
+        )
         return Candidate(spec, why, reason, objs, cost.of(objs, steps))
 
     host = arches[0]

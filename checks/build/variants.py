@@ -57,19 +57,32 @@ class VariantSpec:
     target: str  # defconfig target or preset
     enable: tuple[str, ...]  # Kconfig chains of the affected objects
     flip: Flip | None = None
+    # symbols the series adds to Kconfig: the base cannot have them; they are set
+    # when a patch has added them (`late`)
+    added: frozenset[str] = frozenset()
 
     @property
-    def requests(self) -> dict[str, str]:
-        """Symbol → value to ask for (a flip wins over the chain)."""
+    def wanted(self) -> dict[str, str]:
+        """Symbol → value the variant is for (a flip wins over the chain)."""
         req = dict.fromkeys(self.enable, "y")
         if self.flip:
             req[self.flip.symbol] = self.flip.value
         return req
 
     @property
+    def requests(self) -> dict[str, str]:
+        """What to ask of the base's Kconfig: the wanted symbols it has."""
+        return {s: v for s, v in self.wanted.items() if s not in self.added}
+
+    @property
+    def late(self) -> dict[str, str]:
+        """What to ask once the series has added the symbols (see `added`)."""
+        return {s: v for s, v in self.wanted.items() if s in self.added}
+
+    @property
     def key(self) -> str:
         """A stable directory name: target plus a hash of the requests."""
-        req = ",".join(f"{k}={v}" for k, v in sorted(self.requests.items()))
+        req = ",".join(f"{k}={v}" for k, v in sorted(self.wanted.items()))
         # no "=" or spaces: tools/ Makefiles break on them in O= paths
         label = f"{self.flip.symbol}-{self.flip.value}" if self.flip else "base"
         digest = hashlib.sha1(req.encode()).hexdigest()[:8]
@@ -89,7 +102,13 @@ class Variant:
     @property
     def flip_refused(self) -> bool:
         f = self.spec.flip
-        return f is not None and not satisfied(self.config, f.symbol, f.value)
+        if f is None or f.symbol in self.spec.added:  # decided after the patch adding it
+            return False
+        return not satisfied(self.config, f.symbol, f.value)
+
+    def expected(self) -> dict[str, str]:
+        """The config with what is asked of the series' own symbols (for planning)."""
+        return {**self.config, **self.spec.late}
 
 
 def arch_objects(objects: Iterable[ObjectChain], arch: Arch) -> list[ObjectChain]:

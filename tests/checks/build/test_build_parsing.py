@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.core.diff import parse_diff
+from checks.build.added import declared, dependencies, new_symbols
 from checks.build.cond import Cond, conditions, conditions_at, parse_condition
 from checks.build.diagnostics import PathMap, parse
 from checks.build.impact import (
@@ -500,3 +501,45 @@ def test_config_args_keep_the_case_of_mixed_case_symbols() -> None:
         "--enable",
         "HWMON",
     ]
+
+
+NEW_DRIVER = """\
+diff --git a/drivers/hwmon/Kconfig b/drivers/hwmon/Kconfig
+--- a/drivers/hwmon/Kconfig
++++ b/drivers/hwmon/Kconfig
+@@ -1,3 +1,13 @@
++config SENSORS_D3323AA
++	tristate "Nicera Pyroelectric IR sensors"
++	depends on GPIOLIB && OF && !COMPILE_TEST_ONLY
++	select BITREVERSE
++
++config SENSORS_D3323AA_REGULATOR
++	bool "Regulator support"
++	depends on SENSORS_D3323AA && REGULATOR
++
+ config SENSORS_DRIVETEMP
+diff --git a/drivers/hwmon/d3-323-aa.c b/drivers/hwmon/d3-323-aa.c
+--- /dev/null
++++ b/drivers/hwmon/d3-323-aa.c
+@@ -0,0 +1 @@
++config NOT_KCONFIG
+"""
+
+
+def test_symbols_a_series_adds_and_what_they_depend_on() -> None:
+    """Declared in a patched Kconfig, unknown to the base (a moved symbol is not new);
+    the dependencies come from the head, through added symbols, negations left out."""
+    assert declared(NEW_DRIVER) == ["SENSORS_D3323AA", "SENSORS_D3323AA_REGULATOR"]
+    base = FakeTree({"drivers/hwmon/Kconfig": "config SENSORS_D3323AA_REGULATOR\n\tbool\n"})
+    assert new_symbols(NEW_DRIVER, base) == {"SENSORS_D3323AA"}
+    base = FakeTree({"drivers/hwmon/Kconfig": "config SENSORS_DRIVETEMP\n"})
+    added = new_symbols(NEW_DRIVER, base)
+    assert added == {"SENSORS_D3323AA", "SENSORS_D3323AA_REGULATOR"}
+    head_kconfig = "\n".join(line[1:] for line in NEW_DRIVER.splitlines()[4:13] if line[:1] in "+ ")
+    head = FakeTree({"drivers/hwmon/Kconfig": head_kconfig})
+    assert dependencies(head, added, ["SENSORS_D3323AA_REGULATOR", "HWMON"]) == [
+        "REGULATOR",
+        "GPIOLIB",
+        "OF",
+    ]
+    assert dependencies(head, added, ["HWMON"]) == []
