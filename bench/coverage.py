@@ -1,7 +1,7 @@
 """Patch coverage of lorebot's variants against defconfig alone and allmodconfig, per series.
 
 Usage: nice -n 10 .venv/bin/python bench/coverage.py [--mbox FILE] [--limit N]
-       [--minutes M] [--arches a,b,..] [--json FILE]
+       [--minutes M] [--arches a,b,..] [--json FILE] [--match REGEX]
 
 Takes the series of a month (default: ../shared/data/linux-hwmon-2024-12.mbox)
 in as `bench/replay_month.py` does, and runs the latest revision of each
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=0, help="start no series after M minutes")
     ap.add_argument("--arches", default="x86_64")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--match", default="", help="only series whose subject has this regex")
     args = ap.parse_args()
     if not args.mbox.exists():
         print(f"{args.mbox} missing (real archive data lives in ../shared/data)", file=sys.stderr)
@@ -170,7 +172,7 @@ def main() -> int:
             todo = [
                 r.id
                 for r in s.scalars(select(SeriesRow).order_by(SeriesRow.id))
-                if r.state == "queued"
+                if r.state == "queued" and re.search(args.match, r.subject or "")
             ]
         worker = claims.holder_name("bench")
         for sid in todo:
