@@ -32,12 +32,20 @@ from checks.build.added import dependencies, new_symbols
 from checks.build.archdeps import needed_srcarches
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.findings import finding
-from checks.build.impact import Flip, Impact, analyze, best_flips
+from checks.build.impact import Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
 from checks.build.make import Make, SolveFn, kconfig_inputs
 from checks.build.measure import measure
-from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
+from checks.build.planning import (
+    Candidate,
+    Cost,
+    Why,
+    by_cost,
+    candidates,
+    choose,
+    host_arch_name,
+)
 from checks.build.reuse import StepRecord, StepRecords, common_prefix
 from checks.build.solve import Solution, solver_for
 from checks.build.toolchains import Arch, load_arches
@@ -454,12 +462,8 @@ class BuildRun:
         # each get a flip of their own, so that the base keeps its values around them
         own = {o for i in impacts.values() for o in i.w1_objects}
         mine = [o for o in objects if o.object in own]
-        user_flips = [
-            Flip(o.symbols[0], "y", 2, f"{o.object} uses what the series changes in a header")
-            for o in objects
-            if o.object not in own and o.symbols
-        ]
-        flips = best_flips([*(f for i in impacts.values() for f in i.flips), *user_flips])
+        users = [o for o in objects if o.object not in own]
+        flips = best_flips([f for i in impacts.values() for f in i.flips])
         # a symbol the series adds is set once a patch has added it; what it depends on
         # is asked of the base
         added = new_symbols(series_diff, kconfig)
@@ -505,6 +509,7 @@ class BuildRun:
                 steps,
                 srcarches,
                 cost,
+                users,
             ),
             self.cfg.budget_seconds,
             self.cfg.max_variants,
@@ -517,7 +522,7 @@ class BuildRun:
         )
         for d in plan.dropped:
             self._drop(d.candidate, d.reason)
-        wanted = [c.spec for c in plan.chosen if c.spec.flip]
+        wanted = [c.spec for c in plan.chosen if c.spec != specs[c.spec.arch]]
         if wanted:
             ctx.progress(f"build: configuring {len(wanted)} variants", None)
         flipped = {
@@ -532,7 +537,7 @@ class BuildRun:
         lanes: list[Lane] = []
         for c in plan.chosen:
             arch = c.spec.arch
-            v = flipped[c.spec] if c.spec.flip else bases[arch]
+            v = flipped.get(c.spec, bases[arch])
             if v.flip_refused:
                 self.notes.append(
                     _note(
@@ -615,10 +620,9 @@ class BuildRun:
 
     def _drop(self, c: Candidate, reason: str) -> None:
         """A planned variant that is not built: in the plan's dropped list and a Note."""
-        config = " ".join([c.spec.target, *([c.flip_label] if c.flip_label else [])])
-        what = f"{c.spec.arch} {c.spec.target}" + (
-            f" with {c.flip_label}" if c.flip_label else " (base)"
-        )
+        extra = c.flip_label or ("header users" if c.why is Why.FLIP else "")
+        config = " ".join([c.spec.target, *([extra] if extra else [])])
+        what = f"{c.spec.arch} {c.spec.target}" + (f" with {extra}" if extra else " (base)")
         self.dropped.append(
             PlannedVariant(
                 arch=c.spec.arch, config=config, flip=c.flip_label, objects=c.objects, reason=reason

@@ -128,18 +128,28 @@ def candidates(
     steps: Sequence[Sequence[str]],
     srcarches: Sequence[str],
     cost: Cost,
+    users: Sequence[ObjectChain] = (),
 ) -> list[Candidate]:
     """Every variant worth building, in the order they are to be built.
 
     `arches` are cheapest first and each has its verified base config in
     `bases` and its base spec in `specs`; `steps` are the objects each patch
-    rebuilds (for the cost).
+    rebuilds (for the cost). `users` are the objects that use what a changed header
+    changes: those the host's base does not build get one variant together, after
+    the flips (a variant of its own each would pay a config and a `prepare` each).
     """
     if not arches:
         return []
 
     def buildable_in(arch: Arch, config: Mapping[str, str]) -> tuple[str, ...]:
         return tuple(o.object for o in arch_objects(objects, arch) if buildable(o, config))
+
+    def candidate_of(arch: Arch, spec: VariantSpec, why: Why, reason: str) -> Candidate:
+        config = {**bases[arch.name], **spec.wanted}
+        objs = buildable_in(arch, config)
+        named = [o for o in objs if o in {u.object for u in users}][:3]
+        what = f"{reason} ({', '.join(named)})" if named else reason
+        return Candidate(spec, why, what, objs, cost.of(objs, steps))
 
     def candidate(arch: Arch, flip: Flip | None, why: Why, reason: str) -> Candidate:
         config = bases[arch.name] if flip is None else _with_flip(bases[arch.name], flip)
@@ -160,6 +170,8 @@ def candidates(
         if home is not None:
             out.append(candidate(home, flip, Why.FLIP, flip.reason))
             elsewhere += [(flip, a) for a in others]
+    if together := _users_candidate(host, bases[host.name], specs[host.name], users):
+        out.append(candidate_of(host, together, Why.FLIP, "users of a changed header"))
     covered = set(buildable_in(host, bases[host.name]))
     later: list[Arch] = []
     for arch in arches[1:]:
@@ -179,6 +191,17 @@ def candidates(
         candidate(a, f, Why.FLIP_ELSEWHERE, f"{f.reason} (also on {a.name})") for f, a in elsewhere
     ]
     return out
+
+
+def _users_candidate(
+    host: Arch, base: Mapping[str, str], spec: VariantSpec, users: Sequence[ObjectChain]
+) -> VariantSpec | None:
+    """The host's base spec with the chains of the header users its base does not build."""
+    need = [o for o in arch_objects(users, host) if o.symbols and not buildable(o, base)]
+    if not need:
+        return None
+    enable = tuple(dict.fromkeys([*spec.enable, *(s for o in need for s in o.symbols)]))
+    return VariantSpec(spec.arch, spec.target, enable, None, spec.added)
 
 
 def choose(cands: Sequence[Candidate], budget_seconds: float, max_variants: int) -> Plan:

@@ -150,3 +150,35 @@ def test_cost_counts_baseline_and_patch_steps() -> None:
     cost = Cost(object_seconds=2.0, config_seconds=5.0, jobs=1)
     # two objects at the baseline, then patch 1 rebuilds one and patch 2 both
     assert cost.of(["a.o", "b.o"], [["a.o"], ["a.o", "b.o", "c.o"]]) == 5.0 + 5 * 2.0
+
+
+def test_header_users_the_base_lacks_share_one_variant() -> None:
+    """Three users of a changed header: one the base builds, two behind symbols it lacks.
+    The two get one variant with both chains, after the flips, before breadth."""
+    zswap = ObjectChain("mm/zswap.c", "mm/zswap.o", ("ZSWAP",), True)
+    zbud = ObjectChain("mm/zbud.c", "mm/zbud.o", ("ZBUD", "ZPOOL"), True)
+    users = [MM, zswap, zbud]
+    cands = candidates(
+        FOUR,
+        _bases(),
+        _specs(),
+        [MIGRATION_N],
+        [MM, zswap, zbud],
+        [["mm/filemap.o"]],
+        (),
+        COST,
+        users,
+    )
+    order = [(c.spec.arch, c.flip_label, c.why) for c in cands]
+    assert order[:3] == [
+        ("x86_64", None, Why.HOST_BASE),
+        ("x86_64", "MIGRATION=n", Why.FLIP),
+        ("x86_64", None, Why.FLIP),
+    ]
+    together = cands[2]
+    assert together.spec.requests == {"ZSWAP": "y", "ZBUD": "y", "ZPOOL": "y"}
+    assert set(together.objects) == {"mm/filemap.o", "mm/zswap.o", "mm/zbud.o"}
+    assert "mm/zswap.o" in together.reason and order[3][2] is Why.BREADTH
+    # every user already in the base: no such variant
+    plain = candidates(FOUR, _bases(), _specs(), [], [MM], [["mm/filemap.o"]], (), COST, [MM])
+    assert [c.why for c in plain].count(Why.FLIP) == 0
