@@ -166,3 +166,50 @@ def test_header_whose_users_are_all_behind_off_symbols_gets_a_user_compiled(
     assert built & users, _said(result)
     cov = result.coverage
     assert cov is not None and cov.lines == cov.covered == 1, (cov, _said(result))
+
+
+PICK = """
+int lorebot_pick(int a);
+int lorebot_pick(int a)
+{
+	int x;
+
+	if (a > 1)
+		x = a;
+	return x;
+}
+"""
+
+
+def _append(path: str, text: str) -> kernel.Edit:
+    def edit(wt: Path) -> None:
+        with (wt / path).open("a") as f:
+            f.write(text)
+
+    return edit
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="needs clang (apt-get install clang)")
+def test_llvm_build_finds_what_only_clang_says(
+    kernel_git_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
+    """A variable used uninitialized on one path: gcc says nothing in a kernel build
+    (-Wmaybe-uninitialized is off), clang's -Wsometimes-uninitialized does. With LLVM=1 as
+    the second toolchain, that is a finding of the clang build, reproducible with LLVM=1."""
+    patch = WrittenPatch("mm/filemap: pick a value", [_append("mm/filemap.c", PICK)])
+    wt = kernel.kernel_slot("build-x86")
+    llvm = settings.model_copy(update={"build": BuildSettings(arches=["x86_64"], llvm_second=True)})
+    ctx = kernel.series_context(wt, [patch], llvm, tmp_path, cache_dir=kernel.test_cache())
+    result = BuildCheck().run(ctx)
+    clang = [v for v in result.variants if v.config.endswith("LLVM=1")]
+    assert clang and "mm/filemap.o" in clang[0].objects, _said(result)
+    found = [f for f in result.findings if f.kind in ("error", "warning")]
+    assert [(f.config, f.option) for f in found] == [
+        ("defconfig LLVM=1", "-Wsometimes-uninitialized")
+    ], [(f.config, f.message) for f in found]
+    f = found[0]
+    assert f.file == "mm/filemap.c" and f.patch == 1 and "'x'" in f.message
+    assert f.compiler.startswith(("clang", "Debian clang"))
+    assert any(" LLVM=1 " in f" {c} " and c.endswith("mm/filemap.o") for c in f.reproduce)
+    cov = result.coverage
+    assert cov is not None and cov.lines == cov.covered, (cov, _said(result))
