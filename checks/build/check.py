@@ -9,12 +9,9 @@ after which they appear.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import TypeVar
 
 from bot.core.results import (
     CheckResult,
@@ -28,50 +25,28 @@ from bot.core.results import (
 from bot.core.runner import CommandResult
 from checks.base import CheckContext
 from checks.build import replay, reuse
-from checks.build.added import dependencies, new_symbols
 from checks.build.archdeps import needed_srcarches
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.findings import finding
-from checks.build.impact import Impact, analyze, best_flips
+from checks.build.impact import Impact, analyze
 from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
-from checks.build.make import Make, SolveFn, kconfig_inputs
+from checks.build.lanes import LanePlanner, note
+from checks.build.make import Make
 from checks.build.measure import measure
-from checks.build.planning import (
-    Candidate,
-    Cost,
-    Why,
-    by_cost,
-    candidates,
-    choose,
-    host_arch_name,
-)
+from checks.build.parallel import parallel
+from checks.build.progress import StepProgress
 from checks.build.reuse import StepRecord, StepRecords, common_prefix
-from checks.build.solve import Solution, solver_for
+from checks.build.solve import Solution
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree, uncommitted_paths
 from checks.build.variants import (
-    VariantSpec,
-    arch_objects,
     fragment_line,
     satisfied,
     select_arches,
 )
 
 log = logging.getLogger("lorebot.checks.build")
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def _parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
-    if jobs <= 1 or len(items) <= 1:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
-        return list(pool.map(fn, items))
-
-
-def _note(kind: str, message: str, arch: str = "", detail: str = "") -> Note:
-    return Note(check="build", kind=kind, message=message, arch=arch, detail=detail)
 
 
 class BuildRun:
@@ -158,8 +133,8 @@ class BuildRun:
             if extra:
                 impact = replace(impact, srcarches=tuple(sorted({*impact.srcarches, *extra})))
             out[index] = impact
-            for note in out[index].notes:
-                log.info("patch %d: %s", index, note)
+            for said in out[index].notes:
+                log.info("patch %d: %s", index, said)
         return out
 
     def _arch_for(self, tree: GitTree, objects: list[ObjectChain]) -> set[str]:
@@ -194,7 +169,7 @@ class BuildRun:
                 arches.append(a)
             else:
                 self.notes.append(
-                    _note(
+                    note(
                         "toolchain-missing",
                         f"{a.name}: {a.compiler(self.llvm(a))} not found; "
                         f"not built for {a.name} (apt-get install {a.package})",
@@ -204,16 +179,21 @@ class BuildRun:
         base = self.ctx.base
         series_diff = self.git("diff", base, commits[-1][1])
         self.git("checkout", "-q", "--detach", base)
-        lanes = self.lanes = self._lanes(arches, impacts, base, series_diff, commits[-1][1])
+        planner = LanePlanner(
+            self.ctx, self.wt, self.llvm, self.notes, self.dropped, self.solutions, self.makes
+        )
+        lanes = self.lanes = planner.plan(arches, impacts, base, series_diff, commits[-1][1])
         # W=1 when the series changes a source file. One make call per variant and step
         # with W=1 for all its objects measured faster than splitting W=1 objects into
         # a call of their own (3.2 s vs 7.5 s), and the flags stay the same at every step.
         w1 = self.cfg.w1 and any(i.w1_objects for i in impacts.values())
         steps = [(0, base), *commits]
-        self._plan_progress(lanes, all_objects, impacts)
+        self.progress = StepProgress(
+            self.ctx.progress, len(commits), lanes, all_objects, impacts, self.wt
+        )
         keys = [self._lane_key(lane) for lane in lanes]
         record = reuse.record_key(base, keys, [o.object for o in all_objects], w1)
-        ids = self._patch_ids(base, commits) if self.cfg.reuse and lanes else []
+        ids = reuse.patch_ids(self.ctx.git, base, commits) if self.cfg.reuse and lanes else []
         start = self._reused(record, ids, keys, all_objects)
         done = start - 1  # the last step whose results are complete
         finished = True
@@ -223,7 +203,7 @@ class BuildRun:
             if self.past_deadline():
                 finished = False
                 self.notes.append(
-                    _note(
+                    note(
                         "deadline-reached",
                         f"build.deadline_seconds "
                         f"({self.cfg.deadline_seconds} s) reached; patches "
@@ -231,7 +211,7 @@ class BuildRun:
                     )
                 )
                 break
-            self.ctx.progress(f"build: {self._step_name(index)}", self._fraction())
+            self.progress.step(index)
             if index:
                 self.git("checkout", "-q", "--detach", sha)
                 for lane in lanes:  # code from the series from here on
@@ -267,24 +247,6 @@ class BuildRun:
     def _lane_key(self, lane: Lane) -> str:
         return f"{lane.arch.name}:{lane.variant.spec.key}:{'llvm' if lane.make.llvm else 'gcc'}"
 
-    def _patch_ids(self, base: str, commits: list[tuple[int, str]]) -> list[str]:
-        """`git patch-id --stable` of each commit, in order ("" where git gave none)."""
-        log = self.ctx.git.run(
-            "log",
-            "--reverse",
-            "-p",
-            "--no-color",
-            "--format=commit %H",
-            f"{base}..{commits[-1][1]}",
-            timeout=300,
-            name="git-log-patches",
-        )
-        if not log.ok:
-            return []
-        r = self.ctx.git.run("patch-id", "--stable", input=log.stdout, name="git-patch-id")
-        by_commit = {c: p for p, _, c in (ln.partition(" ") for ln in r.stdout.splitlines())}
-        return [by_commit.get(sha, "") for _, sha in commits]
-
     def _reused(
         self, record: str, ids: list[str], keys: list[str], chains: list[ObjectChain]
     ) -> int:
@@ -301,7 +263,7 @@ class BuildRun:
             lane.built.update(dict.fromkeys(lane.objects(chains, self.wt)))
         self.findings.update(earlier.findings_up_to(k))
         self.notes.append(
-            _note(
+            note(
                 "steps-reused",
                 f"patches 1-{k} are the patches of an earlier run on the same base "
                 "(git patch-id): their build results are reused, the build starts at "
@@ -317,35 +279,6 @@ class BuildRun:
         baselines = {key: sorted(lane.baseline) for key, lane in zip(keys, lanes, strict=True)}
         StepRecords(self.ctx.cache_dir / "build" / "steps").save(
             record, StepRecord(ids, baselines, findings)
-        )
-
-    def _plan_progress(
-        self, lanes: list[Lane], chains: list[ObjectChain], impacts: dict[int, Impact]
-    ) -> None:
-        """The work planned for each (step, lane), in objects to compile plus one for the
-        make or replay call itself: what the fraction done (and so an ETA) counts."""
-        self._work: dict[tuple[int, int], int] = {}
-        for n, lane in enumerate(lanes):
-            mine = set(lane.objects(chains, self.wt))
-            self._work[(0, n)] = len(mine) + 1
-            for index, impact in impacts.items():
-                self._work[(index, n)] = len(mine & {o.object for o in impact.objects}) + 1
-        self._done = 0
-        self._progress_lock = threading.Lock()
-
-    def _fraction(self) -> float:
-        return self._done / max(1, sum(self._work.values()))
-
-    def _step_name(self, index: int) -> str:
-        return "baseline" if index == 0 else f"patch {index}/{len(self.ctx.commits)}"
-
-    def _lane_done(self, index: int, lane: Lane) -> None:
-        """One variant finished a step: the progress says which, and how far the plan is."""
-        with self._progress_lock:
-            self._done += self._work.get((index, self.lanes.index(lane)), 1)
-            fraction = self._fraction()
-        self.ctx.progress(
-            f"build: {self._step_name(index)}, {lane.arch.name} {lane.config_label}", fraction
         )
 
     def _changed(self, before: str, after: str) -> list[str]:
@@ -374,7 +307,7 @@ class BuildRun:
         for lane in lanes:
             if lane.pending:
                 self.notes.append(
-                    _note(
+                    note(
                         "config-refused",
                         f"{lane.arch.name}: {fragment_line(lane.pending)}, added by the "
                         f"series, not taken by Kconfig after it ({lane.config_label})",
@@ -387,255 +320,13 @@ class BuildRun:
         blocked = sorted({b for lane in lanes for b in lane.variant.blocked})
         for u in self.uncompiled:
             self.notes.append(
-                _note(
+                note(
                     "not-built",
                     f"{u.what} ({u.needs}): its Kconfig symbols "
                     "are off in every variant built; not compiled"
                     + (f" (conflicting symbols: {', '.join(blocked)})" if blocked else ""),
                 )
             )
-
-    def _lanes(
-        self,
-        arches: list[Arch],
-        impacts: dict[int, Impact],
-        base: str,
-        series_diff: str,
-        head: str,
-    ) -> list[Lane]:
-        """Verified variants in the planner's order, within the budget of work."""
-        ctx = self.ctx
-        root = ctx.cache_dir / "build" / f"{ctx.applied.tree or 'tree'}-{self.wt.name}"
-        arches = by_cost(arches, host_arch_name())
-        # configs made at another commit with the same Kconfig inputs are this base's too
-        # (a follow-up's base is its parent's head: the tree's Kconfig, new commit)
-        kconfig_key = kconfig_inputs(self.git("ls-tree", "-r", base))
-        makes = self.makes = {
-            a.name: Make(
-                ctx.runner,
-                self.wt,
-                a,
-                root / (a.name + ("-llvm" if self.llvm(a) else "")),
-                ctx.cache_dir / "ccache",
-                self.llvm(a),
-                timeout=self.cfg.step_seconds,
-                sandbox=ctx.sandbox,
-                trusted=ctx.trusted_base,
-                kconfig_key=kconfig_key,
-            )
-            for a in arches
-        }
-        targets = {a.name: self.cfg.presets.get(a.name, a.defconfig) for a in arches}
-        ctx.progress(f"build: configuring {len(arches)} arches", None)
-        defconfigs = dict(
-            zip(
-                makes,
-                _parallel(
-                    lambda m: m.defconfig(targets[m.arch.name], base),
-                    list(makes.values()),
-                    self.cfg.jobs,
-                ),
-                strict=True,
-            )
-        )
-        for name, cfg in defconfigs.items():
-            if cfg is None:
-                self.notes.append(
-                    _note(
-                        "build-failed",
-                        f"{name}: make {targets[name]} failed; not built for {name}",
-                        name,
-                        "\n".join(makes[name].log),
-                    )
-                )
-        arches = [a for a in arches if defconfigs[a.name] is not None]
-        if not arches:
-            return []
-        kconfig = GitTree(ctx.runner, self.wt, base, grep_worktree=True)  # checked out at base
-        solver = (
-            solver_for(base, ctx.cache_dir / "kconfig-models", self.solutions)
-            if self.cfg.kconfig_solver
-            else None
-        )
-        objects = list({o.object: o for i in impacts.values() for o in i.objects}.values())
-        # the base enables the chains of the objects the series changes; a header's users
-        # each get a flip of their own, so that the base keeps its values around them
-        own = {o for i in impacts.values() for o in i.w1_objects}
-        mine = [o for o in objects if o.object in own]
-        users = [o for o in objects if o.object not in own]
-        flips = best_flips([f for i in impacts.values() for f in i.flips])
-        # a symbol the series adds is set once a patch has added it; what it depends on
-        # is asked of the base
-        added = new_symbols(series_diff, kconfig)
-        deps = (
-            dependencies(
-                GitTree(ctx.runner, self.wt, head),
-                added,
-                [
-                    *(s for o in mine for s in o.symbols),
-                    *(f.symbol for f in flips if f.value != "n"),
-                ],
-            )
-            if added
-            else []
-        )
-        specs = {
-            a.name: VariantSpec(
-                a.name,
-                targets[a.name],
-                tuple(
-                    dict.fromkeys([*(s for o in arch_objects(mine, a) for s in o.symbols), *deps])
-                ),
-                added=added,
-            )
-            for a in arches
-        }
-        configured = _parallel(
-            lambda s: makes[s.arch].variant(s, base, kconfig, solver),
-            list(specs.values()),
-            self.cfg.jobs,
-        )
-        bases = {v.spec.arch: v for v in configured}
-        steps = [[o.object for o in impacts[i].objects] for i in sorted(impacts)]
-        srcarches = sorted({s for i in impacts.values() for s in i.srcarches})
-        cost = Cost(self.cfg.object_seconds, self.cfg.config_seconds, self.cfg.jobs)
-        plan = choose(
-            candidates(
-                arches,
-                {n: v.expected() for n, v in bases.items()},
-                specs,
-                flips,
-                objects,
-                steps,
-                srcarches,
-                cost,
-                users,
-            ),
-            self.cfg.budget_seconds,
-            self.cfg.max_variants,
-        )
-        log.info(
-            "build plan: %d variants (~%.0f s of work), %d dropped",
-            len(plan.chosen),
-            plan.seconds,
-            len(plan.dropped),
-        )
-        for d in plan.dropped:
-            self._drop(d.candidate, d.reason)
-        wanted = [c.spec for c in plan.chosen if c.spec != specs[c.spec.arch]]
-        if wanted:
-            ctx.progress(f"build: configuring {len(wanted)} variants", None)
-        flipped = {
-            v.spec: v
-            for v in _parallel(
-                lambda s: makes[s.arch].variant(s, base, kconfig, solver), wanted, self.cfg.jobs
-            )
-        }
-        relevant = tuple(dict.fromkeys(f.symbol for f in flips))
-        compilers: dict[str, str] = {}
-        seen: dict[tuple[str, frozenset[tuple[str, str]], frozenset[tuple[str, str]]], Lane] = {}
-        lanes: list[Lane] = []
-        for c in plan.chosen:
-            arch = c.spec.arch
-            v = flipped.get(c.spec, bases[arch])
-            if v.flip_refused:
-                self.notes.append(
-                    _note(
-                        "config-refused",
-                        f"{arch}: {v.spec.target} with CONFIG_{c.flip_label} "
-                        f"refused by Kconfig: {'; '.join(v.refused)}; variant not built"
-                        + (f" (conflicting symbols: {', '.join(v.blocked)})" if v.blocked else ""),
-                        arch,
-                        "helpers tried: " + (fragment_line(v.helpers) or "none"),
-                    )
-                )
-                self._drop(c, f"refused by Kconfig: {'; '.join(v.refused)}")
-                continue
-            key = (arch, frozenset(v.config.items()), frozenset(v.spec.late.items()))
-            if key in seen:
-                self._drop(c, f"same .config as {seen[key].config_label}")
-                continue
-            if arch not in compilers:
-                compilers[arch] = makes[arch].compiler_version()
-            lane = Lane(makes[arch], v, defconfigs[arch] or {}, compilers[arch], relevant, c.reason)
-            lane.pending = dict(v.spec.late)
-            seen[key] = lane
-            lanes.append(lane)
-        lanes += self._llvm_lane(arches[0], targets, specs, base, kconfig, solver, relevant)
-        return lanes
-
-    def _llvm_lane(
-        self,
-        host: Arch,
-        targets: dict[str, str],
-        specs: dict[str, VariantSpec],
-        base: str,
-        kconfig: GitTree,
-        solver: SolveFn | None,
-        relevant: tuple[str, ...],
-    ) -> list[Lane]:
-        """The host's base variant again with LLVM=1 (clang), when configured: 0-day finds
-        about half of its build regressions with clang."""
-        if not self.cfg.llvm_second or self.llvm(host) or not host.llvm:
-            return []
-        if not host.available(True):
-            self.notes.append(
-                _note(
-                    "toolchain-missing",
-                    f"{host.name}: clang not found; no LLVM=1 build (apt-get install clang lld)",
-                    host.name,
-                )
-            )
-            return []
-        ctx = self.ctx
-        root = ctx.cache_dir / "build" / f"{ctx.applied.tree or 'tree'}-{self.wt.name}"
-        make = Make(
-            ctx.runner,
-            self.wt,
-            host,
-            root / f"{host.name}-llvm",
-            ctx.cache_dir / "ccache",
-            True,
-            timeout=self.cfg.step_seconds,
-            sandbox=ctx.sandbox,
-            trusted=ctx.trusted_base,
-        )
-        self.makes[f"{host.name}-llvm"] = make
-        defconfig = make.defconfig(targets[host.name], base)
-        if defconfig is None:
-            self.notes.append(
-                _note(
-                    "build-failed",
-                    f"{host.name}: make LLVM=1 {targets[host.name]} failed; no clang build",
-                    host.name,
-                    "\n".join(make.log),
-                )
-            )
-            return []
-        v = make.variant(specs[host.name], base, kconfig, solver)
-        why = "LLVM=1 (clang): the second toolchain"
-        lane = Lane(make, v, defconfig, make.compiler_version(), relevant, why, toolchain="LLVM=1")
-        lane.pending = dict(v.spec.late)
-        return [lane]
-
-    def _drop(self, c: Candidate, reason: str) -> None:
-        """A planned variant that is not built: in the plan's dropped list and a Note."""
-        extra = c.flip_label or ("header users" if c.why is Why.FLIP else "")
-        config = " ".join([c.spec.target, *([extra] if extra else [])])
-        what = f"{c.spec.arch} {c.spec.target}" + (f" with {extra}" if extra else " (base)")
-        self.dropped.append(
-            PlannedVariant(
-                arch=c.spec.arch, config=config, flip=c.flip_label, objects=c.objects, reason=reason
-            )
-        )
-        self.notes.append(
-            _note(
-                "variant-dropped",
-                f"{what} not built: {reason}",
-                c.spec.arch,
-                f"planned for: {c.reason}",
-            )
-        )
 
     def _unbuilt(self, lanes: list[Lane], impacts: dict[int, Impact]) -> list[Uncompiled]:
         """The series' objects that no lane compiled, at any step (a new file is compiled
@@ -689,7 +380,7 @@ class BuildRun:
         """
         # `jobs` lanes at once, each allowed `jobs` compiles: while one lane waits on make's
         # own single-threaded work or has finished, the other's compiles fill the cores
-        parallel = max(1, min(self.cfg.jobs, len(lanes)))
+        at_once = max(1, min(self.cfg.jobs, len(lanes)))
         jobs = self.cfg.jobs
 
         def build(lane: Lane) -> tuple[Lane, list[Diagnostic], list[str]]:
@@ -703,10 +394,10 @@ class BuildRun:
                 diags = parse(r.output, PathMap(str(self.wt), str(lane.odir)))
                 if not r.ok and not any(d.severity == "error" for d in diags):
                     self._failed(lane, index, r.output)
-            self._lane_done(index, lane)
+            self.progress.lane_done(index, lane)
             return lane, diags, objects
 
-        for lane, diags, objects in _parallel(build, lanes, parallel):
+        for lane, diags, objects in parallel(build, lanes, at_once):
             if index == 0:
                 lane.baseline |= {d.key for d in diags}
                 continue

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.core.git import Git
 from bot.core.results import Finding
 
 DiagKey = tuple[str, str, str, str]
@@ -100,3 +101,22 @@ class StepRecords:
         records = sorted(self.root.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in records[:-KEEP]:
             old.unlink(missing_ok=True)
+
+
+def patch_ids(git: Git, base: str, commits: Sequence[tuple[int, str]]) -> list[str]:
+    """`git patch-id --stable` of each commit, in order ("" where git gave none)."""
+    log = git.run(
+        "log",
+        "--reverse",
+        "-p",
+        "--no-color",
+        "--format=commit %H",
+        f"{base}..{commits[-1][1]}",
+        timeout=300,
+        name="git-log-patches",
+    )
+    if not log.ok:
+        return []
+    r = git.run("patch-id", "--stable", input=log.stdout, name="git-patch-id")
+    by_commit = {c: p for p, _, c in (ln.partition(" ") for ln in r.stdout.splitlines())}
+    return [by_commit.get(sha, "") for _, sha in commits]
