@@ -25,11 +25,10 @@ from bot.core.results import (
     PlannedVariant,
     Uncompiled,
 )
-from bot.core.runner import CommandResult
 from checks.base import CheckContext
-from checks.build import replay, reuse
+from checks.build import reuse
 from checks.build.archdeps import needed_srcarches
-from checks.build.diagnostics import Diagnostic, PathMap, parse
+from checks.build.diagnostics import Diagnostic
 from checks.build.findings import finding
 from checks.build.impact import Flip, Impact, analyze, best_flips
 from checks.build.kbuild import ObjectChain
@@ -39,6 +38,7 @@ from checks.build.measure import measure
 from checks.build.planning import Candidate, Cost, by_cost, candidates, choose, host_arch_name
 from checks.build.reuse import StepRecord, StepRecords, common_prefix
 from checks.build.solve import Solution, solver_for
+from checks.build.steps import build_step
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree, uncommitted_paths
 from checks.build.variants import (
@@ -579,32 +579,6 @@ class BuildRun:
             if not any(o.object in lane.objects([o], self.wt) for lane in lanes)
         ]
 
-    def _replayed(
-        self, lane: Lane, objects: list[str], forced: set[str], changed: Sequence[str], jobs: int
-    ) -> CommandResult | None:
-        """The step built by replaying Kbuild's saved commands (see `replay`), or None when
-        it needs make: a change that is not only C sources and headers, a header that a
-        generated file reads, an object with no saved command (never built, or not by
-        Kbuild)."""
-        if lane.generators is None:
-            lane.generators = lane.make.generator_inputs(lane.odir)
-        if not replay.replayable_change(changed, lane.generators, str(self.wt)):
-            return None
-        saved = lane.make.saved_commands(lane.odir, objects)
-        if any(o not in saved for o in objects):  # what it reads is unknown: make
-            return None
-        mine = [saved[o] for o in objects if o in forced]
-        todo = mine + [
-            s
-            for s in replay.affected(
-                (saved[o] for o in objects if o in saved), changed, str(self.wt)
-            )
-            if s.object not in forced
-        ]
-        if not todo:
-            return CommandResult((), str(lane.odir), 0, b"", "", 0.0)
-        return lane.make.replay(lane.odir, todo, jobs)
-
     def _step(
         self,
         index: int,
@@ -625,30 +599,30 @@ class BuildRun:
         jobs = self.cfg.jobs
 
         def build(lane: Lane) -> tuple[Lane, list[Diagnostic], list[str]]:
-            objects = lane.objects(chains, self.wt)
-            diags: list[Diagnostic] = []
-            if objects:
-                lane.built.update(dict.fromkeys(objects))
-                r = self._replayed(lane, objects, forced, changed, jobs) if changed else None
-                if r is None:
-                    r = lane.make.build(lane.odir, objects, forced, w1=w1, jobs=jobs)
-                diags = parse(r.output, PathMap(str(self.wt), str(lane.odir)))
-                if not r.ok and not any(d.severity == "error" for d in diags):
-                    self._failed(lane, index, r.output)
+            diags, objects, failed = build_step(lane, self.wt, chains, forced, w1, jobs, changed)
+            if failed is not None:
+                self._failed(lane, index, failed)
             self._lane_done(index, lane)
             return lane, diags, objects
 
         for lane, diags, objects in _parallel(build, lanes, parallel):
-            if index == 0:
-                lane.baseline |= {d.key for d in diags}
+            self._merge(index, lane, diags, objects, w1)
+
+    def _merge(
+        self, index: int, lane: Lane, diags: list[Diagnostic], objects: list[str], w1: bool
+    ) -> None:
+        """One lane's diagnostics of one step: the baseline at the base, else new findings
+        (the first lane and patch that show one own it; later lanes are "also")."""
+        if index == 0:
+            lane.baseline |= {d.key for d in diags}
+            return
+        for d in diags:
+            if d.key in lane.baseline:
                 continue
-            for d in diags:
-                if d.key in lane.baseline:
-                    continue
-                if d.key in self.findings:
-                    self._also(d, lane)
-                    continue
-                self.findings[d.key] = finding(self.wt, index, lane, d, objects, w1)
+            if d.key in self.findings:
+                self._also(d, lane)
+                continue
+            self.findings[d.key] = finding(self.wt, index, lane, d, objects, w1)
 
     def _failed(self, lane: Lane, index: int, output: str) -> None:
         """make failed without a compiler error (prepare, a tool, a timeout): say so once."""
