@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import TypeVar
 
 from bot.core.results import (
@@ -26,7 +26,7 @@ from bot.core.results import (
     Uncompiled,
 )
 from checks.base import CheckContext
-from checks.build import reuse
+from checks.build import jobs, reuse
 from checks.build.archdeps import needed_srcarches
 from checks.build.diagnostics import Diagnostic
 from checks.build.findings import finding
@@ -82,6 +82,8 @@ class BuildRun:
         self.solutions: list[Solution] = []  # what the Kconfig solver answered, in order
         self.wt = ctx.worktree.resolve()
         self.failed_steps: set[int] = set()  # steps where make failed without a diagnostic
+        self.faults: list[str] = []  # ours: a job a worker could not build
+        self.seen: dict[int, dict[str, dict[str, tuple[int, ...]]]] = {}  # lane -> job's seen
 
     def git(self, *args: str) -> str:
         return self.ctx.git.out(*args, timeout=300)
@@ -117,7 +119,7 @@ class BuildRun:
             )
             for lane in self.lanes
         )
-        missing = [n.message for n in self.notes if n.kind == "toolchain-missing"]
+        missing = [n.message for n in self.notes if n.kind == "toolchain-missing"] + self.faults
         result = CheckResult.of(
             self.findings.values(),
             self.notes,
@@ -206,8 +208,11 @@ class BuildRun:
         start = self._reused(record, ids, keys, all_objects)
         done = start - 1  # the last step whose results are complete
         finished = True
+        remote = self.ctx.run_jobs is not None and bool(lanes)
+        if remote:  # on `lorebot worker` processes; the loop below is the in-process way
+            done, finished = self._dispatched(steps, start, all_objects, impacts, w1)
         for n, (index, sha) in enumerate(steps):
-            if n < start:
+            if n < start or remote:
                 continue
             if self.past_deadline():
                 finished = False
@@ -248,8 +253,113 @@ class BuildRun:
             self.wt,
             self.dropped,
             finished,
+            self._seen_remote if remote else None,
         )
         self.ctx.progress("build: done", 1.0)
+
+    def _dispatched(
+        self,
+        steps: list[tuple[int, str]],
+        start: int,
+        chains: list[ObjectChain],
+        impacts: dict[int, Impact],
+        w1: bool,
+    ) -> tuple[int, bool]:
+        """Build each lane as a job on the workers, then merge their steps as the in-process
+        loop would: (the last complete step, whether every step was built)."""
+        assert self.ctx.run_jobs is not None
+        series = self._series_job(steps, start, chains, impacts, w1)
+        if series is None:
+            return start - 1, False
+        specs = jobs.split(series, [jobs.variant_request(lane) for lane in self.lanes])
+        self.ctx.progress(f"build: {len(specs)} jobs on the workers", self._fraction())
+        by_id = {r.job_id: r for r in self.ctx.run_jobs(specs)}
+        results = [by_id.get(s.job_id) for s in specs]
+        for lane, r in zip(self.lanes, results, strict=True):
+            if r is None or r.fault:
+                why = r.fault if r is not None else "no result"
+                self.faults.append(f"{lane.arch.name} {lane.config_label}: {why}")
+        if self.faults:  # ours: the series is held, nothing of it is mailed
+            return start - 1, False
+        self.seen = {i: dict(r.seen) for i, r in enumerate(results) if r is not None}
+        done = start - 1
+        for n, (index, sha) in enumerate(steps):
+            if n < start:
+                continue
+            k = n - start
+            if any(r is None or len(r.steps) <= k for r in results):
+                self.notes.append(
+                    _note(
+                        "deadline-reached",
+                        f"build.deadline_seconds ({self.cfg.deadline_seconds} s) reached; "
+                        f"patches {index} and later not built",
+                    )
+                )
+                return done, False
+            if index:  # the findings quote the tree as it is after the patch
+                self.git("checkout", "-q", "--detach", sha)
+            for lane, r in zip(self.lanes, results, strict=True):
+                assert r is not None
+                got = r.steps[k]
+                lane.built.update(dict.fromkeys(got.objects))
+                if got.failed is not None:
+                    self._failed(lane, index, got.failed)
+                diags = [jobs.diagnostic(d) for d in got.diagnostics]
+                self._merge(index, lane, diags, list(got.objects), w1)
+            if index not in self.failed_steps and done == n - 1:
+                done = n
+        return done, True
+
+    def _seen_remote(self, lane: Lane, obj: str) -> dict[str, set[int]] | None:
+        """What an object compiled, as the lane's job saw it on its worker."""
+        seen = self.seen.get(self.lanes.index(lane), {}).get(obj)
+        return None if seen is None else {p: set(n) for p, n in seen.items()}
+
+    def _series_job(
+        self,
+        steps: list[tuple[int, str]],
+        start: int,
+        chains: list[ObjectChain],
+        impacts: dict[int, Impact],
+        w1: bool,
+    ) -> jobs.SeriesJob | None:
+        """What every job of this series shares, or None (a fault noted) when a worker
+        could not fetch the base."""
+        ctx = self.ctx
+        tree = next((t for t in ctx.settings.trees if t.name == ctx.applied.tree), None)
+        if tree is None or not tree.url:
+            self.faults.append(f"tree {ctx.applied.tree!r} has no URL a worker can fetch")
+            return None
+        tree_base = ctx.tree_base or ctx.base
+        prefix = self.git("rev-list", "--reverse", f"{tree_base}..{ctx.base}").split()
+        return jobs.SeriesJob(
+            tree=tree.name,
+            tree_url=tree.url,
+            tree_base=tree_base,
+            prefix=tuple(self._mbox(c) for c in prefix),
+            base=ctx.base,
+            patches=tuple(self._mbox(sha) for _, sha in steps[1:]),
+            chains=tuple(asdict(c) for c in chains),
+            steps=tuple(
+                jobs.StepPlan(
+                    index=index,
+                    forced=tuple(
+                        o.object for o in (chains if index == 0 else impacts[index].objects)
+                    ),
+                )
+                for index, _ in steps[start:]
+            ),
+            w1=w1,
+            trusted=ctx.trusted_base,
+            build=self.cfg.model_dump(mode="json"),
+            seconds=max(0.0, self.cfg.deadline_seconds - (time.monotonic() - self.start)),
+        )
+
+    def _mbox(self, sha: str) -> str:
+        """A commit as the mail `git am` makes it again from."""
+        return self.ctx.git.run(
+            "format-patch", "-1", "--stdout", "--binary", sha, check=True, name="format-patch"
+        ).stdout
 
     def _lane_key(self, lane: Lane) -> str:
         return f"{lane.arch.name}:{lane.variant.spec.key}:{'llvm' if lane.make.llvm else 'gcc'}"
