@@ -1,0 +1,177 @@
+"""Build jobs through Celery with a Redis broker: what the coordinator sends and collects,
+and the task a `lorebot worker` runs.
+
+The broker is told to hand a job out again when the worker that took it dies
+(late acks, a rejected message on a lost worker, Redis' visibility timeout), so a
+job may run twice: results are keyed by the job's id and the first one counts. A
+broker that cannot be reached raises BrokerUnavailable, which the pipeline records as
+a fault of ours: the series is held with that reason and checked again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+from celery.result import AsyncResult
+
+from bot.run.jobhost import run_spec
+from checks.build.jobs import JobResult, JobSpec
+from config.settings import Settings
+
+log = logging.getLogger("lorebot.dispatch")
+
+TASK = "lorebot.build"
+SHARED_QUEUE = "lorebot.jobs"
+
+app = Celery("lorebot")
+_worker: dict[str, Settings] = {}  # the settings of the worker this process is
+
+
+class BrokerUnavailable(Exception):
+    """The broker (or the result backend) cannot be reached: the series waits for it."""
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the app at the settings' broker, with the delivery guarantees jobs need."""
+    d = settings.dispatch
+    restore = max(1, min(10, d.visibility_timeout // 2))
+    app.conf.update(
+        broker_url=d.broker_url,
+        result_backend=d.result_backend or d.broker_url,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_default_queue=SHARED_QUEUE,
+        # a job is acknowledged when it is done, not when it is taken: a worker killed in
+        # the middle leaves it to another (rejected on a lost child, restored by Redis
+        # after the visibility timeout when the whole worker is gone)
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={
+            "visibility_timeout": d.visibility_timeout,
+            "unacked_restore_interval": restore,
+            "unacked_restore_throttle": 1,
+        },
+        result_backend_transport_options={"visibility_timeout": d.visibility_timeout},
+        # a broker that is down fails the send within broker_wait_seconds
+        broker_connection_timeout=d.broker_wait_seconds,
+        broker_connection_retry_on_startup=True,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": d.broker_wait_seconds / 4,
+            "interval_max": d.broker_wait_seconds / 2,
+        },
+        redis_socket_connect_timeout=d.broker_wait_seconds,
+        redis_socket_timeout=max(d.broker_wait_seconds, 30),
+        result_expires=24 * 3600,
+        task_time_limit=d.job_timeout_seconds,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+@app.task(name=TASK)
+def build(spec: dict[str, Any]) -> dict[str, Any]:
+    """A build job, on a worker: the JobSpec as JSON in, the JobResult as JSON out."""
+    settings = _worker["settings"]
+    job = JobSpec.model_validate(spec)
+    result = run_spec(settings, job, settings.paths.logs / "jobs" / job.job_id)
+    return result.model_dump(mode="json")
+
+
+def serve_worker(settings: Settings, queues: list[str], name: str) -> None:
+    """Run this process as a Celery worker (one job at a time) until it is stopped."""
+    _worker["settings"] = settings
+    configure(settings)
+    app.worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname={name}",
+            f"--queues={','.join(queues)}",
+            "--loglevel=INFO",
+        ]
+    )
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (OperationalError, RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def send(spec: JobSpec, queue: str = SHARED_QUEUE) -> AsyncResult:
+    """Put one job on a queue; its task id says which job it is."""
+    return app.send_task(
+        TASK,
+        args=[spec.model_dump(mode="json")],
+        queue=queue,
+        task_id=f"{spec.job_id}-{uuid.uuid4().hex[:8]}",
+    )
+
+
+def collect(
+    settings: Settings,
+    specs: list[JobSpec],
+    place: Callable[[JobSpec], str] = lambda spec: SHARED_QUEUE,
+    on_result: Callable[[JobSpec, JobResult], None] = lambda spec, result: None,
+) -> list[JobResult]:
+    """Send every job (to the queue `place` names) and wait for one result each, in the
+    order of `specs`; raises BrokerUnavailable when the broker cannot be reached."""
+    configure(settings)
+    d = settings.dispatch
+    errors = _errors()
+    try:
+        pending = {s.job_id: (s, send(s, place(s))) for s in specs}
+    except errors as e:
+        raise BrokerUnavailable(f"broker {d.broker_url} unreachable: {e}") from e
+    results: dict[str, JobResult] = {}
+    deadline = time.monotonic() + d.job_timeout_seconds + d.visibility_timeout
+    down_since: float | None = None
+    while pending:
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(f"{len(pending)} job(s) had no result in time")
+        try:
+            for job_id, (spec, ar) in list(pending.items()):
+                if not ar.ready():
+                    continue
+                data = ar.get(timeout=d.broker_wait_seconds, propagate=False)
+                ar.forget()
+                del pending[job_id]
+                if not isinstance(data, dict):  # the task itself failed: ours
+                    data = {"job_id": job_id, "fault": f"job failed on a worker: {data!r}"}
+                result = JobResult.model_validate(data)
+                if result.job_id in results:  # a job run twice: the first result counts
+                    continue
+                results[result.job_id] = result
+                on_result(spec, result)
+            down_since = None
+        except errors as e:
+            down_since = down_since or time.monotonic()
+            if time.monotonic() - down_since > d.broker_wait_seconds:
+                raise BrokerUnavailable(f"result backend unreachable: {e}") from e
+        time.sleep(0.1)
+    return [results[s.job_id] for s in specs]
+
+
+def remote_jobs(settings: Settings) -> Callable[[list[Any]], list[Any]] | None:
+    """The CheckContext's `run_jobs` when a broker is configured, else None (in-process)."""
+    if not settings.dispatch.broker_url:
+        return None
+
+    def run(specs: list[Any]) -> list[Any]:
+        return collect(settings, specs)
+
+    return run
