@@ -4,6 +4,8 @@ findings and mails of a single-process run."""
 
 from __future__ import annotations
 
+import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,11 @@ from tests.support.scale import (
     four_arch_tree,
     lorebot,
     series_mbox,
+    slow_builds,
+    start_all,
     write_settings,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = [
     pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}"),
@@ -52,8 +57,7 @@ def test_a_series_on_four_arches_spreads_over_two_workers(tmp_path: Path) -> Non
             for n in ("w1", "w2")
         ]
         try:
-            for w in workers:
-                w.start()
+            start_all(workers)
             coordinator = write_settings(tmp_path / "c.toml", tmp_path / "c", upstream, table)
             remote = lorebot(coordinator, "check", str(mbox))
         finally:
@@ -70,3 +74,50 @@ def test_a_series_on_four_arches_spreads_over_two_workers(tmp_path: Path) -> Non
         assert "succeeded" in w.text(), w.text()[-2000:]
         assert list((tmp_path / w.name / "cache" / "build").iterdir())
     assert not list((tmp_path / "c" / "state").rglob("*-build.log"))
+
+
+def test_a_worker_killed_in_the_middle_of_a_job_leaves_it_to_the_other(tmp_path: Path) -> None:
+    """kill -9 of the worker that took a job: Redis hands the job to the other worker after
+    the visibility timeout; the series gets its findings and one reply per patch."""
+    upstream = four_arch_tree(tmp_path / "upstream")
+    slow_builds(upstream, 1)
+    mbox = series_mbox(upstream, tmp_path / "series.mbox")
+    with RedisServer(tmp_path / "redis") as redis:
+        table = dispatch_table(redis.url, visibility_timeout=3)
+        one = ["x86_64"]  # two variants: two jobs, one of them on the worker killed
+        workers = [
+            Worker(
+                n,
+                write_settings(tmp_path / f"{n}.toml", tmp_path / n, upstream, table, one),
+                tmp_path,
+            )
+            for n in ("w1", "w2")
+        ]
+        try:
+            start_all(workers)
+            coordinator = write_settings(tmp_path / "c.toml", tmp_path / "c", upstream, table, one)
+            with ThreadPoolExecutor(1) as pool:
+                run = pool.submit(lorebot, coordinator, "check", str(mbox))
+                victim = wait_for(
+                    lambda: next((w for w in workers if "] received" in w.text()), None),
+                    60,
+                    "a worker to take a job",
+                )
+                assert victim.proc is not None
+                victim.proc.send_signal(signal.SIGKILL)
+                victim.proc.wait(10)
+                remote = run.result(timeout=240)
+        finally:
+            for w in workers:
+                w.stop()
+    other = next(w for w in workers if w is not victim)
+    assert "succeeded" not in victim.text().split("] received")[-1]
+    assert other.text().count("succeeded") >= 1
+    assert remote["held"] is None
+    assert [(f["patch"], f["file"]) for f in remote["findings"]] == [
+        (2, "mm/bar.c"),
+        (3, "mm/core.c"),
+    ]
+    targets = [r["in_reply_to"] for r in remote["replies"]]
+    assert len(set(targets)) == len(targets)  # one reply per target
+    assert sorted(r["patch"] or 0 for r in remote["replies"]) == [0, 2, 3]  # and a summary

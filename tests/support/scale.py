@@ -56,14 +56,16 @@ def four_arch_tree(dest: Path) -> Path:
     return dest
 
 
-def write_settings(path: Path, root: Path, upstream: Path, extra: str = "") -> Path:
+def write_settings(
+    path: Path, root: Path, upstream: Path, extra: str = "", arches: list[str] = ARCHES
+) -> Path:
     """lorebot.toml with its own state and cache under `root`: the fake tree, the build
     check on the four arches, one compile at a time; `extra` appended (e.g. [dispatch])."""
     path.write_text(
         f'[paths]\nstate = "{root / "state"}"\ncache = "{root / "cache"}"\n\n'
         f'[[trees]]\nname = "fake"\nurl = "{upstream}"\nbranches = ["master"]\n\n'
         '[checks]\nenabled = ["build"]\n\n'
-        f"[build]\narches = {json.dumps(ARCHES)}\njobs = 1\n\n"
+        f"[build]\narches = {json.dumps(arches)}\njobs = 1\n\n"
         "[build.presets]\n" + "".join(f'{a} = "{t}"\n' for a, t in PRESETS.items()) + "\n" + extra
     )
     return path
@@ -84,6 +86,13 @@ def series_mbox(upstream: Path, dest: Path) -> Path:
     return dest
 
 
+def start_all(workers: list[Worker]) -> list[Worker]:
+    """Start the workers at once; return when every one is ready."""
+    for w in workers:
+        w.spawn()
+    return [w.ready() for w in workers]
+
+
 class Worker:
     """A `lorebot worker` process with its own settings (cache), its log in `root`."""
 
@@ -94,6 +103,14 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
+        self.spawn()
+        return self.ready()
+
+    def ready(self) -> Worker:
+        wait_for(lambda: "ready." in self.text(), 60, f"worker {self.name}", context=self.text)
+        return self
+
+    def spawn(self) -> None:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot.cli.main", "--config", str(self.cfg), "worker",
@@ -102,8 +119,6 @@ class Worker:
             stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for(lambda: "ready." in self.text(), 60, f"worker {self.name}", context=self.text)
-        return self
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -129,3 +144,15 @@ def lorebot(cfg: Path, *args: str, timeout: float = 300) -> dict[str, Any]:
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     out: dict[str, Any] = json.loads(r.stdout)
     return out
+
+
+def slow_builds(upstream: Path, seconds: float) -> None:
+    """Every object build of `upstream` takes `seconds` longer (a commit on master): a
+    job lasts long enough to kill its worker in the middle of it."""
+    mk = upstream / "Makefile"
+    text = mk.read_text()
+    marker = "else # in the object directory\n"
+    slow = f"ifneq ($(filter %.o,$(MAKECMDGOALS)),)\n$(shell sleep {seconds})\nendif\n"
+    mk.write_text(text.replace(marker, marker + slow, 1))
+    git(upstream, "-c", "user.name=Base", "-c", "user.email=base@example.org", "commit", "-qam",
+        "slow builds")  # fmt: skip
