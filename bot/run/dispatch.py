@@ -161,7 +161,7 @@ def collect(
         except errors as e:
             down_since = down_since or time.monotonic()
             if time.monotonic() - down_since > d.broker_wait_seconds:
-                raise BrokerUnavailable(f"result backend unreachable: {e}") from e
+                raise BrokerUnavailable(f"broker {d.broker_url} unreachable: {e}") from e
         time.sleep(0.1)
     return [results[s.job_id] for s in specs]
 

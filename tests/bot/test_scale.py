@@ -4,14 +4,29 @@ findings and mails of a single-process run."""
 
 from __future__ import annotations
 
+import mailbox
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from bot.cli.main import main
+from bot.core.states import SeriesState
+from bot.demo.series import write_series
+from bot.run import queue
+from bot.run.delivery import Mailer
+from config.settings import load_settings
+from state.db import Database
+from state.models import ReplyRow, utcnow
+from tests.support.fakeseries import PATCHES as SERIES
+from tests.support.kernel import git
+from tests.support.pi import PublicInboxServer, small_tree_config
 from tests.support.redis import REDIS, RedisServer
+from tests.support.runs import run_next, series_row
 from tests.support.scale import (
     MISSING,
     Worker,
@@ -121,3 +136,55 @@ def test_a_worker_killed_in_the_middle_of_a_job_leaves_it_to_the_other(tmp_path:
     targets = [r["in_reply_to"] for r in remote["replies"]]
     assert len(set(targets)) == len(targets)  # one reply per target
     assert sorted(r["patch"] or 0 for r in remote["replies"]) == [0, 2, 3]  # and a summary
+
+
+def test_redis_stopped_during_a_series_holds_it_and_it_resumes(
+    tmp_path: Path, pi_server: PublicInboxServer
+) -> None:
+    """The broker goes away while a job runs: the series is held with that reason (a fault
+    of ours, nothing mailed); Redis back, the retry checks it and mails it once."""
+    upstream = four_arch_tree(tmp_path / "upstream")
+    slow_builds(upstream, 1)
+    redis = RedisServer(tmp_path / "redis")
+    one = ["x86_64"]
+    table = dispatch_table(redis.url, visibility_timeout=3, broker_wait_seconds=2)
+    cfg = small_tree_config(
+        tmp_path,
+        pi_server,
+        upstream,
+        '[checks]\nenabled = ["build"]\n\n[build]\narches = ["x86_64"]\njobs = 1\n\n'
+        "[base]\nfetch_by_sha = false\n\n" + table,
+    )
+    assert main(["--config", str(cfg), "tree", "sync"]) == 0
+    git(upstream, "checkout", "-qb", "topic")
+    pi_server.post_many(write_series(upstream, SERIES, list_address=pi_server.address).mails)
+    git(upstream, "checkout", "-q", "master")
+    assert main(["--config", str(cfg), "poll", "--once"]) == 0
+    settings = load_settings(cfg)
+    db = Database(settings.database_url)
+    worker_cfg = write_settings(tmp_path / "w1.toml", tmp_path / "w1", upstream, table, one)
+    worker = Worker("w1", worker_cfg, tmp_path)
+    redis.start()
+    try:
+        worker.start()
+        with ThreadPoolExecutor(1) as pool:
+            run = pool.submit(run_next, settings, db)
+            wait_for(lambda: "] received" in worker.text(), 60, "the worker to take a job")
+            redis.stop()
+            sid = run.result(timeout=120)
+        row = series_row(db, sid)
+        assert row.state == SeriesState.HELD and "broker redis://" in row.reason, row.reason
+        with db.session() as s:
+            assert s.scalars(select(ReplyRow)).all() == []
+        redis.start()
+        assert queue.retry_held(db, utcnow() + timedelta(hours=1)) == [sid]
+        assert run_next(settings, db) == sid
+    finally:
+        worker.stop()
+        redis.stop()
+    row = series_row(db, sid)
+    assert row.state == SeriesState.DONE, row.reason
+    Mailer(settings, db).deliver_pending()
+    mails = list(mailbox.Maildir(settings.paths.state / "outbox"))
+    assert len(mails) == 1 and "foo_missing" in mails[0].get_payload()
+    db.dispose()
