@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from bot.cli.main import main
@@ -19,12 +20,15 @@ from bot.core.states import SeriesState
 from bot.demo.series import write_series
 from bot.run import queue
 from bot.run.delivery import Mailer
+from bot.web import create_app
 from config.settings import load_settings
 from state.db import Database
-from state.models import ReplyRow, utcnow
+from state.models import ReplyRow, SeriesRow, utcnow
 from tests.support.fakeseries import PATCHES as SERIES
 from tests.support.kernel import git
 from tests.support.pi import PublicInboxServer, small_tree_config
+from tests.support.postgres import PostgresServer
+from tests.support.postgres import bindir as pg_bindir
 from tests.support.redis import REDIS, RedisServer
 from tests.support.runs import run_next, series_row
 from tests.support.scale import (
@@ -188,3 +192,46 @@ def test_redis_stopped_during_a_series_holds_it_and_it_resumes(
     mails = list(mailbox.Maildir(settings.paths.state / "outbox"))
     assert len(mails) == 1 and "foo_missing" in mails[0].get_payload()
     db.dispose()
+
+
+@pytest.mark.skipif(pg_bindir() is None, reason="needs PostgreSQL (apt-get install postgresql)")
+def test_the_service_on_postgresql_with_a_worker(
+    tmp_path: Path, pi_server: PublicInboxServer
+) -> None:
+    """The state in a real PostgreSQL (migrated on open), builds on a worker: `serve --once`
+    polls, checks and mails the series once; the page reads the same database."""
+    upstream = four_arch_tree(tmp_path / "upstream")
+    with PostgresServer() as pg, RedisServer(tmp_path / "redis") as redis:
+        table = dispatch_table(redis.url, database=pg.url)
+        cfg = small_tree_config(
+            tmp_path,
+            pi_server,
+            upstream,
+            '[checks]\nenabled = ["build"]\n\n[build]\narches = ["x86_64"]\njobs = 1\n\n'
+            "[base]\nfetch_by_sha = false\n\n" + table,
+        )
+        assert main(["--config", str(cfg), "tree", "sync"]) == 0
+        git(upstream, "checkout", "-qb", "topic")
+        pi_server.post_many(write_series(upstream, SERIES, list_address=pi_server.address).mails)
+        git(upstream, "checkout", "-q", "master")
+        worker_cfg = write_settings(tmp_path / "w1.toml", tmp_path / "w1", upstream, table)
+        worker = Worker("w1", worker_cfg, tmp_path)
+        try:
+            worker.start()
+            assert main(["--config", str(cfg), "serve", "--once"]) == 0
+        finally:
+            worker.stop()
+        settings = load_settings(cfg)
+        assert settings.database_url.startswith("postgresql+psycopg://")
+        db = Database(settings.database_url)
+        try:
+            with db.session() as s:
+                states = [r.state for r in s.scalars(select(SeriesRow)).all()]
+            assert states == [SeriesState.DONE]
+            status = TestClient(create_app(settings, db)).get("/api/status").json()
+            assert status["total"].get("done") == 1, status
+        finally:
+            db.dispose()
+    assert "succeeded" in worker.text()
+    mails = list(mailbox.Maildir(settings.paths.state / "outbox"))
+    assert len(mails) == 1 and "foo_missing" in mails[0].get_payload()
