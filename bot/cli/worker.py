@@ -27,11 +27,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.dispatch.broker_url:
         print("lorebot worker: set [dispatch] broker_url (e.g. redis://127.0.0.1:6379/0)")
         return 2
-    from bot.run.dispatch import SHARED_QUEUE, serve_worker
+    from bot.run.dispatch import serve_worker
     from bot.run.jobhost import worker_name
 
     if args.name:
         d = settings.dispatch.model_copy(update={"worker_name": args.name})
         settings = settings.model_copy(update={"dispatch": d})
-    serve_worker(settings, [SHARED_QUEUE], worker_name(settings))
+    serve_worker(settings, worker_name(settings))
     return 0

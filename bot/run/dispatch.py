@@ -11,15 +11,27 @@ a fault of ours: the series is held with that reason and checked again later.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
 from celery.result import AsyncResult
 
 from bot.run.jobhost import run_spec
+from bot.run.placement import (
+    PREFIX,
+    WorkerState,
+    announce,
+    choose,
+    held_build_dirs,
+    record_job,
+    worker_queue,
+    workers,
+)
 from checks.build.jobs import JobResult, JobSpec
 from config.settings import Settings
 
@@ -29,7 +41,7 @@ TASK = "lorebot.build"
 SHARED_QUEUE = "lorebot.jobs"
 
 app = Celery("lorebot")
-_worker: dict[str, Settings] = {}  # the settings of the worker this process is
+_worker: dict[str, Any] = {}  # settings, state and Redis client of the worker this is
 
 
 class BrokerUnavailable(Exception):
@@ -77,31 +89,105 @@ def configure(settings: Settings) -> Celery:
     return app
 
 
-@app.task(name=TASK)
-def build(spec: dict[str, Any]) -> dict[str, Any]:
+@app.task(name=TASK, bind=True)
+def build(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """A build job, on a worker: the JobSpec as JSON in, the JobResult as JSON out."""
     settings = _worker["settings"]
     job = JobSpec.model_validate(spec)
-    result = run_spec(settings, job, settings.paths.logs / "jobs" / job.job_id)
+    here: _Here = _worker["state"]
+    here.busy_since = time.time()
+    _announce()
+    try:
+        result = run_spec(settings, job, settings.paths.logs / "jobs" / job.job_id)
+    finally:
+        here.busy_since = 0.0
+    if not result.fault:
+        here.holds[job.build_dir] = round(result.seconds, 2)
+    _announce()
+    info = getattr(self.request, "delivery_info", None) or {}
+    entry = {
+        "job_id": job.job_id,
+        "build_dir": job.build_dir,
+        "arch": job.variant.arch["name"],
+        "worker": here.name,
+        "queue": info.get("routing_key", ""),
+        "seconds": round(result.seconds, 2),
+        "fault": result.fault,
+        "at": time.time(),
+    }
+    _quietly(lambda c: record_job(c, entry))
     return result.model_dump(mode="json")
 
 
-def serve_worker(settings: Settings, queues: list[str], name: str) -> None:
-    """Run this process as a Celery worker (one job at a time) until it is stopped."""
+@dataclass
+class _Here:
+    """This worker's announcement, as the heartbeat writes it."""
+
+    name: str
+    queue: str
+    busy_since: float = 0.0
+    holds: dict[str, float] = field(default_factory=dict)
+
+
+def _quietly(fn: Callable[[Any], object]) -> None:
+    """Placement facts are best effort: a broker that is away does not fail a job."""
+    try:
+        fn(_worker["client"])
+    except Exception as e:
+        log.info("placement update skipped: %s", e)
+
+
+def _announce() -> None:
+    here: _Here = _worker["state"]
+    ttl = 3 * _worker["settings"].dispatch.heartbeat_seconds
+    state = WorkerState(here.name, here.queue, here.busy_since, dict(here.holds))
+    _quietly(lambda c: announce(c, state, ttl))
+
+
+def _heartbeat(stop: threading.Event) -> None:
+    every = _worker["settings"].dispatch.heartbeat_seconds
+    while not stop.wait(every):
+        _announce()
+
+
+def redis_client(settings: Settings) -> Any:
+    """A Redis client of the broker (placement facts live there)."""
+    import redis
+
+    d = settings.dispatch
+    return redis.Redis.from_url(
+        d.broker_url, socket_connect_timeout=d.broker_wait_seconds, socket_timeout=30
+    )
+
+
+def serve_worker(settings: Settings, name: str) -> None:
+    """Run this process as a Celery worker (one job at a time) until it is stopped: it
+    reads the shared queue and its own, and announces the build dirs it holds."""
     _worker["settings"] = settings
     configure(settings)
-    app.worker_main(
-        [
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            f"--hostname={name}",
-            f"--queues={','.join(queues)}",
-            "--loglevel=INFO",
-        ]
-    )
+    here = _Here(name, worker_queue(name))
+    here.holds.update(dict.fromkeys(held_build_dirs(settings.paths.cache), 0.0))
+    _worker["state"] = here
+    _worker["client"] = redis_client(settings)
+    _announce()
+    stop = threading.Event()
+    threading.Thread(target=_heartbeat, args=(stop,), daemon=True, name="heartbeat").start()
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                f"--hostname={name}",
+                f"--queues={SHARED_QUEUE},{here.queue}",
+                "--loglevel=INFO",
+            ]
+        )
+    finally:
+        stop.set()
+        _quietly(lambda c: c.delete(PREFIX + name))
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -166,12 +252,35 @@ def collect(
     return [results[s.job_id] for s in specs]
 
 
+def placer(settings: Settings) -> Callable[[JobSpec], str]:
+    """Where each job of one batch goes (`placement.choose`), the workers read once."""
+    d = settings.dispatch
+    try:
+        alive = workers(redis_client(settings))
+    except _errors() as e:
+        raise BrokerUnavailable(f"broker {d.broker_url} unreachable: {e}") from e
+    planned: dict[str, float] = {}
+
+    def place(spec: JobSpec) -> str:
+        queue, name = choose(
+            spec.build_dir, alive, time.time(), d.warm_threshold_seconds, planned, SHARED_QUEUE
+        )
+        if name:
+            w = next(w for w in alive if w.name == name)
+            # a dir announced at the worker's start has no time yet: count it as a while
+            planned[name] = planned.get(name, 0.0) + (w.holds.get(spec.build_dir) or 30.0)
+        log.info("job %s (%s) -> %s", spec.job_id, spec.build_dir, queue)
+        return queue
+
+    return place
+
+
 def remote_jobs(settings: Settings) -> Callable[[list[Any]], list[Any]] | None:
     """The CheckContext's `run_jobs` when a broker is configured, else None (in-process)."""
     if not settings.dispatch.broker_url:
         return None
 
     def run(specs: list[Any]) -> list[Any]:
-        return collect(settings, specs)
+        return collect(settings, specs, placer(settings))
 
     return run

@@ -204,7 +204,9 @@ class BuildRun:
         self._plan_progress(lanes, all_objects, impacts)
         keys = [self._lane_key(lane) for lane in lanes]
         record = reuse.record_key(base, keys, [o.object for o in all_objects], w1)
-        ids = self._patch_ids(base, commits) if self.cfg.reuse and lanes else []
+        # (jobs on workers do not reuse: the earlier steps' build dirs are theirs)
+        reuse_on = self.cfg.reuse and lanes and self.ctx.run_jobs is None
+        ids = self._patch_ids(base, commits) if reuse_on else []
         start = self._reused(record, ids, keys, all_objects)
         done = start - 1  # the last step whose results are complete
         finished = True

@@ -20,6 +20,8 @@ from bot.core.states import SeriesState
 from bot.demo.series import write_series
 from bot.run import queue
 from bot.run.delivery import Mailer
+from bot.run.dispatch import redis_client
+from bot.run.placement import recent_jobs
 from bot.web import create_app
 from config.settings import load_settings
 from state.db import Database
@@ -79,6 +81,10 @@ def test_a_series_on_four_arches_spreads_over_two_workers(tmp_path: Path) -> Non
             start_all(workers)
             coordinator = write_settings(tmp_path / "c.toml", tmp_path / "c", upstream, table)
             remote = lorebot(coordinator, "check", str(mbox))
+            first = recent_jobs(redis_client(load_settings(coordinator)))
+            # again: each job goes to the queue of the worker that holds its build dir
+            again = lorebot(coordinator, "check", str(mbox))
+            second = recent_jobs(redis_client(load_settings(coordinator)))[: len(first)]
         finally:
             for w in workers:
                 w.stop()
@@ -93,6 +99,11 @@ def test_a_series_on_four_arches_spreads_over_two_workers(tmp_path: Path) -> Non
         assert "succeeded" in w.text(), w.text()[-2000:]
         assert list((tmp_path / w.name / "cache" / "build").iterdir())
     assert not list((tmp_path / "c" / "state").rglob("*-build.log"))
+    assert _seen(again) == _seen(local)
+    built_by = {j["build_dir"]: j["worker"] for j in first}
+    assert len(built_by) == len(remote["variants"]) and len(set(built_by.values())) == 2
+    assert {j["build_dir"]: j["worker"] for j in second} == built_by
+    assert all(j["queue"] == f"lorebot.worker.{j['worker']}" for j in second), second
 
 
 def test_a_worker_killed_in_the_middle_of_a_job_leaves_it_to_the_other(tmp_path: Path) -> None:
