@@ -24,6 +24,7 @@ from celery.result import AsyncResult
 from bot.run.jobhost import run_spec
 from bot.run.placement import (
     PREFIX,
+    SHARED_QUEUE,
     WorkerState,
     announce,
     choose,
@@ -38,7 +39,6 @@ from config.settings import Settings
 log = logging.getLogger("lorebot.dispatch")
 
 TASK = "lorebot.build"
-SHARED_QUEUE = "lorebot.jobs"
 
 app = Celery("lorebot")
 _worker: dict[str, Any] = {}  # settings, state and Redis client of the worker this is

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+SHARED_QUEUE = "lorebot.jobs"  # every worker reads it
 PREFIX = "lorebot:worker:"
 JOBS_KEY = "lorebot:jobs"  # recent jobs (newest first): where they ran and how long
 JOBS_KEPT = 500

@@ -7,6 +7,7 @@ from __future__ import annotations
 import mailbox
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,12 @@ from bot.core.states import SeriesState
 from bot.demo.series import write_series
 from bot.run import queue
 from bot.run.delivery import Mailer
-from bot.run.dispatch import redis_client
+from bot.run.dispatch import configure, redis_client, send
 from bot.run.placement import recent_jobs
-from bot.web import create_app
-from config.settings import load_settings
+from bot.web import create_app, scale
+from checks.build.jobs import SeriesJob, VariantRequest, split
+from checks.build.toolchains import load_arches
+from config.settings import Settings, load_settings
 from state.db import Database
 from state.models import ReplyRow, SeriesRow, utcnow
 from tests.support.fakeseries import PATCHES as SERIES
@@ -85,6 +88,7 @@ def test_a_series_on_four_arches_spreads_over_two_workers(tmp_path: Path) -> Non
             # again: each job goes to the queue of the worker that holds its build dir
             again = lorebot(coordinator, "check", str(mbox))
             second = recent_jobs(redis_client(load_settings(coordinator)))[: len(first)]
+            page, metrics, status = _page(coordinator)
         finally:
             for w in workers:
                 w.stop()
@@ -104,6 +108,23 @@ def test_a_series_on_four_arches_spreads_over_two_workers(tmp_path: Path) -> Non
     assert len(built_by) == len(remote["variants"]) and len(set(built_by.values())) == 2
     assert {j["build_dir"]: j["worker"] for j in second} == built_by
     assert all(j["queue"] == f"lorebot.worker.{j['worker']}" for j in second), second
+    # the page, /metrics and /api/status show the workers, what they hold, the jobs
+    assert "Build workers" in page and all(d in page for d in built_by)
+    assert "lorebot_build_workers 2" in metrics
+    assert 'lorebot_build_job_seconds_count{arch="powerpc"}' in metrics
+    assert "lorebot_build_jobs_queued" in metrics
+    assert sorted(w["name"] for w in status["scale"]["workers"]) == ["w1", "w2"]
+
+
+def _page(cfg: Path) -> tuple[str, str, dict[str, Any]]:
+    """The coordinator's status page, /metrics and /api/status."""
+    settings = load_settings(cfg)
+    db = Database(settings.database_url)
+    try:
+        client = TestClient(create_app(settings, db))
+        return client.get("/").text, client.get("/metrics").text, client.get("/api/status").json()
+    finally:
+        db.dispose()
 
 
 def test_a_worker_killed_in_the_middle_of_a_job_leaves_it_to_the_other(tmp_path: Path) -> None:
@@ -246,3 +267,26 @@ def test_the_service_on_postgresql_with_a_worker(
     assert "succeeded" in worker.text()
     mails = list(mailbox.Maildir(settings.paths.state / "outbox"))
     assert len(mails) == 1 and "foo_missing" in mails[0].get_payload()
+
+
+def test_queue_depth_per_arch_on_the_page(tmp_path: Path, settings: Settings) -> None:
+    """Jobs waiting in the broker with no worker: counted per arch in /metrics."""
+    series = SeriesJob(
+        tree="fake", tree_url="/nowhere", tree_base="0" * 40, base="0" * 40, patches=(),
+        chains=(), steps=(), w1=False, trusted=True, build={}, seconds=60,
+    )  # fmt: skip
+    table = load_arches()
+    variants = [
+        VariantRequest(arch=asdict(table[a]), llvm=False, target="defconfig", enable=())
+        for a in ("x86_64", "arm64", "arm64")
+    ]
+    specs = split(series, [*variants[:2], variants[2].model_copy(update={"enable": ("FOO",)})])
+    with RedisServer(tmp_path / "redis") as redis:
+        d = settings.dispatch.model_copy(update={"broker_url": redis.url})
+        settings = settings.model_copy(update={"dispatch": d})
+        configure(settings)
+        for s in specs:
+            send(s)
+        o = scale.overview(settings)
+    assert o is not None and o["queued"] == {"arm64": 2, "x86_64": 1}
+    assert 'lorebot_build_jobs_queued{arch="arm64"} 2' in scale.metrics_lines(o)
