@@ -154,7 +154,7 @@ def test_a_worker_killed_in_the_middle_of_a_job_leaves_it_to_the_other(tmp_path:
                     60,
                     "a worker to take a job",
                 )
-                assert victim.proc is not None
+                assert victim is not None and victim.proc is not None
                 victim.proc.send_signal(signal.SIGKILL)
                 victim.proc.wait(10)
                 remote = run.result(timeout=240)
