@@ -52,6 +52,17 @@ def configure(settings: Settings) -> Celery:
     """Point the app at the settings' broker, with the delivery guarantees jobs need."""
     d = settings.dispatch
     restore = max(1, min(10, d.visibility_timeout // 2))
+    urls = (d.broker_url, d.result_backend or d.broker_url)
+    if _worker.get("urls", urls) != urls:
+        # another broker than before (a process that is told twice): drop the connections
+        # and the result backend Celery keeps for the old one
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app._backend_cache = None
+        app._local = threading.local()
+        app.__dict__.get("amqp", app)._producer_pool = None
+    _worker["urls"] = urls
     app.conf.update(
         broker_url=d.broker_url,
         result_backend=d.result_backend or d.broker_url,
