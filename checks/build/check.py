@@ -212,7 +212,8 @@ class BuildRun:
         finished = True
         remote = self.ctx.run_jobs is not None and bool(lanes)
         if remote:  # on `lorebot worker` processes; the loop below is the in-process way
-            done, finished = self._dispatched(steps, start, all_objects, impacts, w1)
+            series = self._series_job(steps, start, all_objects, impacts, w1)
+            done, finished = self._dispatched(series, steps, start, w1)
         for n, (index, sha) in enumerate(steps):
             if n < start or remote:
                 continue
@@ -260,17 +261,11 @@ class BuildRun:
         self.ctx.progress("build: done", 1.0)
 
     def _dispatched(
-        self,
-        steps: list[tuple[int, str]],
-        start: int,
-        chains: list[ObjectChain],
-        impacts: dict[int, Impact],
-        w1: bool,
+        self, series: jobs.SeriesJob | None, steps: list[tuple[int, str]], start: int, w1: bool
     ) -> tuple[int, bool]:
         """Build each lane as a job on the workers, then merge their steps as the in-process
         loop would: (the last complete step, whether every step was built)."""
         assert self.ctx.run_jobs is not None
-        series = self._series_job(steps, start, chains, impacts, w1)
         if series is None:
             return start - 1, False
         specs = jobs.split(series, [jobs.variant_request(lane) for lane in self.lanes])

@@ -184,17 +184,7 @@ def test_redis_stopped_during_a_series_holds_it_and_it_resumes(
     redis = RedisServer(tmp_path / "redis")
     one = ["x86_64"]
     table = dispatch_table(redis.url, visibility_timeout=3, broker_wait_seconds=2)
-    cfg = small_tree_config(
-        tmp_path,
-        pi_server,
-        upstream,
-        '[checks]\nenabled = ["build"]\n\n[build]\narches = ["x86_64"]\njobs = 1\n\n'
-        "[base]\nfetch_by_sha = false\n\n" + table,
-    )
-    assert main(["--config", str(cfg), "tree", "sync"]) == 0
-    git(upstream, "checkout", "-qb", "topic")
-    pi_server.post_many(write_series(upstream, SERIES, list_address=pi_server.address).mails)
-    git(upstream, "checkout", "-q", "master")
+    cfg = _posted(tmp_path, pi_server, upstream, table)
     assert main(["--config", str(cfg), "poll", "--once"]) == 0
     settings = load_settings(cfg)
     db = Database(settings.database_url)
@@ -235,17 +225,7 @@ def test_the_service_on_postgresql_with_a_worker(
     upstream = four_arch_tree(tmp_path / "upstream")
     with PostgresServer() as pg, RedisServer(tmp_path / "redis") as redis:
         table = dispatch_table(redis.url, database=pg.url)
-        cfg = small_tree_config(
-            tmp_path,
-            pi_server,
-            upstream,
-            '[checks]\nenabled = ["build"]\n\n[build]\narches = ["x86_64"]\njobs = 1\n\n'
-            "[base]\nfetch_by_sha = false\n\n" + table,
-        )
-        assert main(["--config", str(cfg), "tree", "sync"]) == 0
-        git(upstream, "checkout", "-qb", "topic")
-        pi_server.post_many(write_series(upstream, SERIES, list_address=pi_server.address).mails)
-        git(upstream, "checkout", "-q", "master")
+        cfg = _posted(tmp_path, pi_server, upstream, table)
         worker_cfg = write_settings(tmp_path / "w1.toml", tmp_path / "w1", upstream, table)
         worker = Worker("w1", worker_cfg, tmp_path)
         try:
@@ -290,3 +270,20 @@ def test_queue_depth_per_arch_on_the_page(tmp_path: Path, settings: Settings) ->
         o = scale.overview(settings)
     assert o is not None and o["queued"] == {"arm64": 2, "x86_64": 1}
     assert 'lorebot_build_jobs_queued{arch="arm64"} 2' in scale.metrics_lines(o)
+
+
+def _posted(tmp_path: Path, pi_server: PublicInboxServer, upstream: Path, table: str) -> Path:
+    """The fake series posted to the inbox, its tree synced; the settings (x86_64 builds,
+    the [dispatch] `table`)."""
+    cfg = small_tree_config(
+        tmp_path,
+        pi_server,
+        upstream,
+        '[checks]\nenabled = ["build"]\n\n[build]\narches = ["x86_64"]\njobs = 1\n\n'
+        "[base]\nfetch_by_sha = false\n\n" + table,
+    )
+    assert main(["--config", str(cfg), "tree", "sync"]) == 0
+    git(upstream, "checkout", "-qb", "topic")
+    pi_server.post_many(write_series(upstream, SERIES, list_address=pi_server.address).mails)
+    git(upstream, "checkout", "-q", "master")
+    return cfg

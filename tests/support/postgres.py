@@ -12,8 +12,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
+from tests.support.lifecycle import Managed
 from tests.support.redis import free_port
 
 
@@ -29,7 +29,7 @@ def bindir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-class PostgresServer:
+class PostgresServer(Managed):
     """`initdb` + `pg_ctl start` on 127.0.0.1:`port`; `url` is a psycopg SQLAlchemy URL of
     the database `lorebot`."""
 
@@ -67,12 +67,3 @@ class PostgresServer:
         if self.bin and (self.data / "postmaster.pid").exists():
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -7,8 +7,8 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
-from types import TracebackType
 
+from tests.support.lifecycle import Managed
 from tests.support.waiting import wait_for
 
 REDIS = shutil.which("redis-server")
@@ -29,7 +29,7 @@ def _answers(port: int) -> bool:
         return False
 
 
-class RedisServer:
+class RedisServer(Managed):
     """redis-server on 127.0.0.1:`port`, started by `start`, ended by `stop`."""
 
     def __init__(self, root: Path):
@@ -65,12 +65,3 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(20)
         self.proc = None
-
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
