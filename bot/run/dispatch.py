@@ -250,9 +250,7 @@ def collect(
                 if not isinstance(data, dict):  # the task itself failed: ours
                     data = {"job_id": job_id, "fault": f"job failed on a worker: {data!r}"}
                 result = JobResult.model_validate(data)
-                if result.job_id in results:  # a job run twice: the first result counts
-                    continue
-                results[result.job_id] = result
+                results[job_id] = result
                 on_result(spec, result)
             down_since = None
         except errors as e:

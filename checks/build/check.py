@@ -271,12 +271,11 @@ class BuildRun:
         specs = jobs.split(series, [jobs.variant_request(lane) for lane in self.lanes])
         self.ctx.progress(f"build: {len(specs)} jobs on the workers", self._fraction())
         try:
-            by_id = {r.job_id: r for r in self.ctx.run_jobs(specs)}
+            results = jobs.matched(specs, self.ctx.run_jobs(specs))
         except Exception as e:  # the broker or the workers: ours, never the patch's
             log.warning("build jobs not run: %s: %s", type(e).__name__, e)
             self.faults.append(f"build jobs not run: {e}")
             return start - 1, False
-        results = [by_id.get(s.job_id) for s in specs]
         for lane, r in zip(self.lanes, results, strict=True):
             if r is None or r.fault:
                 why = r.fault if r is not None else "no result"

@@ -147,6 +147,16 @@ def split(series: SeriesJob, variants: Sequence[VariantRequest]) -> list[JobSpec
     return out
 
 
+def matched(specs: Sequence[JobSpec], results: Sequence[JobResult]) -> list[JobResult | None]:
+    """Each spec's result, by job id: the first one counts (a job handed out again after
+    its worker was lost may answer twice), results of no spec are ignored, None where a
+    job did not answer."""
+    first: dict[str, JobResult] = {}
+    for r in results:
+        first.setdefault(r.job_id, r)
+    return [first.get(s.job_id) for s in specs]
+
+
 def diagnostic_data(d: Diagnostic) -> dict[str, Any]:
     return asdict(d)
 
