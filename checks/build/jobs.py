@@ -33,7 +33,7 @@ from checks.build.make import Make, kconfig_inputs
 from checks.build.measure import object_seen
 from checks.build.steps import build_step
 from checks.build.toolchains import Arch
-from checks.build.variants import Variant, VariantSpec
+from checks.build.variants import Variant, VariantSpec, read_config
 from config.settings import BuildSettings
 
 
@@ -214,7 +214,9 @@ def run_job(
         if defconfig is None:
             raise JobFault(f"{arch.name}: make {v.target} failed on this worker")
         vspec = v.spec
-        config = make.apply(vspec, {**v.helpers, **vspec.requests})
+        config = _kept_config(make, vspec, v.config_digest) or make.apply(
+            vspec, {**v.helpers, **vspec.requests}
+        )
         if v.config_digest and config_digest(config) != v.config_digest:
             raise JobFault(f"{arch.name} {vspec.key}: this worker's .config differs")
         lane = Lane(make, Variant(vspec, config, dict(v.helpers), ()), defconfig, "", ())
@@ -248,6 +250,16 @@ def run_job(
     return JobResult(
         job_id=spec.job_id, seconds=time.monotonic() - start, steps=tuple(steps), seen=seen
     )
+
+
+def _kept_config(make: Make, vspec: VariantSpec, digest: str) -> dict[str, str] | None:
+    """The variant's .config as an earlier job on this worker left it, when it is the one
+    asked for (a warm build dir needs no olddefconfig again); else None."""
+    odir = make.odir(vspec)
+    make.prepare(odir)  # a trusted copy first: a series' build may have changed it
+    path = odir / ".config"
+    config = read_config(path.read_text(errors="replace")) if path.exists() else None
+    return config if digest and config and config_digest(config) == digest else None
 
 
 def _seen(
