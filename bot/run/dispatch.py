@@ -74,6 +74,7 @@ def configure(settings: Settings) -> Celery:
         # the middle leaves it to another (rejected on a lost child, restored by Redis
         # after the visibility timeout when the whole worker is gone)
         task_acks_late=True,
+        task_track_started=True,  # a job on a warm worker's queue not started: sent again
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_transport_options={
@@ -219,6 +220,17 @@ def send(spec: JobSpec, queue: str = SHARED_QUEUE) -> AsyncResult:
     )
 
 
+@dataclass
+class _Sent:
+    """One job in flight: its tasks (a second one on the shared queue when the warm
+    worker did not start it in time), where the first went, and when."""
+
+    spec: JobSpec
+    tasks: list[AsyncResult]
+    queue: str
+    at: float
+
+
 def collect(
     settings: Settings,
     specs: list[JobSpec],
@@ -226,32 +238,51 @@ def collect(
     on_result: Callable[[JobSpec, JobResult], None] = lambda spec, result: None,
 ) -> list[JobResult]:
     """Send every job (to the queue `place` names) and wait for one result each, in the
-    order of `specs`; raises BrokerUnavailable when the broker cannot be reached."""
+    order of `specs`; raises BrokerUnavailable when the broker cannot be reached.
+
+    A job sent to a warm worker's queue that has not started after the warm threshold
+    (the worker is busier than announced, or gone before its heartbeat expired) is sent
+    to the shared queue too: whichever answers first counts."""
     configure(settings)
     d = settings.dispatch
     errors = _errors()
     try:
-        pending = {s.job_id: (s, send(s, place(s))) for s in specs}
+        pending = {}
+        for s in specs:
+            queue = place(s)
+            pending[s.job_id] = _Sent(s, [send(s, queue)], queue, time.monotonic())
     except errors as e:
         raise BrokerUnavailable(f"broker {d.broker_url} unreachable: {e}") from e
     results: dict[str, JobResult] = {}
     deadline = time.monotonic() + d.job_timeout_seconds + d.visibility_timeout
+    fallback = d.warm_threshold_seconds + 2  # slack for an idle worker to take it
     down_since: float | None = None
     while pending:
         if time.monotonic() > deadline:
             raise BrokerUnavailable(f"{len(pending)} job(s) had no result in time")
         try:
-            for job_id, (spec, ar) in list(pending.items()):
-                if not ar.ready():
+            for job_id, sent in list(pending.items()):
+                done = next((t for t in sent.tasks if t.ready()), None)
+                if done is None:
+                    late = time.monotonic() - sent.at > fallback
+                    if (
+                        sent.queue != SHARED_QUEUE
+                        and len(sent.tasks) == 1
+                        and late
+                        and sent.tasks[0].state == "PENDING"  # not taken by its worker
+                    ):
+                        log.info("job %s not started on %s: shared too", job_id, sent.queue)
+                        sent.tasks.append(send(sent.spec, SHARED_QUEUE))
                     continue
-                data = ar.get(timeout=d.broker_wait_seconds, propagate=False)
-                ar.forget()
+                data = done.get(timeout=d.broker_wait_seconds, propagate=False)
+                for t in sent.tasks:
+                    t.forget()
                 del pending[job_id]
                 if not isinstance(data, dict):  # the task itself failed: ours
                     data = {"job_id": job_id, "fault": f"job failed on a worker: {data!r}"}
                 result = JobResult.model_validate(data)
                 results[job_id] = result
-                on_result(spec, result)
+                on_result(sent.spec, result)
             down_since = None
         except errors as e:
             down_since = down_since or time.monotonic()

@@ -287,3 +287,40 @@ def _posted(tmp_path: Path, pi_server: PublicInboxServer, upstream: Path, table:
     pi_server.post_many(write_series(upstream, SERIES, list_address=pi_server.address).mails)
     git(upstream, "checkout", "-q", "master")
     return cfg
+
+
+def test_jobs_placed_on_a_worker_that_died_go_to_the_shared_queue(tmp_path: Path) -> None:
+    """w1 built the series and holds its build dirs; killed, it still looks alive until its
+    heartbeat expires: the jobs placed on its queue do not start, and after the warm
+    threshold they are sent to the shared queue, where w2 builds them."""
+    upstream = four_arch_tree(tmp_path / "upstream")
+    mbox = series_mbox(upstream, tmp_path / "series.mbox")
+    one = ["x86_64"]
+    with RedisServer(tmp_path / "redis") as redis:
+        table = dispatch_table(redis.url, warm_threshold_seconds=1, heartbeat_seconds=20)
+        w1, w2 = (
+            Worker(
+                n,
+                write_settings(tmp_path / f"{n}.toml", tmp_path / n, upstream, table, one),
+                tmp_path,
+            )
+            for n in ("w1", "w2")
+        )
+        coordinator = write_settings(tmp_path / "c.toml", tmp_path / "c", upstream, table, one)
+        try:
+            w1.start()
+            first = lorebot(coordinator, "check", str(mbox))
+            assert w1.proc is not None
+            w1.proc.send_signal(signal.SIGKILL)
+            w1.proc.wait(10)
+            w2.start()
+            again = lorebot(coordinator, "check", str(mbox))
+            jobs = recent_jobs(redis_client(load_settings(coordinator)))
+        finally:
+            w1.stop()
+            w2.stop()
+    n = len(first["variants"])
+    assert _seen(again) == _seen(first) and first["findings"]
+    assert [j["worker"] for j in jobs[:n]] == ["w2"] * n, jobs
+    assert {j["queue"] for j in jobs[:n]} == {"lorebot.jobs"}
+    assert {j["worker"] for j in jobs[n:]} == {"w1"}
