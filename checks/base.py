@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.core.git import Git
 from bot.core.models import ApplyResult, Series
@@ -34,6 +34,9 @@ class CheckContext:
     # the configured tree's commit the series went on; "" = `base` itself. A follow-up
     # is checked against its parent's head (untrusted code), the tools come from here
     tree_base: str = ""
+    # scale-out: runs the build check's jobs (checks.build.jobs.JobSpec -> JobResult) on
+    # `lorebot worker` processes and returns their results; None = build in-process
+    run_jobs: Callable[[list[Any]], list[Any]] | None = None
 
     @property
     def git(self) -> Git:

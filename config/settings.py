@@ -308,6 +308,26 @@ class RuntimeSettings(_Strict):
     max_kunit_suites: int = Field(default=4, ge=0)  # KUnit suites one series may run
 
 
+class DispatchSettings(_Strict):
+    """Scale-out: build jobs on `lorebot worker` processes through Celery (Redis broker).
+
+    Empty broker_url (the default): everything runs in-process, as without this table.
+    """
+
+    broker_url: str = ""  # redis://host:port/0
+    result_backend: str = ""  # default: the broker
+    database: str = ""  # the shared state's SQLAlchemy URL (PostgreSQL); else `database`
+    # a job goes to the worker holding its build dir warm unless that worker has been busy
+    # this long with other jobs (then to the shared queue)
+    warm_threshold_seconds: float = Field(default=60.0, ge=0)
+    job_timeout_seconds: int = Field(default=3600, gt=0)  # one job's wall-clock limit
+    # a job taken by a worker that died is handed out again after this long (Redis)
+    visibility_timeout: int = Field(default=3600, gt=0)
+    broker_wait_seconds: float = Field(default=10.0, gt=0)  # broker unreachable: held after
+    worker_name: str = ""  # default: host name and process id
+    heartbeat_seconds: float = Field(default=5.0, gt=0)  # workers announce what they hold
+
+
 class Settings(BaseSettings):
     """The whole configuration of one lorebot instance."""
 
@@ -335,6 +355,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     commands: CommandSettings = CommandSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    dispatch: DispatchSettings = DispatchSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -350,7 +371,7 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return self.database or f"sqlite:///{self.paths.database_file}"
+        return self.database or self.dispatch.database or f"sqlite:///{self.paths.database_file}"
 
     def tree(self, name: str) -> TreeSettings:
         for t in self.trees:

@@ -12,6 +12,7 @@ PACKAGES=(
   chromium chromium-driver
   liburcu-dev
   clang lld llvm
+  redis-server postgresql
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -26,4 +27,4 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[test]'
+.venv/bin/pip install -q -e '.[test,scale]'

@@ -11,7 +11,18 @@ from pathlib import Path
 from config.settings import SettingsError, load_settings
 
 # each module has register(subparsers) that sets `func(args, settings) -> int`
-COMMAND_MODULES = ("series", "poll", "tree", "apply", "check", "serve", "demo", "gc", "b4check")
+COMMAND_MODULES = (
+    "series",
+    "poll",
+    "tree",
+    "apply",
+    "check",
+    "serve",
+    "demo",
+    "gc",
+    "b4check",
+    "worker",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.core.models import ApplyResult, Series
 from bot.core.results import (
@@ -180,6 +181,7 @@ def check_series(
             progress=progress,
             sandbox=sandbox,
             tree_base=applied.base,
+            run_jobs=_remote_jobs(settings),
         )
         for name in settings.checks.enabled:
             if should_stop():
@@ -211,6 +213,16 @@ def check_series(
                     slot.run_git("checkout", "-q", "--detach", "-f", ctx.head, name="restore-head")
     outcome.findings = dedupe(outcome.findings)
     return outcome
+
+
+def _remote_jobs(settings: Settings) -> Callable[[list[Any]], list[Any]] | None:
+    """Build jobs on `lorebot worker` processes when a broker is configured (Celery is
+    imported only then: the embedded default needs none of it)."""
+    if not settings.dispatch.broker_url:
+        return None
+    from bot.run.dispatch import remote_jobs
+
+    return remote_jobs(settings)
 
 
 def as_checked(applied: ApplyResult) -> ApplyResult:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
 from bot.run import queue
-from bot.web import feedback, freshness, queries
+from bot.web import feedback, freshness, queries, scale
 from bot.web import metrics as prometheus
 from bot.web.context import RerunRefused, WebContext, rerun_token, token_ok
 from bot.web.params import Author, Limit, ListName, MsgId, Offset, State
@@ -59,12 +59,14 @@ def make_router(ctx: WebContext) -> APIRouter:
     def metrics() -> PlainTextResponse:
         with ctx.db.session() as s:
             text = prometheus.metrics(s)
+        text += "".join(f"{line}\n" for line in scale.metrics_lines(scale.overview(ctx.settings)))
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @r.get("/api/status")
     def status() -> dict[str, Any]:
         with ctx.db.session() as s:
-            return {**queries.overview(s, ctx.service_state), **freshness.overview(s, ctx.settings)}
+            out = {**queries.overview(s, ctx.service_state), **freshness.overview(s, ctx.settings)}
+        return {**out, "scale": scale.overview(ctx.settings)}
 
     @r.get("/api/series")
     def series_list(

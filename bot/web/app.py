@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.web import api, feedback, freshness, logs, queries
+from bot.web import api, feedback, freshness, logs, queries, scale
 from bot.web.context import RerunRefused, WebContext, rerun_token
 from bot.web.params import Author, Limit, ListName, LogPath, MsgId, Offset, RunId, State
 from config.settings import Settings
@@ -126,6 +126,7 @@ def create_app(
             recent=recent,
             now=datetime.fromisoformat(data["now"][:-1]),
             sandbox=settings.sandbox,
+            scale=scale.overview(settings),
         )
 
     @app.get("/series")

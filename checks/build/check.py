@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from bot.core.results import (
     CheckResult,
@@ -22,11 +22,10 @@ from bot.core.results import (
     PlannedVariant,
     Uncompiled,
 )
-from bot.core.runner import CommandResult
 from checks.base import CheckContext
-from checks.build import replay, reuse
+from checks.build import jobs, reuse
 from checks.build.archdeps import needed_srcarches
-from checks.build.diagnostics import Diagnostic, PathMap, parse
+from checks.build.diagnostics import Diagnostic
 from checks.build.findings import finding
 from checks.build.impact import Impact, analyze
 from checks.build.kbuild import ObjectChain
@@ -38,6 +37,7 @@ from checks.build.parallel import parallel
 from checks.build.progress import StepProgress
 from checks.build.reuse import StepRecord, StepRecords, common_prefix
 from checks.build.solve import Solution
+from checks.build.steps import build_step
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree, uncommitted_paths
 from checks.build.variants import (
@@ -67,6 +67,8 @@ class BuildRun:
         self.solutions: list[Solution] = []  # what the Kconfig solver answered, in order
         self.wt = ctx.worktree.resolve()
         self.failed_steps: set[int] = set()  # steps where make failed without a diagnostic
+        self.faults: list[str] = []  # ours: a job a worker could not build
+        self.seen: dict[int, dict[str, dict[str, tuple[int, ...]]]] = {}  # lane -> job's seen
 
     def git(self, *args: str) -> str:
         return self.ctx.git.out(*args, timeout=300)
@@ -102,7 +104,7 @@ class BuildRun:
             )
             for lane in self.lanes
         )
-        missing = [n.message for n in self.notes if n.kind == "toolchain-missing"]
+        missing = [n.message for n in self.notes if n.kind == "toolchain-missing"] + self.faults
         result = CheckResult.of(
             self.findings.values(),
             self.notes,
@@ -193,12 +195,18 @@ class BuildRun:
         )
         keys = [self._lane_key(lane) for lane in lanes]
         record = reuse.record_key(base, keys, [o.object for o in all_objects], w1)
-        ids = reuse.patch_ids(self.ctx.git, base, commits) if self.cfg.reuse and lanes else []
+        # (jobs on workers do not reuse: the earlier steps' build dirs are theirs)
+        reuse_on = self.cfg.reuse and lanes and self.ctx.run_jobs is None
+        ids = reuse.patch_ids(self.ctx.git, base, commits) if reuse_on else []
         start = self._reused(record, ids, keys, all_objects)
         done = start - 1  # the last step whose results are complete
         finished = True
+        remote = self.ctx.run_jobs is not None and bool(lanes)
+        if remote:  # on `lorebot worker` processes; the loop below is the in-process way
+            series = self._series_job(steps, start, all_objects, impacts, w1)
+            done, finished = self._dispatched(series, steps, start, w1)
         for n, (index, sha) in enumerate(steps):
-            if n < start:
+            if n < start or remote:
                 continue
             if self.past_deadline():
                 finished = False
@@ -241,8 +249,111 @@ class BuildRun:
             self.wt,
             self.dropped,
             finished,
+            self._seen_remote if remote else None,
         )
         self.ctx.progress("build: done", 1.0)
+
+    def _dispatched(
+        self, series: jobs.SeriesJob | None, steps: list[tuple[int, str]], start: int, w1: bool
+    ) -> tuple[int, bool]:
+        """Build each lane as a job on the workers, then merge their steps as the in-process
+        loop would: (the last complete step, whether every step was built)."""
+        assert self.ctx.run_jobs is not None
+        if series is None:
+            return start - 1, False
+        specs = jobs.split(series, [jobs.variant_request(lane) for lane in self.lanes])
+        self.ctx.progress(f"build: {len(specs)} jobs on the workers", self.progress.fraction())
+        try:
+            results = jobs.matched(specs, self.ctx.run_jobs(specs))
+        except Exception as e:  # the broker or the workers: ours, never the patch's
+            log.warning("build jobs not run: %s: %s", type(e).__name__, e)
+            self.faults.append(f"build jobs not run: {e}")
+            return start - 1, False
+        for lane, r in zip(self.lanes, results, strict=True):
+            if r is None or r.fault:
+                why = r.fault if r is not None else "no result"
+                self.faults.append(f"{lane.arch.name} {lane.config_label}: {why}")
+        if self.faults:  # ours: the series is held, nothing of it is mailed
+            return start - 1, False
+        self.seen = {i: dict(r.seen) for i, r in enumerate(results) if r is not None}
+        done = start - 1
+        for n, (index, sha) in enumerate(steps):
+            if n < start:
+                continue
+            k = n - start
+            if any(r is None or len(r.steps) <= k for r in results):
+                self.notes.append(
+                    note(
+                        "deadline-reached",
+                        f"build.deadline_seconds ({self.cfg.deadline_seconds} s) reached; "
+                        f"patches {index} and later not built",
+                    )
+                )
+                return done, False
+            if index:  # the findings quote the tree as it is after the patch
+                self.git("checkout", "-q", "--detach", sha)
+            for lane, r in zip(self.lanes, results, strict=True):
+                assert r is not None
+                got = r.steps[k]
+                lane.built.update(dict.fromkeys(got.objects))
+                if got.failed is not None:
+                    self._failed(lane, index, got.failed)
+                diags = [jobs.diagnostic(d) for d in got.diagnostics]
+                self._merge(index, lane, diags, list(got.objects), w1)
+            if index not in self.failed_steps and done == n - 1:
+                done = n
+        return done, True
+
+    def _seen_remote(self, lane: Lane, obj: str) -> dict[str, set[int]] | None:
+        """What an object compiled, as the lane's job saw it on its worker."""
+        seen = self.seen.get(self.lanes.index(lane), {}).get(obj)
+        return None if seen is None else {p: set(n) for p, n in seen.items()}
+
+    def _series_job(
+        self,
+        steps: list[tuple[int, str]],
+        start: int,
+        chains: list[ObjectChain],
+        impacts: dict[int, Impact],
+        w1: bool,
+    ) -> jobs.SeriesJob | None:
+        """What every job of this series shares, or None (a fault noted) when a worker
+        could not fetch the base."""
+        ctx = self.ctx
+        tree = next((t for t in ctx.settings.trees if t.name == ctx.applied.tree), None)
+        if tree is None or not tree.url:
+            self.faults.append(f"tree {ctx.applied.tree!r} has no URL a worker can fetch")
+            return None
+        tree_base = ctx.tree_base or ctx.base
+        prefix = self.git("rev-list", "--reverse", f"{tree_base}..{ctx.base}").split()
+        return jobs.SeriesJob(
+            tree=tree.name,
+            tree_url=tree.url,
+            tree_base=tree_base,
+            prefix=tuple(self._mbox(c) for c in prefix),
+            base=ctx.base,
+            patches=tuple(self._mbox(sha) for _, sha in steps[1:]),
+            chains=tuple(asdict(c) for c in chains),
+            steps=tuple(
+                jobs.StepPlan(
+                    index=index,
+                    forced=tuple(
+                        o.object for o in (chains if index == 0 else impacts[index].objects)
+                    ),
+                )
+                for index, _ in steps[start:]
+            ),
+            w1=w1,
+            trusted=ctx.trusted_base,
+            build=self.cfg.model_dump(mode="json"),
+            seconds=max(0.0, self.cfg.deadline_seconds - (time.monotonic() - self.start)),
+        )
+
+    def _mbox(self, sha: str) -> str:
+        """A commit as the mail `git am` makes it again from."""
+        return self.ctx.git.run(
+            "format-patch", "-1", "--stdout", "--binary", sha, check=True, name="format-patch"
+        ).stdout
 
     def _lane_key(self, lane: Lane) -> str:
         return f"{lane.arch.name}:{lane.variant.spec.key}:{'llvm' if lane.make.llvm else 'gcc'}"
@@ -338,32 +449,6 @@ class BuildRun:
             if not any(name in lane.built for lane in lanes)
         ]
 
-    def _replayed(
-        self, lane: Lane, objects: list[str], forced: set[str], changed: Sequence[str], jobs: int
-    ) -> CommandResult | None:
-        """The step built by replaying Kbuild's saved commands (see `replay`), or None when
-        it needs make: a change that is not only C sources and headers, a header that a
-        generated file reads, an object with no saved command (never built, or not by
-        Kbuild)."""
-        if lane.generators is None:
-            lane.generators = lane.make.generator_inputs(lane.odir)
-        if not replay.replayable_change(changed, lane.generators, str(self.wt)):
-            return None
-        saved = lane.make.saved_commands(lane.odir, objects)
-        if any(o not in saved for o in objects):  # what it reads is unknown: make
-            return None
-        mine = [saved[o] for o in objects if o in forced]
-        todo = mine + [
-            s
-            for s in replay.affected(
-                (saved[o] for o in objects if o in saved), changed, str(self.wt)
-            )
-            if s.object not in forced
-        ]
-        if not todo:
-            return CommandResult((), str(lane.odir), 0, b"", "", 0.0)
-        return lane.make.replay(lane.odir, todo, jobs)
-
     def _step(
         self,
         index: int,
@@ -384,30 +469,30 @@ class BuildRun:
         jobs = self.cfg.jobs
 
         def build(lane: Lane) -> tuple[Lane, list[Diagnostic], list[str]]:
-            objects = lane.objects(chains, self.wt)
-            diags: list[Diagnostic] = []
-            if objects:
-                lane.built.update(dict.fromkeys(objects))
-                r = self._replayed(lane, objects, forced, changed, jobs) if changed else None
-                if r is None:
-                    r = lane.make.build(lane.odir, objects, forced, w1=w1, jobs=jobs)
-                diags = parse(r.output, PathMap(str(self.wt), str(lane.odir)))
-                if not r.ok and not any(d.severity == "error" for d in diags):
-                    self._failed(lane, index, r.output)
+            diags, objects, failed = build_step(lane, self.wt, chains, forced, w1, jobs, changed)
+            if failed is not None:
+                self._failed(lane, index, failed)
             self.progress.lane_done(index, lane)
             return lane, diags, objects
 
         for lane, diags, objects in parallel(build, lanes, at_once):
-            if index == 0:
-                lane.baseline |= {d.key for d in diags}
+            self._merge(index, lane, diags, objects, w1)
+
+    def _merge(
+        self, index: int, lane: Lane, diags: list[Diagnostic], objects: list[str], w1: bool
+    ) -> None:
+        """One lane's diagnostics of one step: the baseline at the base, else new findings
+        (the first lane and patch that show one own it; later lanes are "also")."""
+        if index == 0:
+            lane.baseline |= {d.key for d in diags}
+            return
+        for d in diags:
+            if d.key in lane.baseline:
                 continue
-            for d in diags:
-                if d.key in lane.baseline:
-                    continue
-                if d.key in self.findings:
-                    self._also(d, lane)
-                    continue
-                self.findings[d.key] = finding(self.wt, index, lane, d, objects, w1)
+            if d.key in self.findings:
+                self._also(d, lane)
+                continue
+            self.findings[d.key] = finding(self.wt, index, lane, d, objects, w1)
 
     def _failed(self, lane: Lane, index: int, output: str) -> None:
         """make failed without a compiler error (prepare, a tool, a timeout): say so once."""

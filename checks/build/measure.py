@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -29,6 +29,14 @@ def _read(worktree: Path, path: str) -> str:
         return ""
 
 
+def object_seen(lane: Lane, obj: str, worktree: Path) -> dict[str, set[int]] | None:
+    """The tree's lines `obj` compiled in the lane's O= dir (None: no preprocessed view)."""
+    text = preprocessed(lane.make, lane.odir, obj)
+    if text is None:
+        return None
+    return seen_lines(text, partial(tree_path, worktree=str(worktree), odir=str(lane.odir)))
+
+
 def measure(
     lanes: Sequence[Lane],
     impacts: Mapping[int, Impact],
@@ -36,19 +44,20 @@ def measure(
     worktree: Path,
     dropped: Sequence[PlannedVariant],
     finished: bool,
+    seen_of: Callable[[Lane, str], dict[str, set[int]] | None] | None = None,
 ) -> Coverage:
     """Changed lines, those some lane compiled, and the others grouped by reason.
 
     The worktree is at the series' last patch; `finished` is False when the
     deadline stopped the build before it (then nothing counts as compiled).
+    `seen_of(lane, object)` is what an object compiled (default: `object_seen` here; a
+    lane built by a worker job answers from the job's result).
     """
     tally = Tally(changed_lines(diff))
     sources = {o.object: o.source for i in impacts.values() for o in i.objects}
     ruled = set(sources.values())
     texts: dict[str, str] = {}
-    wt = str(worktree)
     for lane in lanes if finished else ():
-        odir = str(lane.odir)
         for obj in list(lane.built):
             source = sources.get(obj, "")
             if tally.complete:
@@ -58,11 +67,10 @@ def measure(
                 source not in left and all(p.endswith(".c") and p in ruled for p in left)
             ):
                 continue
-            text = preprocessed(lane.make, lane.odir, obj)
-            if text is None:
+            seen = seen_of(lane, obj) if seen_of else object_seen(lane, obj, worktree)
+            if seen is None:
                 log.info("coverage: no preprocessed %s for %s", obj, lane.config_label)
                 continue
-            seen = seen_lines(text, partial(tree_path, worktree=wt, odir=odir))
             for path, shown in seen.items():
                 if path in tally.changed:
                     if path not in texts:
