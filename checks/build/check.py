@@ -37,12 +37,11 @@ from checks.build.parallel import parallel
 from checks.build.progress import StepProgress
 from checks.build.reuse import StepRecord, StepRecords, common_prefix
 from checks.build.solve import Solution
-from checks.build.steps import build_step
+from checks.build.steps import build_step, set_added, take_added
 from checks.build.toolchains import Arch, load_arches
 from checks.build.tree import GitTree, uncommitted_paths
 from checks.build.variants import (
     fragment_line,
-    satisfied,
     select_arches,
 )
 
@@ -295,6 +294,7 @@ class BuildRun:
             for lane, r in zip(self.lanes, results, strict=True):
                 assert r is not None
                 got = r.steps[k]
+                take_added(lane, got.added)
                 lane.built.update(dict.fromkeys(got.objects))
                 if got.failed is not None:
                     self._failed(lane, index, got.failed)
@@ -399,18 +399,12 @@ class BuildRun:
 
     def _late(self, lanes: list[Lane], index: int, before: str, sha: str) -> None:
         """After a patch that changes Kconfig: set the symbols the series adds that lanes
-        ask for (in the sandbox: the patched Kconfig is the series' code)."""
-        if not any(lane.pending for lane in lanes):
-            return
-        if not any(p.rsplit("/", 1)[-1].startswith("Kconfig") for p in self._changed(before, sha)):
-            return
-        for lane in (lane for lane in lanes if lane.pending):
-            config = lane.make.amend(lane.odir, lane.pending)
-            lane.variant = replace(lane.variant, config=config)
-            took = [s for s, v in lane.pending.items() if satisfied(config, s, v)]
-            lane.pending = {s: v for s, v in lane.pending.items() if s not in took}
-            if took:
-                log.info("patch %d adds %s: set in %s", index, took, lane.config_label)
+        ask for (`steps.set_added`)."""
+        if any(lane.pending for lane in lanes):
+            changed = self._changed(before, sha)
+            for lane in lanes:
+                if took := set_added(lane, changed):
+                    log.info("patch %d adds %s: set in %s", index, took, lane.config_label)
 
     def _not_built(self, lanes: list[Lane], impacts: dict[int, Impact], finished: bool) -> None:
         """Objects of the series that no lane compiled at any step, each with a Note; the

@@ -31,7 +31,7 @@ from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
 from checks.build.make import Make, kconfig_inputs
 from checks.build.measure import object_seen
-from checks.build.steps import build_step
+from checks.build.steps import build_step, set_added
 from checks.build.toolchains import Arch
 from checks.build.variants import Variant, VariantSpec, read_config
 from config.settings import BuildSettings
@@ -51,11 +51,14 @@ class VariantRequest(_Data):
     flip: dict[str, Any] | None = None  # impact.Flip's fields
     helpers: dict[str, str] = {}  # symbols set on top so that the requests stuck
     config_digest: str = ""  # of the verified .config: the worker's must be the same
+    added: tuple[str, ...] = ()  # symbols the series adds (set after the patch adding them)
 
     @property
     def spec(self) -> VariantSpec:
         flip = Flip(**self.flip) if self.flip else None
-        return VariantSpec(self.arch["name"], self.target, tuple(self.enable), flip)
+        return VariantSpec(
+            self.arch["name"], self.target, tuple(self.enable), flip, frozenset(self.added)
+        )
 
 
 class StepPlan(_Data):
@@ -102,6 +105,7 @@ class StepResult(_Data):
     diagnostics: tuple[dict[str, Any], ...]  # diagnostics.Diagnostic's fields
     objects: tuple[str, ...]
     failed: str | None = None  # make's output when it failed without a compiler error
+    added: dict[str, str] = {}  # symbols the series adds that were set before this step
 
 
 class JobResult(_Data):
@@ -133,6 +137,7 @@ def variant_request(lane: Lane) -> VariantRequest:
         flip=asdict(spec.flip) if spec.flip else None,
         helpers=dict(lane.variant.helpers),
         config_digest=config_digest(lane.variant.config),
+        added=tuple(sorted(spec.added)),
     )
 
 
@@ -220,6 +225,7 @@ def run_job(
         if v.config_digest and config_digest(config) != v.config_digest:
             raise JobFault(f"{arch.name} {vspec.key}: this worker's .config differs")
         lane = Lane(make, Variant(vspec, config, dict(v.helpers), ()), defconfig, "", ())
+        lane.pending = dict(vspec.late)
         chains = [chain(c) for c in s.chains]
         for n, step in enumerate(s.steps):
             if time.monotonic() - start > s.seconds:
@@ -229,12 +235,19 @@ def run_job(
                 git.out("checkout", "-q", "--detach", sha)
                 make.trusted = False  # code from the series from here on
             changed: list[str] = []
-            if step.index and cfg.replay and n:
+            if step.index and n:
                 before = commits[s.steps[n - 1].index]
                 out = git.out("diff", "--no-renames", "--name-only", before, sha)
                 changed = [p for p in out.splitlines() if p]
+            added = set_added(lane, changed)
             diags, objects, failed = build_step(
-                lane, wt, chains, set(step.forced), s.w1, jobs or cfg.jobs, changed
+                lane,
+                wt,
+                chains,
+                set(step.forced),
+                s.w1,
+                jobs or cfg.jobs,
+                changed if cfg.replay else [],
             )
             steps.append(
                 StepResult(
@@ -242,6 +255,7 @@ def run_job(
                     diagnostics=tuple(diagnostic_data(d) for d in diags),
                     objects=tuple(objects),
                     failed=failed[-8000:] if failed is not None else None,
+                    added=added,
                 )
             )
         seen = _seen(lane, wt, chains, base) if len(steps) == len(s.steps) else {}

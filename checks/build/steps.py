@@ -3,7 +3,9 @@ worker` jobs both call, so that a job builds exactly as the in-process check doe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from bot.core.runner import CommandResult
@@ -11,6 +13,7 @@ from checks.build import replay
 from checks.build.diagnostics import Diagnostic, PathMap, parse
 from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
+from checks.build.variants import satisfied
 
 
 def replayed(
@@ -65,3 +68,24 @@ def build_step(
     diags = parse(r.output, PathMap(str(wt), str(lane.odir)))
     failed = r.output if not r.ok and not any(d.severity == "error" for d in diags) else None
     return diags, objects, failed
+
+
+def set_added(lane: Lane, changed: Sequence[str]) -> dict[str, str]:
+    """After a patch that changes a Kconfig file: set the symbols the series adds that the
+    lane still asks for (scripts/config and olddefconfig in the sandbox: the patched
+    Kconfig is the series' code); those that took, with their values."""
+    if not lane.pending or not any(posixpath.basename(p).startswith("Kconfig") for p in changed):
+        return {}
+    config = lane.make.amend(lane.odir, lane.pending)
+    lane.variant = replace(lane.variant, config=config)
+    took = {s: v for s, v in lane.pending.items() if satisfied(config, s, v)}
+    lane.pending = {s: v for s, v in lane.pending.items() if s not in took}
+    return {s: config[s] for s in took}
+
+
+def take_added(lane: Lane, added: Mapping[str, str]) -> None:
+    """What `set_added` did in a lane built elsewhere (a worker's job), applied to the
+    coordinator's copy of the lane."""
+    if added:
+        lane.variant = replace(lane.variant, config={**lane.variant.config, **added})
+        lane.pending = {s: v for s, v in lane.pending.items() if s not in added}

@@ -16,6 +16,7 @@ from checks.build import BuildCheck
 from checks.build.jobs import JobResult, JobSpec
 from config.settings import BuildSettings, PathsSettings, Settings, TreeSettings
 from tests.support import kernel
+from tests.support.fakelinux import fake_tree, gauge_series
 from tests.support.scale import MISSING, PATCHES, PRESETS, four_arch_tree
 
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}")
@@ -100,3 +101,34 @@ def test_a_job_that_cannot_fetch_its_base_is_a_fault_not_a_finding(
     result = BuildCheck().run(ctx)
     assert result.status.value == "errored", result.fault
     assert "not found" in result.fault and result.findings == ()
+
+
+def test_symbols_a_series_adds_are_set_on_the_worker_too(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A new driver behind a symbol the series adds: its job sets the symbol after the
+    patch adding it, as the in-process check does, and the coordinator's result (the
+    finding's config, the coverage) is the same."""
+
+    def context(tmp: Path) -> CheckContext:
+        wt = fake_tree(tmp / "linux")
+        s = settings.model_copy(
+            update={
+                "build": BuildSettings(arches=["x86_64"], jobs=1),
+                "trees": [TreeSettings(name="linux", url=str(wt))],
+            }
+        )
+        return kernel.series_context(wt, gauge_series(), s, tmp, cache_dir=tmp / "cache")
+
+    local = BuildCheck().run(context(tmp_path / "local"))
+    ctx = context(tmp_path / "coordinator")
+    worker = ctx.settings.model_copy(
+        update={"paths": PathsSettings(state=tmp_path / "w-state", cache=tmp_path / "w-cache")}
+    )
+    ctx.run_jobs = run_here(worker, tmp_path / "w-logs")
+    remote = BuildCheck().run(ctx)
+    [warning] = [f for f in remote.findings if f.kind == "warning"]
+    assert (warning.file, warning.patch) == ("mm/gauge.c", 1)
+    assert "GAUGE=y" in warning.config and "CONFIG_GAUGE=y" in warning.config_fragment
+    assert remote.coverage is not None and remote.coverage.lines == remote.coverage.covered
+    assert _seen(remote) == _seen(local)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.support.kernel import git
+from tests.support.kernel import Edit, WrittenPatch, git, replace_in
 
 SOURCE = Path(__file__).resolve().parent.parent / "fakelinux"
 
@@ -32,3 +32,66 @@ def fake_tree(dest: Path) -> Path:
         "fakelinux",
     )
     return dest
+
+
+def _new_file(path: str, text: str) -> Edit:
+    def edit(wt: Path) -> None:
+        (wt / path).write_text(text)
+
+    return edit
+
+
+GAUGE_KCONFIG = (
+    "config GAUGE\n"
+    '\tbool "Quux gauges"\n'
+    "\tdepends on QUUX\n"
+    "\thelp\n"
+    "\t  A driver the series adds, on a symbol the defconfig does not have.\n"
+    "\n"
+    "config FOO_STATS\n"
+    '\tbool "Foo statistics"\n'
+    "\tdepends on FOO\n"
+)
+
+GAUGE_C = """\
+#include <linux/quux.h>
+
+int gauge_read(void)
+{
+	int raw, unused;
+
+	raw = quux_level();
+	unused = raw;
+	return raw;
+}
+"""
+
+
+def gauge_series() -> list[WrittenPatch]:
+    """A series that adds Kconfig symbols: a driver behind GAUGE (which needs QUUX, off in
+    the defconfig), with a W=1 warning, then an #ifdef on FOO_STATS in mm/foo.c."""
+    return [
+        WrittenPatch(
+            "mm: add the gauge driver",
+            [
+                replace_in("mm/Kconfig", "config NEVER", GAUGE_KCONFIG + "\nconfig NEVER"),
+                replace_in(
+                    "mm/Makefile",
+                    "obj-y += core.o\n",
+                    "obj-y += core.o\nobj-$(CONFIG_GAUGE) += gauge.o\n",
+                ),
+                _new_file("mm/gauge.c", GAUGE_C),
+            ],
+        ),
+        WrittenPatch(
+            "mm/foo: count reads with FOO_STATS",
+            [
+                replace_in(
+                    "mm/foo.c",
+                    "\treturn foo_items[id & 3];",
+                    "#ifdef CONFIG_FOO_STATS\n\tfoo_items[0]++;\n#endif\n"
+                    "\treturn foo_items[id & 3];",
+                )
+            ],
+        ),
+    ]

@@ -17,7 +17,7 @@ from bot.core.results import CheckResult, CheckStatus, Finding
 from checks.build import BuildCheck
 from config.settings import BuildSettings, Settings
 from tests.support import kernel
-from tests.support.fakelinux import fake_tree
+from tests.support.fakelinux import fake_tree, gauge_series
 from tests.support.kernel import WrittenPatch, replace_in
 
 pytestmark = pytest.mark.skipif(
@@ -365,69 +365,12 @@ def test_an_unsatisfiable_object_is_a_note_naming_the_conflict(
     assert [(u.file, u.reason) for u in cov.uncovered] == [("mm/never.c", "symbol unsatisfiable")]
 
 
-def _new_file(path: str, text: str) -> kernel.Edit:
-    def edit(wt: Path) -> None:
-        (wt / path).write_text(text)
-
-    return edit
-
-
-GAUGE_KCONFIG = (
-    "config GAUGE\n"
-    '\tbool "Quux gauges"\n'
-    "\tdepends on QUUX\n"
-    "\thelp\n"
-    "\t  A driver the series adds, on a symbol the defconfig does not have.\n"
-    "\n"
-    "config FOO_STATS\n"
-    '\tbool "Foo statistics"\n'
-    "\tdepends on FOO\n"
-)
-
-GAUGE_C = """\
-#include <linux/quux.h>
-
-int gauge_read(void)
-{
-	int raw, unused;
-
-	raw = quux_level();
-	unused = raw;
-	return raw;
-}
-"""
-
-
 def test_symbols_the_series_adds_are_set_once_added(settings: Settings, tmp_path: Path) -> None:
     """A new driver behind a new symbol (GAUGE, which needs QUUX, off in the defconfig),
     and a new #ifdef on another new symbol (FOO_STATS): neither exists at the base, both
     are set after the patch that adds them, their code is compiled and covered, and the
     driver's W=1 warning is the patch's finding."""
-    patches = [
-        WrittenPatch(
-            "mm: add the gauge driver",
-            [
-                replace_in("mm/Kconfig", "config NEVER", GAUGE_KCONFIG + "\nconfig NEVER"),
-                replace_in(
-                    "mm/Makefile",
-                    "obj-y += core.o\n",
-                    "obj-y += core.o\nobj-$(CONFIG_GAUGE) += gauge.o\n",
-                ),
-                _new_file("mm/gauge.c", GAUGE_C),
-            ],
-        ),
-        WrittenPatch(
-            "mm/foo: count reads with FOO_STATS",
-            [
-                replace_in(
-                    "mm/foo.c",
-                    "\treturn foo_items[id & 3];",
-                    "#ifdef CONFIG_FOO_STATS\n\tfoo_items[0]++;\n#endif\n"
-                    "\treturn foo_items[id & 3];",
-                )
-            ],
-        ),
-    ]
+    patches = gauge_series()
     result = check(patches, settings, tmp_path)
     built = {o for v in result.variants for o in v.objects}
     assert {"mm/gauge.o", "mm/foo.o"} <= built, described(result)
