@@ -12,6 +12,7 @@ PACKAGES=(
   chromium chromium-driver
   liburcu-dev
   clang lld llvm
+  qemu-system-x86
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,6 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# KUnit under QEMU with KVM: the sandboxed run keeps /dev/kvm's group (kvm, mode 0660
+# as udev makes it); where nothing gave it one (a container's /dev), do as udev does
+if [ -c /dev/kvm ] && [ "$(stat -c %g /dev/kvm)" -eq 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  getent group kvm >/dev/null || $SUDO groupadd -r kvm
+  $SUDO chgrp kvm /dev/kvm && $SUDO chmod 0660 /dev/kvm
 fi
 
 PY=${PYTHON:-python3}
