@@ -298,8 +298,9 @@ class RuntimeSettings(_Strict):
     # patch and always at the base; a dearer one runs after the series first and at the
     # base and the patches only to tell whether, and where, a failure is new
     cheap_seconds: int = Field(default=60, ge=0)
-    # where KUnit runs: "um" (User Mode Linux, no VM), "qemu" (x86_64 with KVM), or
-    # "auto" (qemu where /dev/kvm can be opened, else um)
+    # where KUnit runs: "um" (User Mode Linux, no VM), "qemu" (x86_64 with KVM; emulated,
+    # with a Note, where the sandbox cannot open /dev/kvm), or "auto" (qemu where the
+    # sandboxed run can open /dev/kvm: its group kvm, mode 0660; else um)
     kunit_platform: Literal["um", "qemu", "auto"] = "um"
     kunit_seconds: int = Field(default=300, gt=0)  # kunit.py's own timeout of one boot
     # wall-clock stop of one kunit.py run (configure, build, boot): a cold UML build

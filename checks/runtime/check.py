@@ -21,7 +21,7 @@ from bot.core.diff import parse_diff
 from bot.core.results import CheckResult, Finding, Note, SuiteCounts
 from checks.base import CheckContext
 from checks.runtime.host import HostBench
-from checks.runtime.kunitrun import KunitBench, kvm_usable, reproduce
+from checks.runtime.kunitrun import KunitBench, kvm_in_sandbox, reproduce
 from checks.runtime.outcome import BUILD, RunState, SuiteRun
 from checks.runtime.table import (
     HostSuite,
@@ -144,10 +144,28 @@ class RuntimeRun:
             version=lambda: bench.program_hash(suite),
         )
 
-    def _kunit(self, suite: KunitSuite) -> Subject:
+    def kunit_platform(self) -> tuple[str, bool]:
+        """Where KUnit boots and whether with KVM: "auto" is qemu only where the sandboxed
+        run can open /dev/kvm; "qemu" without it emulates the CPU (TCG), said in a Note."""
         platform = self.cfg.kunit_platform
+        if platform == "um":
+            return "um", False
+        why = kvm_in_sandbox(self.ctx.runner, self.ctx.sandbox)
         if platform == "auto":
-            platform = "qemu" if kvm_usable() else "um"
+            return ("um", False) if why else ("qemu", True)
+        if why and not any(n.kind == "kunit-no-kvm" for n in self.notes):
+            self.notes.append(
+                _note(
+                    "kunit-no-kvm",
+                    "KUnit runs under QEMU without KVM (emulated, slower): the sandbox "
+                    "cannot open /dev/kvm",
+                    f"{why}; give /dev/kvm the group kvm, mode 0660 (scripts/setup.sh does)",
+                )
+            )
+        return "qemu", not why
+
+    def _kunit(self, suite: KunitSuite) -> Subject:
+        platform, kvm = self.kunit_platform()
         bench = KunitBench(
             self.ctx.runner,
             self.ctx.sandbox,
@@ -155,6 +173,7 @@ class RuntimeRun:
             self.root,
             self.ctx.cache_dir / "ccache",
             platform=platform,
+            kvm=kvm,
             jobs=self.ctx.settings.build.jobs,
             boot_seconds=self.cfg.kunit_seconds,
             step_seconds=self.cfg.kunit_build_seconds,

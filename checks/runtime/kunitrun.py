@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +27,57 @@ from checks.runtime.table import KunitSuite
 KUNIT_PY = "tools/testing/kunit/kunit.py"
 
 
-def kvm_usable() -> bool:
-    """/dev/kvm exists and this process may open it."""
-    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+KVM = Path("/dev/kvm")
+# a sandboxed command opens /dev/kvm read-write, or says why not
+_OPEN_KVM = ["python3", "-c", f"import os; os.close(os.open('{KVM}', os.O_RDWR))"]
 
 
-def platform_args(platform: str) -> list[str]:
-    """kunit.py's arguments for where the kernel boots: "um" or "qemu" (x86_64, KVM)."""
+def kvm_groups(sandbox: Sandbox) -> list[int]:
+    """The group a sandboxed run keeps to open /dev/kvm: the device's group when it may
+    read and write it (root:kvm 0660, as udev makes it) and lorebot drops from root;
+    none otherwise (no group of root's, no other device)."""
+    try:
+        st = KVM.stat()
+    except OSError:
+        return []
+    rw = stat.S_IRGRP | stat.S_IWGRP
+    if not sandbox.as_root or st.st_gid == 0 or st.st_mode & rw != rw:
+        return []
+    return [st.st_gid]
+
+
+def kvm_in_sandbox(runner: Runner, sandbox: Sandbox) -> str:
+    """Why a sandboxed KUnit run cannot use KVM ("" when it can): tried once per process
+    by opening /dev/kvm in the sandbox as the run would."""
+    key = (sandbox.uid, sandbox.as_root, sandbox.enabled)
+    with _KVM_LOCK:
+        if key not in _KVM:
+            if not KVM.exists():
+                _KVM[key] = f"{KVM} does not exist"
+            else:
+                r = sandbox.run(
+                    runner,
+                    _OPEN_KVM,
+                    cwd=Path("/"),
+                    devices=[KVM],
+                    groups=kvm_groups(sandbox),
+                    timeout=60,
+                    name="kvm-probe",
+                )
+                said = (r.stderr or r.stdout).strip().splitlines()
+                _KVM[key] = "" if r.ok else (said[-1] if said else f"exit {r.returncode}")
+        return _KVM[key]
+
+
+_KVM: dict[tuple[int, bool, bool], str] = {}
+_KVM_LOCK = threading.Lock()
+
+
+def platform_args(platform: str, kvm: bool = True) -> list[str]:
+    """kunit.py's arguments for where the kernel boots: "um" or "qemu" (x86_64, with KVM
+    unless `kvm` is false: then QEMU emulates the CPU, TCG, slower)."""
     if platform == "qemu":
-        return ["--arch=x86_64", "--qemu_args=-enable-kvm"]
+        return ["--arch=x86_64", *(["--qemu_args=-enable-kvm"] if kvm else [])]
     return ["--arch=um"]
 
 
@@ -57,6 +101,7 @@ class KunitBench:
     root: Path  # <cache>/runtime/<tree>-<slot>
     ccache_dir: Path
     platform: str = "um"
+    kvm: bool = True  # qemu: boot with KVM (/dev/kvm bound into the sandbox)
     jobs: int = 2
     boot_seconds: int = 300
     step_seconds: float = 3600
@@ -104,12 +149,13 @@ class KunitBench:
             "run",
             f"--build_dir={odir}",
             f"--kunitconfig={config}",
-            *platform_args(self.platform),
+            *platform_args(self.platform, self.kvm),
             f"--jobs={self.jobs}",
             f"--timeout={self.boot_seconds}",
             "--raw_output=kunit",
             "--make_options=CC=ccache gcc",
         ]
+        kvm = self.platform == "qemu" and self.kvm
         r = self.sandbox.run(
             self.runner,
             argv,
@@ -119,6 +165,8 @@ class KunitBench:
             env=env,
             timeout=self.step_seconds,
             name=f"kunit-{suite.name}",
+            devices=[KVM] if kvm else [],
+            groups=kvm_groups(self.sandbox) if kvm else [],
         )
         if trusted:
             self._rsync(odir, self._trusted_copy(odir), "keep-trusted")
