@@ -2,13 +2,14 @@
 and the check's share of a whole series check.
 
 Usage: .venv/bin/python bench/runtime.py [--suites vma,memblock,...] [--no-host]
-       [--no-kunit] [--no-share] [--arches x86_64] [--json FILE]
+       [--no-kunit] [--kunit-platform um|qemu] [--no-share] [--arches x86_64] [--json FILE]
 
 1. Host suites (config/runtime.toml): for each, build and run in the sandbox from an
    empty build dir (cold), then again with nothing changed (warm: make has nothing
    to do; the program runs again).
-2. KUnit: lib/cmdline_kunit.c on UML through kunit.py, from an empty build dir and
-   an empty compiler cache (cold), then again (warm).
+2. KUnit: lib/cmdline_kunit.c on UML (or, --kunit-platform qemu, x86_64 under QEMU,
+   with KVM where the sandbox can open /dev/kvm) through kunit.py, from an empty
+   build dir and an empty compiler cache (cold), then again (warm).
 3. Share: every default check (build, semantic, kernel-doc, checkpatch, runtime) on
    a two-patch series to mm/vma.c, as the pipeline runs them, one after the other;
    the runtime check's seconds over the sum. Run it twice: the second is the warm
@@ -34,7 +35,7 @@ from bot.core.runner import Runner
 from checks.base import sandbox_for
 from checks.registry import load_check
 from checks.runtime.host import HostBench
-from checks.runtime.kunitrun import KunitBench
+from checks.runtime.kunitrun import KunitBench, kvm_in_sandbox
 from checks.runtime.table import kunit_suite, load_table
 from config.settings import load_settings
 from tests.support import kernel
@@ -75,7 +76,7 @@ def host(wt: Path, cache: Path, names: list[str]) -> list[dict[str, object]]:
     return out
 
 
-def kunit(wt: Path, cache: Path) -> dict[str, object]:
+def kunit(wt: Path, cache: Path, platform: str) -> dict[str, object]:
     settings = load_settings(None, lists=[], trees=[])
     runner = Runner()
     box = sandbox_for(settings.sandbox, runner)
@@ -85,9 +86,11 @@ def kunit(wt: Path, cache: Path) -> dict[str, object]:
     root = cache / "runtime" / "bench"
     ccache = root / "ccache-bench"
     shutil.rmtree(ccache, ignore_errors=True)
-    bench = KunitBench(runner, box, wt, root, ccache)
+    kvm = platform == "qemu" and kvm_in_sandbox(runner, box) == ""
+    bench = KunitBench(runner, box, wt, root, ccache, platform=platform, kvm=kvm)
     shutil.rmtree(bench.odir(suite), ignore_errors=True)
-    row: dict[str, object] = {"suite": "kunit cmdline (um)"}
+    where = platform + ("+kvm" if kvm else " (tcg)" if platform == "qemu" else "")
+    row: dict[str, object] = {"suite": f"kunit cmdline ({where})"}
     for mode in ("cold", "warm"):
         t0 = time.monotonic()
         run = bench.run(suite, trusted=False)
@@ -142,6 +145,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suites", default="", help="comma-separated host suites (default: all)")
     ap.add_argument("--no-kunit", action="store_true")
+    ap.add_argument("--kunit-platform", choices=["um", "qemu"], default="um")
     ap.add_argument("--no-share", action="store_true")
     ap.add_argument("--no-host", action="store_true")
     ap.add_argument("--arches", default="x86_64", help="the build check's arches in --share")
@@ -156,7 +160,7 @@ def main() -> int:
         replace_in("tools/testing/vma/vma_internal.h", *STUB)(wt)
         result["host"] = [] if args.no_host else host(wt, cache, names)
         if not args.no_kunit:
-            result["kunit"] = kunit(wt, cache)
+            result["kunit"] = kunit(wt, cache, args.kunit_platform)
         kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     if not args.no_share:
         arches = args.arches.split(",")
