@@ -35,7 +35,8 @@ from bot.core.runner import Runner
 from checks.base import sandbox_for
 from checks.registry import load_check
 from checks.runtime.host import HostBench
-from checks.runtime.kunitrun import KunitBench, kvm_in_sandbox
+from checks.runtime.kunitrun import KunitBench
+from checks.runtime.kvmprobe import kvm_in_sandbox
 from checks.runtime.table import kunit_suite, load_table
 from config.settings import load_settings
 from tests.support import kernel

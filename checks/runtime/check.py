@@ -21,7 +21,8 @@ from bot.core.diff import parse_diff
 from bot.core.results import CheckResult, Finding, Note, SuiteCounts
 from checks.base import CheckContext
 from checks.runtime.host import HostBench
-from checks.runtime.kunitrun import KunitBench, kvm_in_sandbox, reproduce
+from checks.runtime.kunitrun import KunitBench, choose_platform, reproduce
+from checks.runtime.kvmprobe import kvm_in_sandbox
 from checks.runtime.outcome import BUILD, RunState, SuiteRun
 from checks.runtime.table import (
     HostSuite,
@@ -145,24 +146,21 @@ class RuntimeRun:
         )
 
     def kunit_platform(self) -> tuple[str, bool]:
-        """Where KUnit boots and whether with KVM: "auto" is qemu only where the sandboxed
-        run can open /dev/kvm; "qemu" without it emulates the CPU (TCG), said in a Note."""
-        platform = self.cfg.kunit_platform
-        if platform == "um":
-            return "um", False
-        why = kvm_in_sandbox(self.ctx.runner, self.ctx.sandbox)
-        if platform == "auto":
-            return ("um", False) if why else ("qemu", True)
-        if why and not any(n.kind == "kunit-no-kvm" for n in self.notes):
+        """Where KUnit boots and whether with KVM (choose_platform); the KVM probe runs
+        only when the setting may pick qemu, and "qemu" without KVM says so in a Note."""
+        setting = self.cfg.kunit_platform
+        why = "" if setting == "um" else kvm_in_sandbox(self.ctx.runner, self.ctx.sandbox)
+        platform, kvm = choose_platform(setting, why)
+        if platform == "qemu" and not kvm and not any(n.kind == "kunit-no-kvm" for n in self.notes):
             self.notes.append(
                 _note(
                     "kunit-no-kvm",
-                    "KUnit runs under QEMU without KVM (emulated, slower): the sandbox "
-                    "cannot open /dev/kvm",
-                    f"{why}; give /dev/kvm the group kvm, mode 0660 (scripts/setup.sh does)",
+                    "KUnit runs under QEMU without KVM (emulated, slower): KVM is unusable here",
+                    f'{why}. runtime.kunit_platform = "auto" runs KUnit on User Mode Linux '
+                    "where KVM is unusable",
                 )
             )
-        return "qemu", not why
+        return platform, kvm
 
     def _kunit(self, suite: KunitSuite) -> Subject:
         platform, kvm = self.kunit_platform()
@@ -183,7 +181,7 @@ class RuntimeRun:
             kind="kunit",
             file=suite.file,
             policy="ends",
-            reproduce=reproduce(suite, platform),
+            reproduce=reproduce(suite, platform, kvm),
             build=lambda trusted: None,
             test=lambda trusted: bench.run(suite, trusted),
         )

@@ -2,7 +2,8 @@
 
 `kunit.py run` configures a kernel from a minimal .kunitconfig (CONFIG_KUNIT
 and the suite's symbol), builds it in an O= dir of the cache and boots it:
-User Mode Linux by default (no VM), x86_64 under QEMU with KVM where asked.
+User Mode Linux by default (no VM), x86_64 under QEMU where asked (with KVM where
+a guest boots under it: checks/runtime/kvmprobe.py).
 kunit.py and the kernel are the series' code: they run in the sandbox, the
 tree read-only, the build dir writable, the compiler cache read-only but at a
 trusted step. The build dir is kept across runs like the build check's, with a
@@ -14,63 +15,28 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import stat
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.runner import Runner
 from bot.core.sandbox import Sandbox
+from checks.runtime.kvmprobe import KVM, kvm_groups
 from checks.runtime.outcome import SuiteRun, not_built, parse_ktap, scrub
 from checks.runtime.table import KunitSuite
 
 KUNIT_PY = "tools/testing/kunit/kunit.py"
 
 
-KVM = Path("/dev/kvm")
-# a sandboxed command opens /dev/kvm read-write, or says why not
-_OPEN_KVM = ["python3", "-c", f"import os; os.close(os.open('{KVM}', os.O_RDWR))"]
-
-
-def kvm_groups(sandbox: Sandbox) -> list[int]:
-    """The group a sandboxed run keeps to open /dev/kvm: the device's group when it may
-    read and write it (root:kvm 0660, as udev makes it) and lorebot drops from root;
-    none otherwise (no group of root's, no other device)."""
-    try:
-        st = KVM.stat()
-    except OSError:
-        return []
-    rw = stat.S_IRGRP | stat.S_IWGRP
-    if not sandbox.as_root or st.st_gid == 0 or st.st_mode & rw != rw:
-        return []
-    return [st.st_gid]
-
-
-def kvm_in_sandbox(runner: Runner, sandbox: Sandbox) -> str:
-    """Why a sandboxed KUnit run cannot use KVM ("" when it can): tried once per process
-    by opening /dev/kvm in the sandbox as the run would."""
-    key = (sandbox.uid, sandbox.as_root, sandbox.enabled)
-    with _KVM_LOCK:
-        if key not in _KVM:
-            if not KVM.exists():
-                _KVM[key] = f"{KVM} does not exist"
-            else:
-                r = sandbox.run(
-                    runner,
-                    _OPEN_KVM,
-                    cwd=Path("/"),
-                    devices=[KVM],
-                    groups=kvm_groups(sandbox),
-                    timeout=60,
-                    name="kvm-probe",
-                )
-                said = (r.stderr or r.stdout).strip().splitlines()
-                _KVM[key] = "" if r.ok else (said[-1] if said else f"exit {r.returncode}")
-        return _KVM[key]
-
-
-_KVM: dict[tuple[int, bool, bool], str] = {}
-_KVM_LOCK = threading.Lock()
+def choose_platform(setting: str, kvm_unusable: str) -> tuple[str, bool]:
+    """Where KUnit boots ("um" or "qemu") and whether with KVM, from
+    `runtime.kunit_platform` and why KVM is unusable here ("" when a guest boots under
+    it): "auto" is qemu with KVM where it is usable, else um; "qemu" is qemu either way
+    (emulated, TCG, without KVM)."""
+    if setting == "um":
+        return "um", False
+    if setting == "auto" and kvm_unusable:
+        return "um", False
+    return "qemu", not kvm_unusable
 
 
 def platform_args(platform: str, kvm: bool = True) -> list[str]:
@@ -81,13 +47,14 @@ def platform_args(platform: str, kvm: bool = True) -> list[str]:
     return ["--arch=um"]
 
 
-def reproduce(suite: KunitSuite, platform: str) -> tuple[str, ...]:
-    """What a person runs from the top of their tree to see the result again."""
+def reproduce(suite: KunitSuite, platform: str, kvm: bool = True) -> tuple[str, ...]:
+    """What a person runs from the top of their tree to see the result again (as it ran
+    here: under QEMU with KVM or not)."""
     cfg = f"{suite.name}.kunitconfig"
     text = suite.kunitconfig.replace("\n", "\\n")
     return (
         f"printf '{text}' > {cfg}",
-        " ".join(["./" + KUNIT_PY, "run", f"--kunitconfig={cfg}", *platform_args(platform)]),
+        " ".join(["./" + KUNIT_PY, "run", f"--kunitconfig={cfg}", *platform_args(platform, kvm)]),
     )
 
 

@@ -1,23 +1,215 @@
-"""KUnit under QEMU with KVM: the sandbox reaches /dev/kvm only for that run, and only
-through the device's group (the real bubblewrap, the real /dev/kvm of this machine)."""
+"""KUnit under QEMU: the KVM probe boots a guest (real QEMU, real bubblewrap, this
+machine's /dev/kvm), the sandbox reaches /dev/kvm only for that run and through the
+device's group, and the platform is chosen from what the probe found."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from bot.core.runner import CommandResult, Runner
 from checks.base import sandbox_for
-from checks.runtime.kunitrun import _OPEN_KVM, KVM, kvm_groups, kvm_in_sandbox, platform_args
+from checks.runtime.kunitrun import choose_platform, platform_args, reproduce
+from checks.runtime.kvmprobe import (
+    EXIT_STATUS,
+    KVM,
+    QEMU,
+    SIZE,
+    bios,
+    boot,
+    boot_argv,
+    judge,
+    kvm_groups,
+    kvm_in_sandbox,
+    layout,
+)
+from checks.runtime.table import kunit_suite
 from config.settings import Settings
 
+needs_qemu = pytest.mark.skipif(
+    not shutil.which(QEMU), reason=f"{QEMU} missing: apt-get install qemu-system-x86"
+)
 
-def test_qemu_boots_with_kvm_unless_the_sandbox_cannot_open_it() -> None:
+
+def _disassemble(image: bytes, machine: str, start: int, stop: int, tmp: Path) -> list[str]:
+    """objdump's instructions of image[start:stop] ("mnemonic operands", spaces squeezed)."""
+    path = tmp / "image.bin"
+    path.write_bytes(image)
+    r = Runner().run(
+        [
+            "objdump",
+            "-D",
+            "-b",
+            "binary",
+            f"-m{machine}",
+            "-Mintel",
+            f"--start-address={start}",
+            f"--stop-address={stop}",
+            path,
+        ],
+        check=True,
+    )
+    out = []
+    for line in r.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and re.match(r"\s*[0-9a-f]+:$", parts[0]):
+            out.append(" ".join(parts[2].split()))
+    return out
+
+
+def test_the_probe_bios_is_the_code_its_listing_says(tmp_path: Path) -> None:
+    image = bios()
+    at = layout()
+    assert len(image) == SIZE == 0x10000
+    real = _disassemble(image, "i8086", 0, at.protected, tmp_path)
+    assert real == [
+        "cli",
+        "mov dx,0x3f8",
+        "mov al,0x52",
+        "out dx,al",
+        f"lgdtd cs:{at.gdtr:#x}",
+        "mov eax,cr0",
+        "or al,0x1",
+        "mov cr0,eax",
+        f"jmp 0x8:0xffff{at.protected:04x}",
+    ]
+    protected = _disassemble(image, "i386", at.protected, at.long, tmp_path)
+    assert protected == [
+        "mov ax,0x10",
+        "mov ds,eax",
+        "mov es,eax",
+        "mov ss,eax",
+        "mov al,0x50",
+        "out dx,al",
+        "xor eax,eax",
+        "mov edi,0x1000",
+        "mov ecx,0x1000",
+        "rep stos DWORD PTR es:[edi],eax",
+        "mov DWORD PTR ds:0x1000,0x2003",
+        "mov DWORD PTR ds:0x2000,0x3003",
+        "mov DWORD PTR ds:0x2018,0x4003",
+        "mov DWORD PTR ds:0x3000,0x83",
+        "mov DWORD PTR ds:0x4ff8,0xffe00083",
+        "mov eax,cr4",
+        "or eax,0x20",
+        "mov cr4,eax",
+        "mov eax,0x1000",
+        "mov cr3,eax",
+        "mov ecx,0xc0000080",
+        "rdmsr",
+        "or eax,0x100",
+        "wrmsr",
+        "mov eax,cr0",
+        "or eax,0x80000000",
+        "mov cr0,eax",
+        f"jmp 0x18:0xffff{at.long:04x}",
+    ]
+    long = _disassemble(image, "i386:x86-64", at.long, at.end, tmp_path)
+    assert long == [
+        "mov al,0x4c",
+        "out dx,al",
+        "mov al,0x2a",
+        "out 0xf4,al",
+        "hlt",
+        f"jmp {at.long + 7:#x}",
+    ]
+    # the reset vector, at 0xFFFFFFF0: a near jump to the code at the image's start
+    assert _disassemble(image, "i8086", at.reset, at.reset + 3, tmp_path) == ["jmp 0x0"]
+    assert EXIT_STATUS == (0x2A << 1) | 1
+    with pytest.raises(ValueError):
+        bios(0x80)
+
+
+def test_a_probe_verdict_says_how_far_the_guest_got() -> None:
+    assert judge("kvm", EXIT_STATUS, False, "RP", "", 5) == ""
+    hung = judge("kvm", -9, True, "R", "[lorebot: timed out after 5 s]", 5)
+    assert (
+        hung == "the probe guest did not finish within 5 s under kvm: it reached 16-bit real mode"
+    )
+    denied = judge(
+        "kvm",
+        1,
+        False,
+        "",
+        "Could not access KVM kernel module: Permission denied\n"
+        "qemu-system-x86_64: failed to initialize kvm: Permission denied\n",
+        5,
+    )
+    assert denied.endswith(
+        "failed to initialize kvm: Permission denied (it reached nothing "
+        "(not even the reset vector's code))"
+    )
+
+
+@needs_qemu
+def test_the_probe_guest_exits_under_tcg_in_the_sandbox(settings: Settings) -> None:
+    """The positive control: the same image and command line, emulated, exits at once
+    with the status isa-debug-exit gives."""
+    runner = Runner()
+    box = sandbox_for(settings.sandbox, runner)
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    assert boot(runner, box, "tcg") == ""
+    image = tmp / f"lorebot-probe-test-{os.getpid()}.bin"
+    image.write_bytes(bios(0x11))
+    image.chmod(0o644)
+    try:
+        r = box.run(
+            runner, boot_argv(image, "tcg"), cwd=Path("/"), ro=[image], timeout=30, name="tcg"
+        )
+    finally:
+        image.unlink()
+    assert r.returncode == (0x11 << 1) | 1 and not r.timed_out
+    assert r.stdout.startswith("RP")  # the serial letters of real and protected mode
+
+
+def _has_virtualization() -> bool:
+    flags = Path("/proc/cpuinfo").read_text()
+    return bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", flags, re.M))
+
+
+@needs_qemu
+def test_kvm_is_usable_only_where_a_guest_boots_under_it(settings: Settings) -> None:
+    """Without vmx/svm (a nested VM whose /dev/kvm opens, even creates VMs) the probe says
+    unusable, and why; opening /dev/kvm is not what it asks."""
+    runner = Runner()
+    box = sandbox_for(settings.sandbox, runner)
+    why = kvm_in_sandbox(runner, box)
+    assert kvm_in_sandbox(runner, box) is why  # once per process
+    if not KVM.exists():
+        assert why == f"{KVM} does not exist"
+        return
+    if not _has_virtualization():
+        assert why, "a guest booted under KVM on a CPU without vmx/svm"
+        assert re.match(r"the probe guest did not finish within|qemu-system-x86_64 -accel kvm", why)
+        assert "under tcg it does" in why  # the control: QEMU itself can run it
+
+
+def test_the_platform_follows_the_setting_and_the_probe() -> None:
+    assert choose_platform("um", "") == ("um", False)
+    assert choose_platform("auto", "") == ("qemu", True)
+    assert choose_platform("auto", "the probe guest did not finish") == ("um", False)
+    assert choose_platform("qemu", "") == ("qemu", True)
+    assert choose_platform("qemu", "the probe guest did not finish") == ("qemu", False)
     assert platform_args("qemu") == ["--arch=x86_64", "--qemu_args=-enable-kvm"]
     assert platform_args("qemu", kvm=False) == ["--arch=x86_64"]
     assert platform_args("um") == ["--arch=um"]
+    suite = kunit_suite(
+        "lib/cmdline_kunit.c",
+        'static struct kunit_suite s = { .name = "cmdline" };\nkunit_test_suite(s);',
+        "obj-$(CONFIG_CMDLINE_KUNIT_TEST) += cmdline_kunit.o\n",
+    )
+    assert suite is not None
+    # the line a person runs is the one that ran: emulated where KVM was unusable
+    assert reproduce(suite, "qemu", kvm=False)[-1] == (
+        "./tools/testing/kunit/kunit.py run --kunitconfig=cmdline.kunitconfig --arch=x86_64"
+    )
+
+
+_OPEN_KVM = ["python3", "-c", f"import os; os.close(os.open('{KVM}', os.O_RDWR))"]
 
 
 def test_a_sandboxed_command_opens_dev_kvm_only_when_the_run_binds_it(
@@ -49,6 +241,5 @@ def test_a_sandboxed_command_opens_dev_kvm_only_when_the_run_binds_it(
         bare = run(devices=[KVM])
         assert not bare.ok and "Permission denied" in bare.stderr
     assert run(devices=[KVM], groups=groups).ok
-    assert kvm_in_sandbox(runner, box) == ""
     if box.as_root:
         assert os.stat(KVM).st_gid == groups[0]
