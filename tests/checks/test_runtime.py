@@ -233,6 +233,9 @@ def test_a_suite_failing_at_the_base_is_a_note(
 def test_a_kunit_suite_broken_by_a_patch_is_found_on_uml(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
+    # UML asked for: "auto", the default, boots x86_64 under QEMU where KVM runs a guest
+    runtime = settings.runtime.model_copy(update={"kunit_platform": "um"})
+    settings = settings.model_copy(update={"runtime": runtime})
     ctx, result = _check_on_kernel(
         [
             WrittenPatch(
