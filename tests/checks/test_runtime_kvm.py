@@ -4,6 +4,7 @@ device's group, and the platform is chosen from what the probe found."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import pytest
 
 from bot.core.runner import CommandResult, Runner
 from checks.base import sandbox_for
+from checks.runtime import RuntimeCheck
 from checks.runtime.kunitrun import choose_platform, platform_args, reproduce
 from checks.runtime.kvmprobe import (
     EXIT_STATUS,
@@ -29,6 +31,8 @@ from checks.runtime.kvmprobe import (
 )
 from checks.runtime.table import kunit_suite
 from config.settings import Settings
+from tests.support import kernel
+from tests.support.kernel import WrittenPatch, replace_in
 
 needs_qemu = pytest.mark.skipif(
     not shutil.which(QEMU), reason=f"{QEMU} missing: apt-get install qemu-system-x86"
@@ -243,3 +247,99 @@ def test_a_sandboxed_command_opens_dev_kvm_only_when_the_run_binds_it(
     assert run(devices=[KVM], groups=groups).ok
     if box.as_root:
         assert os.stat(KVM).st_gid == groups[0]
+
+
+# A tree that stands in for the kernel's: lib/cmdline.c with its KUnit test beside it, and
+# a kunit.py that builds no kernel but says what it was asked (into its build dir) and
+# prints the KTAP a run of the test would, failing when lib/cmdline.c says so.
+STAND_IN_KUNIT_PY = """\
+import json, os, sys
+args = sys.argv[1:]
+build = next(a.split("=", 1)[1] for a in args if a.startswith("--build_dir="))
+with open(os.path.join(build, "asked.json"), "w") as f:
+    json.dump({"args": args, "dev_kvm": os.path.exists("/dev/kvm")}, f)
+broken = "broken" in open("lib/cmdline.c").read()
+print("KTAP version 1")
+print("1..1")
+print("    # Subtest: cmdline")
+print("    1..1")
+if broken:
+    print("    # cmdline_test_range: EXPECTATION FAILED at lib/cmdline_kunit.c:99")
+    print("    not ok 1 cmdline_test_range")
+    print("not ok 1 cmdline")
+else:
+    print("    ok 1 cmdline_test_range")
+    print("ok 1 cmdline")
+"""
+
+
+def _stand_in_tree(root: Path) -> Path:
+    files = {
+        "lib/Makefile": "obj-$(CONFIG_CMDLINE_KUNIT_TEST) += cmdline_kunit.o\n",
+        "lib/cmdline.c": "int get_option(char **str, int *pint)\n{\n\treturn 3;\n}\n",
+        "lib/cmdline_kunit.c": 'static struct kunit_suite s = { .name = "cmdline" };\n'
+        "kunit_test_suite(s);\n",
+        "tools/testing/kunit/kunit.py": STAND_IN_KUNIT_PY,
+    }
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    kernel.git(root, "init", "-q")
+    kernel.git(root, "add", "-A")
+    kernel.git(root, "-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-qm", "base")
+    return root
+
+
+@needs_qemu
+@pytest.mark.parametrize("platform", ["qemu", "auto", "um"])
+def test_kunit_runs_where_the_setting_and_the_probe_say(
+    platform: str, settings: Settings, tmp_path: Path
+) -> None:
+    """Everything of a KUnit run on QEMU short of building a kernel: the probe, the
+    platform, the kunit.py line in the sandbox (/dev/kvm bound only to boot with KVM),
+    the Note of an emulated run, the finding and the line that reproduces it."""
+    tree = _stand_in_tree(tmp_path / "tree")
+    runtime = settings.runtime.model_copy(update={"kunit_platform": platform})
+    settings = settings.model_copy(update={"runtime": runtime})
+    patches = [
+        WrittenPatch("lib/cmdline: say so", [replace_in("lib/cmdline.c", "{", "{ /* a range */")]),
+        WrittenPatch(
+            "lib/cmdline: a range", [replace_in("lib/cmdline.c", "3;", "1; /* broken */")]
+        ),
+    ]
+    ctx = kernel.series_context(tree, patches, settings, tmp_path, cache_dir=tmp_path / "cache")
+    result = RuntimeCheck().run(ctx)
+    why = "" if platform == "um" else kvm_in_sandbox(ctx.runner, ctx.sandbox)
+    on, kvm = choose_platform(platform, why)
+    asked = json.loads(
+        next((tmp_path / "cache" / "runtime").glob(f"*/kunit/{on}-cmdline_kunit_test"))
+        .joinpath("asked.json")
+        .read_text()
+    )
+    args = {"um": ["--arch=um"], "qemu": ["--arch=x86_64"]}[on] + (
+        ["--qemu_args=-enable-kvm"] if kvm else []
+    )
+    assert asked["args"][3:] == [
+        *args,
+        "--jobs=2",
+        "--timeout=300",
+        "--raw_output=kunit",
+        "--make_options=CC=ccache gcc",
+    ]
+    assert asked["dev_kvm"] is kvm  # bound into the sandbox only to boot with KVM
+    notes = [n for n in result.notes if n.kind == "kunit-no-kvm"]
+    if platform == "qemu" and not kvm:
+        (note,) = notes
+        assert note.message == (
+            "KUnit runs under QEMU without KVM (emulated, slower): KVM is unusable here"
+        )
+        assert note.detail.startswith(why)
+    else:
+        assert not notes
+    (f,) = result.findings
+    assert f.patch == 2 and f.message == "kunit cmdline: test cmdline.cmdline_test_range fails"
+    assert f.reproduce[-1] == (
+        "./tools/testing/kunit/kunit.py run --kunitconfig=cmdline.kunitconfig " + " ".join(args)
+    )
+    (suite,) = result.suites
+    assert (suite.base, suite.after) == ((1, 0, 0), (0, 1, 0))
