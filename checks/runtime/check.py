@@ -149,7 +149,8 @@ class RuntimeRun:
         """Where KUnit boots and whether with KVM (choose_platform); the KVM probe runs
         only when the setting may pick qemu, and "qemu" without KVM says so in a Note."""
         setting = self.cfg.kunit_platform
-        why = "" if setting == "um" else kvm_in_sandbox(self.ctx.runner, self.ctx.sandbox)
+        remember = self.ctx.cache_dir / "runtime" / "kvm-probe.json"
+        why = "" if setting == "um" else kvm_in_sandbox(self.ctx.runner, self.ctx.sandbox, remember)
         platform, kvm = choose_platform(setting, why)
         if platform == "qemu" and not kvm and not any(n.kind == "kunit-no-kvm" for n in self.notes):
             self.notes.append(

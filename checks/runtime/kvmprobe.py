@@ -21,6 +21,9 @@ at the image's start.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import stat
 import struct
@@ -257,29 +260,69 @@ def boot(runner: Runner, sandbox: Sandbox, accel: str, seconds: float = SECONDS)
     return judge(accel, r.returncode, r.timed_out, r.stdout, r.stderr, seconds)
 
 
-def kvm_reason(runner: Runner, sandbox: Sandbox, seconds: float = SECONDS) -> str:
+def kvm_reason(runner: Runner, sandbox: Sandbox, seconds: float = SECONDS) -> tuple[str, bool]:
     """Why a sandboxed KUnit run cannot use KVM ("" when it can): QEMU, /dev/kvm, and a
-    guest that boots under KVM; when it does not, whether it boots under TCG (QEMU's fault,
-    or KVM's)."""
+    guest that boots under KVM; when it does not, whether it boots under TCG (KVM's fault,
+    or QEMU's). Also whether the answer lasts this boot: not when the control failed too
+    (QEMU broken, or the machine too busy to boot even the control in time)."""
     if not shutil.which(QEMU):
-        return f"{QEMU} not found (apt-get install qemu-system-x86)"
+        return f"{QEMU} not found (apt-get install qemu-system-x86)", True
     if not KVM.exists():
-        return f"{KVM} does not exist"
+        return f"{KVM} does not exist", True
     why = boot(runner, sandbox, "kvm", seconds)
     if not why:
-        return ""
+        return "", True
     control = boot(runner, sandbox, "tcg", seconds)
-    return why + ("; under tcg it does" if not control else f"; {control}")
+    return why + ("; under tcg it does" if not control else f"; {control}"), not control
 
 
-def kvm_in_sandbox(runner: Runner, sandbox: Sandbox) -> str:
-    """kvm_reason, found once per process and sandbox (a hung probe costs seconds)."""
-    key = (sandbox.uid, sandbox.as_root, sandbox.enabled)
+def machine_key(sandbox: Sandbox) -> str:
+    """What the probe's answer depends on: this boot, the sandbox, QEMU, /dev/kvm."""
+    parts: list[object] = [sandbox.uid, sandbox.as_root, sandbox.enabled]
+    try:
+        parts.append(BOOT_ID.read_text().strip())
+    except OSError:
+        parts.append(os.getpid())  # no boot id: remembered for this process only
+    for path in (shutil.which(QEMU), KVM):
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        parts.append([str(path), st.st_ino, st.st_mode, st.st_gid, st.st_ctime_ns] if st else None)
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def kvm_in_sandbox(runner: Runner, sandbox: Sandbox, remember: Path | None = None) -> str:
+    """kvm_reason, found once per process and sandbox, and once per boot where `remember`
+    (a JSON file) keeps it: a hung probe costs seconds."""
+    key = machine_key(sandbox)
     with _KVM_LOCK:
         if key not in _KVM:
-            _KVM[key] = kvm_reason(runner, sandbox)
+            known = _remembered(remember).get(key)
+            if not isinstance(known, str):
+                known, lasting = kvm_reason(runner, sandbox)
+                if remember and lasting:
+                    _remember(remember, key, known)
+            _KVM[key] = known
         return _KVM[key]
 
 
-_KVM: dict[tuple[int, bool, bool], str] = {}
+def _remembered(path: Path | None) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text()) if path else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember(path: Path, key: str, reason: str) -> None:
+    """Written whole (a reader never sees half of it), one answer: the latest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
+        json.dump({key: reason}, f)
+    os.replace(f.name, path)
+
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+_KVM: dict[str, str] = {}
 _KVM_LOCK = threading.Lock()

@@ -4,6 +4,7 @@ device's group, and the platform is chosen from what the probe found."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from checks.runtime.kvmprobe import (
     kvm_groups,
     kvm_in_sandbox,
     layout,
+    machine_key,
 )
 from checks.runtime.table import kunit_suite
 from config.settings import Settings
@@ -190,6 +192,24 @@ def test_kvm_is_usable_only_where_a_guest_boots_under_it(settings: Settings) -> 
         assert why, "a guest booted under KVM on a CPU without vmx/svm"
         assert re.match(r"the probe guest did not finish within|qemu-system-x86_64 -accel kvm", why)
         assert "under tcg it does" in why  # the control: QEMU itself can run it
+
+
+@needs_qemu
+def test_the_probe_is_remembered_for_the_boot(settings: Settings, tmp_path: Path) -> None:
+    """A new process of the same boot takes the answer from the cache; another boot's
+    (or another QEMU's, another /dev/kvm's) answer is not taken."""
+    runner = Runner()
+    # a sandbox of its own: not one this process probed already
+    box = dataclasses.replace(sandbox_for(settings.sandbox, runner), uid=12345)
+    remember = tmp_path / "kvm-probe.json"
+    remember.write_text(json.dumps({machine_key(box): "remembered"}))
+    assert kvm_in_sandbox(runner, box, remember) == "remembered"
+    other = dataclasses.replace(box, uid=12346)
+    remember.write_text(json.dumps({"another boot": ""}))
+    why = kvm_in_sandbox(runner, other, remember)
+    assert why != "remembered"
+    if "under tcg it does" in why or not why:  # lasting answers only
+        assert json.loads(remember.read_text()) == {machine_key(other): why}
 
 
 def test_the_platform_follows_the_setting_and_the_probe() -> None:
