@@ -8,8 +8,8 @@ Usage: .venv/bin/python bench/runtime.py [--suites vma,memblock,...] [--no-host]
    empty build dir (cold), then again with nothing changed (warm: make has nothing
    to do; the program runs again).
 2. KUnit: lib/cmdline_kunit.c on UML (or, --kunit-platform qemu, x86_64 under QEMU,
-   with KVM where the sandbox can open /dev/kvm) through kunit.py, from an empty
-   build dir and an empty compiler cache (cold), then again (warm).
+   with KVM where a guest boots under it, emulated elsewhere) through kunit.py, from
+   an empty build dir and an empty compiler cache (cold), then again (warm).
 3. Share: every default check (build, semantic, kernel-doc, checkpatch, runtime) on
    a two-patch series to mm/vma.c, as the pipeline runs them, one after the other;
    the runtime check's seconds over the sum. Run it twice: the second is the warm
