@@ -93,6 +93,11 @@ def test_the_table_selects_suites_by_path() -> None:
     assert [s.name for s in host_suites(table, ["lib/maple_tree.c"])] == ["maple_tree"]
     assert [s.name for s in host_suites(table, ["include/linux/mm_types.h"])] == ["vma"]
     assert host_suites(table, ["mm/filemap.c"]) == []
+    radix = host_suites(table, ["lib/radix-tree.c"])
+    assert [s.name for s in radix] == ["radix-tree", "radix-tree-main"]
+    assert radix[1].reproduce == (
+        "make -C tools/testing/radix-tree main && ./tools/testing/radix-tree/main -s 1"
+    )
     vma = host_suites(table, ["mm/mmap.c"])[0]
     assert vma.reproduce == "make -C tools/testing/vma vma && ./tools/testing/vma/vma"
     tree = {
