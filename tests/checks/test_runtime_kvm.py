@@ -67,62 +67,73 @@ def _disassemble(image: bytes, machine: str, start: int, stop: int, tmp: Path) -
     return out
 
 
+# what objdump reads in the probe's code, as 16-, 32- and 64-bit code ({at}: its layout)
+LISTING = {
+    "i8086": """\
+cli
+mov dx,0x3f8
+mov al,0x52
+out dx,al
+lgdtd cs:{at.gdtr:#x}
+mov eax,cr0
+or al,0x1
+mov cr0,eax
+jmp 0x8:0xffff{at.protected:04x}""",
+    "i386": """\
+mov ax,0x10
+mov ds,eax
+mov es,eax
+mov ss,eax
+mov al,0x50
+out dx,al
+xor eax,eax
+mov edi,0x1000
+mov ecx,0x1000
+rep stos DWORD PTR es:[edi],eax
+mov DWORD PTR ds:0x1000,0x2003
+mov DWORD PTR ds:0x2000,0x3003
+mov DWORD PTR ds:0x2018,0x4003
+mov DWORD PTR ds:0x3000,0x83
+mov DWORD PTR ds:0x4ff8,0xffe00083
+mov eax,cr4
+or eax,0x20
+mov cr4,eax
+mov eax,0x1000
+mov cr3,eax
+mov ecx,0xc0000080
+rdmsr
+or eax,0x100
+wrmsr
+mov eax,cr0
+or eax,0x80000000
+mov cr0,eax
+jmp 0x18:0xffff{at.long:04x}""",
+    "i386:x86-64": """\
+mov al,0x4c
+out dx,al
+mov al,0x2a
+out 0xf4,al
+hlt
+jmp {hlt:#x}""",
+}
+
+
 def test_the_probe_bios_is_the_code_its_listing_says(tmp_path: Path) -> None:
     image = bios()
     at = layout()
     assert len(image) == SIZE == 0x10000
-    real = _disassemble(image, "i8086", 0, at.protected, tmp_path)
-    assert real == [
-        "cli",
-        "mov dx,0x3f8",
-        "mov al,0x52",
-        "out dx,al",
-        f"lgdtd cs:{at.gdtr:#x}",
-        "mov eax,cr0",
-        "or al,0x1",
-        "mov cr0,eax",
-        f"jmp 0x8:0xffff{at.protected:04x}",
-    ]
-    protected = _disassemble(image, "i386", at.protected, at.long, tmp_path)
-    assert protected == [
-        "mov ax,0x10",
-        "mov ds,eax",
-        "mov es,eax",
-        "mov ss,eax",
-        "mov al,0x50",
-        "out dx,al",
-        "xor eax,eax",
-        "mov edi,0x1000",
-        "mov ecx,0x1000",
-        "rep stos DWORD PTR es:[edi],eax",
-        "mov DWORD PTR ds:0x1000,0x2003",
-        "mov DWORD PTR ds:0x2000,0x3003",
-        "mov DWORD PTR ds:0x2018,0x4003",
-        "mov DWORD PTR ds:0x3000,0x83",
-        "mov DWORD PTR ds:0x4ff8,0xffe00083",
-        "mov eax,cr4",
-        "or eax,0x20",
-        "mov cr4,eax",
-        "mov eax,0x1000",
-        "mov cr3,eax",
-        "mov ecx,0xc0000080",
-        "rdmsr",
-        "or eax,0x100",
-        "wrmsr",
-        "mov eax,cr0",
-        "or eax,0x80000000",
-        "mov cr0,eax",
-        f"jmp 0x18:0xffff{at.long:04x}",
-    ]
-    long = _disassemble(image, "i386:x86-64", at.long, at.end, tmp_path)
-    assert long == [
-        "mov al,0x4c",
-        "out dx,al",
-        "mov al,0x2a",
-        "out 0xf4,al",
-        "hlt",
-        f"jmp {at.long + 7:#x}",
-    ]
+    listing = {
+        machine: _disassemble(image, machine, start, stop, tmp_path)
+        for machine, start, stop in [
+            ("i8086", 0, at.protected),
+            ("i386", at.protected, at.long),
+            ("i386:x86-64", at.long, at.end),
+        ]
+    }
+    assert listing == {
+        machine: text.format(at=at, hlt=at.long + 7).splitlines()
+        for machine, text in LISTING.items()
+    }
     # the reset vector, at 0xFFFFFFF0: a near jump to the code at the image's start
     assert _disassemble(image, "i8086", at.reset, at.reset + 3, tmp_path) == ["jmp 0x0"]
     assert EXIT_STATUS == (0x2A << 1) | 1
