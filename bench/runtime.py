@@ -2,13 +2,17 @@
 and the check's share of a whole series check.
 
 Usage: .venv/bin/python bench/runtime.py [--suites vma,memblock,...] [--no-host]
-       [--no-kunit] [--no-share] [--arches x86_64] [--json FILE]
+       [--no-kunit] [--kunit-platform um|qemu] [--kunit-keep] [--no-share]
+       [--arches x86_64] [--json FILE]
 
 1. Host suites (config/runtime.toml): for each, build and run in the sandbox from an
    empty build dir (cold), then again with nothing changed (warm: make has nothing
    to do; the program runs again).
-2. KUnit: lib/cmdline_kunit.c on UML through kunit.py, from an empty build dir and
-   an empty compiler cache (cold), then again (warm).
+2. KUnit: lib/cmdline_kunit.c on UML (or, --kunit-platform qemu, x86_64 under QEMU,
+   with KVM where a guest boots under it, emulated elsewhere) through kunit.py, from
+   an empty build dir and an empty compiler cache (cold), then again (warm), then
+   with a patch that breaks one of its tests (patched: the failing tests found).
+   --kunit-keep: the build dir as an earlier run left it, no cold run.
 3. Share: every default check (build, semantic, kernel-doc, checkpatch, runtime) on
    a two-patch series to mm/vma.c, as the pipeline runs them, one after the other;
    the runtime check's seconds over the sum. Run it twice: the second is the warm
@@ -35,6 +39,7 @@ from checks.base import sandbox_for
 from checks.registry import load_check
 from checks.runtime.host import HostBench
 from checks.runtime.kunitrun import KunitBench
+from checks.runtime.kvmprobe import kvm_in_sandbox
 from checks.runtime.table import kunit_suite, load_table
 from config.settings import load_settings
 from tests.support import kernel
@@ -75,7 +80,11 @@ def host(wt: Path, cache: Path, names: list[str]) -> list[dict[str, object]]:
     return out
 
 
-def kunit(wt: Path, cache: Path) -> dict[str, object]:
+# lib/cmdline.c: a range counted as one option; cmdline_kunit's range test fails
+CMDLINE_RANGE = ("if (**str == '-')\n\t\treturn 3;", "if (**str == '-')\n\t\treturn 1;")
+
+
+def kunit(wt: Path, cache: Path, platform: str, keep: bool = False) -> dict[str, object]:
     settings = load_settings(None, lists=[], trees=[])
     runner = Runner()
     box = sandbox_for(settings.sandbox, runner)
@@ -85,15 +94,26 @@ def kunit(wt: Path, cache: Path) -> dict[str, object]:
     root = cache / "runtime" / "bench"
     ccache = root / "ccache-bench"
     shutil.rmtree(ccache, ignore_errors=True)
-    bench = KunitBench(runner, box, wt, root, ccache)
-    shutil.rmtree(bench.odir(suite), ignore_errors=True)
-    row: dict[str, object] = {"suite": "kunit cmdline (um)"}
-    for mode in ("cold", "warm"):
+    kvm = platform == "qemu" and kvm_in_sandbox(runner, box) == ""
+    bench = KunitBench(runner, box, wt, root, ccache, platform=platform, kvm=kvm)
+    if not keep:
+        shutil.rmtree(bench.odir(suite), ignore_errors=True)
+    where = platform + ("+kvm" if kvm else " (tcg)" if platform == "qemu" else "")
+    row: dict[str, object] = {"suite": f"kunit cmdline ({where})"}
+    for mode in ("warm",) if keep else ("cold", "warm"):
         t0 = time.monotonic()
         run = bench.run(suite, trusted=False)
         row[f"{mode}_seconds"] = round(time.monotonic() - t0, 1)
         row["state"] = run.state.value
         row["counts"] = run.counts
+    # a patch that breaks the suite: what it touched is rebuilt, the boot shows the failure
+    replace_in("lib/cmdline.c", *CMDLINE_RANGE)(wt)
+    t0 = time.monotonic()
+    run = bench.run(suite, trusted=False)
+    row["patched_seconds"] = round(time.monotonic() - t0, 1)
+    row["patched_state"] = run.state.value
+    row["patched_failing"] = sorted(run.failing)
+    kernel.git(wt, "checkout", "-q", "--", "lib/cmdline.c")
     print(json.dumps(row), flush=True)
     return row
 
@@ -142,6 +162,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suites", default="", help="comma-separated host suites (default: all)")
     ap.add_argument("--no-kunit", action="store_true")
+    ap.add_argument("--kunit-platform", choices=["um", "qemu"], default="um")
+    ap.add_argument("--kunit-keep", action="store_true", help="KUnit: warm runs only")
     ap.add_argument("--no-share", action="store_true")
     ap.add_argument("--no-host", action="store_true")
     ap.add_argument("--arches", default="x86_64", help="the build check's arches in --share")
@@ -156,7 +178,7 @@ def main() -> int:
         replace_in("tools/testing/vma/vma_internal.h", *STUB)(wt)
         result["host"] = [] if args.no_host else host(wt, cache, names)
         if not args.no_kunit:
-            result["kunit"] = kunit(wt, cache)
+            result["kunit"] = kunit(wt, cache, args.kunit_platform, args.kunit_keep)
         kernel.git(wt, "reset", "-q", "--hard", kernel.REF)
     if not args.no_share:
         arches = args.arches.split(",")

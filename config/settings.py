@@ -298,9 +298,10 @@ class RuntimeSettings(_Strict):
     # patch and always at the base; a dearer one runs after the series first and at the
     # base and the patches only to tell whether, and where, a failure is new
     cheap_seconds: int = Field(default=60, ge=0)
-    # where KUnit runs: "um" (User Mode Linux, no VM), "qemu" (x86_64 with KVM), or
-    # "auto" (qemu where /dev/kvm can be opened, else um)
-    kunit_platform: Literal["um", "qemu", "auto"] = "um"
+    # where KUnit runs: "um" (User Mode Linux, no VM), "qemu" (x86_64 with KVM; emulated,
+    # with a Note, where KVM is unusable), or "auto" (qemu where a probe guest boots under
+    # KVM in the sandbox: checks/runtime/kvmprobe.py; else um)
+    kunit_platform: Literal["um", "qemu", "auto"] = "auto"
     kunit_seconds: int = Field(default=300, gt=0)  # kunit.py's own timeout of one boot
     # wall-clock stop of one kunit.py run (configure, build, boot): a cold UML build
     # took over 15 minutes on 2 busy cores

@@ -12,7 +12,7 @@ PACKAGES=(
   chromium chromium-driver
   liburcu-dev
   clang lld llvm
-  redis-server postgresql
+  qemu-system-x86 redis-server postgresql
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -22,6 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# KUnit under QEMU with KVM: the sandboxed run keeps /dev/kvm's group (kvm, mode 0660
+# as udev makes it); where nothing gave it one (a container's /dev), do as udev does
+if [ -c /dev/kvm ] && [ "$(stat -c %g /dev/kvm)" -eq 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  getent group kvm >/dev/null || $SUDO groupadd -r kvm
+  $SUDO chgrp kvm /dev/kvm && $SUDO chmod 0660 /dev/kvm
 fi
 
 PY=${PYTHON:-python3}

@@ -129,8 +129,14 @@ class Sandbox:
         ro: Iterable[Path] = (),
         rw: Iterable[Path] = (),
         env: Mapping[str, str] | None = None,
+        devices: Sequence[Path] = (),
+        groups: Sequence[int] = (),
     ) -> list[str]:
-        """The argv that runs `argv` in the sandbox (pure: reads only what exists on disk)."""
+        """The argv that runs `argv` in the sandbox (pure: reads only what exists on disk).
+
+        `devices` are host device nodes bound in (/dev/kvm for a KUnit kernel under
+        QEMU); `groups` the supplementary groups kept when dropping from root (the
+        device's group), none otherwise."""
         inner = [
             "prlimit",
             f"--cpu={self.limits.cpu_seconds}",
@@ -169,6 +175,8 @@ class Sandbox:
             "--tmpfs",
             "/tmp",
         ]
+        for d in devices:
+            box += ["--dev-bind", str(d), str(d)]
         mounted = list(_SYSTEM_PATHS)
         binds: list[tuple[str, Path]] = []
         for d in _path_dirs():
@@ -192,17 +200,17 @@ class Sandbox:
             box += ["--setenv", k, v]
         if self.as_root:
             box += ["--cap-add", "CAP_SETUID,CAP_SETGID"]
-        return [*outer, *box, "--", *self._drop(), *inner]
+        return [*outer, *box, "--", *self._drop(groups), *inner]
 
-    def _drop(self) -> list[str]:
-        """As root: become `uid`, no groups, no capabilities, no setuid gains."""
+    def _drop(self, groups: Sequence[int] = ()) -> list[str]:
+        """As root: become `uid`, no groups (but `groups`), no capabilities, no setuid gains."""
         if not self.as_root:
             return []
         return [
             "setpriv",
             f"--reuid={self.uid}",
             f"--regid={self.uid}",
-            "--clear-groups",
+            f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups",
             "--no-new-privs",
             "--inh-caps=-all",
             "--bounding-set=-all",
@@ -220,12 +228,14 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         timeout: float,
         name: str,
+        devices: Sequence[Path] = (),
+        groups: Sequence[int] = (),
     ) -> CommandResult:
         """Run `argv` sandboxed; the `rw` paths are made writable for the sandbox's uid."""
         for p in rw:
             self.own(p)
         return runner.run(
-            self.wrap(argv, cwd=cwd, ro=ro, rw=rw, env=env),
+            self.wrap(argv, cwd=cwd, ro=ro, rw=rw, env=env, devices=devices, groups=groups),
             cwd=cwd,
             env=_host_path(),
             inherit_env=False,

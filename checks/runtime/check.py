@@ -21,7 +21,8 @@ from bot.core.diff import parse_diff
 from bot.core.results import CheckResult, Finding, Note, SuiteCounts
 from checks.base import CheckContext
 from checks.runtime.host import HostBench
-from checks.runtime.kunitrun import KunitBench, kvm_usable, reproduce
+from checks.runtime.kunitrun import KunitBench, choose_platform, reproduce
+from checks.runtime.kvmprobe import kvm_in_sandbox
 from checks.runtime.outcome import BUILD, RunState, SuiteRun
 from checks.runtime.table import (
     HostSuite,
@@ -144,10 +145,26 @@ class RuntimeRun:
             version=lambda: bench.program_hash(suite),
         )
 
+    def kunit_platform(self) -> tuple[str, bool]:
+        """Where KUnit boots and whether with KVM (choose_platform); the KVM probe runs
+        only when the setting may pick qemu, and "qemu" without KVM says so in a Note."""
+        setting = self.cfg.kunit_platform
+        remember = self.ctx.cache_dir / "runtime" / "kvm-probe.json"
+        why = "" if setting == "um" else kvm_in_sandbox(self.ctx.runner, self.ctx.sandbox, remember)
+        platform, kvm = choose_platform(setting, why)
+        if platform == "qemu" and not kvm and not any(n.kind == "kunit-no-kvm" for n in self.notes):
+            self.notes.append(
+                _note(
+                    "kunit-no-kvm",
+                    "KUnit runs under QEMU without KVM (emulated, slower): KVM is unusable here",
+                    f'{why}. runtime.kunit_platform = "auto" runs KUnit on User Mode Linux '
+                    "where KVM is unusable",
+                )
+            )
+        return platform, kvm
+
     def _kunit(self, suite: KunitSuite) -> Subject:
-        platform = self.cfg.kunit_platform
-        if platform == "auto":
-            platform = "qemu" if kvm_usable() else "um"
+        platform, kvm = self.kunit_platform()
         bench = KunitBench(
             self.ctx.runner,
             self.ctx.sandbox,
@@ -155,6 +172,7 @@ class RuntimeRun:
             self.root,
             self.ctx.cache_dir / "ccache",
             platform=platform,
+            kvm=kvm,
             jobs=self.ctx.settings.build.jobs,
             boot_seconds=self.cfg.kunit_seconds,
             step_seconds=self.cfg.kunit_build_seconds,
@@ -164,7 +182,7 @@ class RuntimeRun:
             kind="kunit",
             file=suite.file,
             policy="ends",
-            reproduce=reproduce(suite, platform),
+            reproduce=reproduce(suite, platform, kvm),
             build=lambda trusted: None,
             test=lambda trusted: bench.run(suite, trusted),
         )

@@ -2,7 +2,8 @@
 
 `kunit.py run` configures a kernel from a minimal .kunitconfig (CONFIG_KUNIT
 and the suite's symbol), builds it in an O= dir of the cache and boots it:
-User Mode Linux by default (no VM), x86_64 under QEMU with KVM where asked.
+User Mode Linux by default (no VM), x86_64 under QEMU where asked (with KVM where
+a guest boots under it: checks/runtime/kvmprobe.py).
 kunit.py and the kernel are the series' code: they run in the sandbox, the
 tree read-only, the build dir writable, the compiler cache read-only but at a
 trusted step. The build dir is kept across runs like the build check's, with a
@@ -19,31 +20,41 @@ from pathlib import Path
 
 from bot.core.runner import Runner
 from bot.core.sandbox import Sandbox
+from checks.runtime.kvmprobe import KVM, kvm_groups
 from checks.runtime.outcome import SuiteRun, not_built, parse_ktap, scrub
 from checks.runtime.table import KunitSuite
 
 KUNIT_PY = "tools/testing/kunit/kunit.py"
 
 
-def kvm_usable() -> bool:
-    """/dev/kvm exists and this process may open it."""
-    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+def choose_platform(setting: str, kvm_unusable: str) -> tuple[str, bool]:
+    """Where KUnit boots ("um" or "qemu") and whether with KVM, from
+    `runtime.kunit_platform` and why KVM is unusable here ("" when a guest boots under
+    it): "auto" is qemu with KVM where it is usable, else um; "qemu" is qemu either way
+    (emulated, TCG, without KVM)."""
+    if setting == "um":
+        return "um", False
+    if setting == "auto" and kvm_unusable:
+        return "um", False
+    return "qemu", not kvm_unusable
 
 
-def platform_args(platform: str) -> list[str]:
-    """kunit.py's arguments for where the kernel boots: "um" or "qemu" (x86_64, KVM)."""
+def platform_args(platform: str, kvm: bool = True) -> list[str]:
+    """kunit.py's arguments for where the kernel boots: "um" or "qemu" (x86_64, with KVM
+    unless `kvm` is false: then QEMU emulates the CPU, TCG, slower)."""
     if platform == "qemu":
-        return ["--arch=x86_64", "--qemu_args=-enable-kvm"]
+        return ["--arch=x86_64", *(["--qemu_args=-enable-kvm"] if kvm else [])]
     return ["--arch=um"]
 
 
-def reproduce(suite: KunitSuite, platform: str) -> tuple[str, ...]:
-    """What a person runs from the top of their tree to see the result again."""
+def reproduce(suite: KunitSuite, platform: str, kvm: bool = True) -> tuple[str, ...]:
+    """What a person runs from the top of their tree to see the result again (as it ran
+    here: under QEMU with KVM or not)."""
     cfg = f"{suite.name}.kunitconfig"
     text = suite.kunitconfig.replace("\n", "\\n")
     return (
         f"printf '{text}' > {cfg}",
-        " ".join(["./" + KUNIT_PY, "run", f"--kunitconfig={cfg}", *platform_args(platform)]),
+        " ".join(["./" + KUNIT_PY, "run", f"--kunitconfig={cfg}", *platform_args(platform, kvm)]),
     )
 
 
@@ -57,6 +68,7 @@ class KunitBench:
     root: Path  # <cache>/runtime/<tree>-<slot>
     ccache_dir: Path
     platform: str = "um"
+    kvm: bool = True  # qemu: boot with KVM (/dev/kvm bound into the sandbox)
     jobs: int = 2
     boot_seconds: int = 300
     step_seconds: float = 3600
@@ -104,12 +116,13 @@ class KunitBench:
             "run",
             f"--build_dir={odir}",
             f"--kunitconfig={config}",
-            *platform_args(self.platform),
+            *platform_args(self.platform, self.kvm),
             f"--jobs={self.jobs}",
             f"--timeout={self.boot_seconds}",
             "--raw_output=kunit",
             "--make_options=CC=ccache gcc",
         ]
+        kvm = self.platform == "qemu" and self.kvm
         r = self.sandbox.run(
             self.runner,
             argv,
@@ -119,6 +132,8 @@ class KunitBench:
             env=env,
             timeout=self.step_seconds,
             name=f"kunit-{suite.name}",
+            devices=[KVM] if kvm else [],
+            groups=kvm_groups(self.sandbox) if kvm else [],
         )
         if trusted:
             self._rsync(odir, self._trusted_copy(odir), "keep-trusted")

@@ -93,6 +93,11 @@ def test_the_table_selects_suites_by_path() -> None:
     assert [s.name for s in host_suites(table, ["lib/maple_tree.c"])] == ["maple_tree"]
     assert [s.name for s in host_suites(table, ["include/linux/mm_types.h"])] == ["vma"]
     assert host_suites(table, ["mm/filemap.c"]) == []
+    radix = host_suites(table, ["lib/radix-tree.c"])
+    assert [s.name for s in radix] == ["radix-tree", "radix-tree-main"]
+    assert radix[1].reproduce == (
+        "make -C tools/testing/radix-tree main && ./tools/testing/radix-tree/main -s 1"
+    )
     vma = host_suites(table, ["mm/mmap.c"])[0]
     assert vma.reproduce == "make -C tools/testing/vma vma && ./tools/testing/vma/vma"
     tree = {
@@ -233,6 +238,9 @@ def test_a_suite_failing_at_the_base_is_a_note(
 def test_a_kunit_suite_broken_by_a_patch_is_found_on_uml(
     kernel_git_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
+    # UML asked for: "auto", the default, boots x86_64 under QEMU where KVM runs a guest
+    runtime = settings.runtime.model_copy(update={"kunit_platform": "um"})
+    settings = settings.model_copy(update={"runtime": runtime})
     ctx, result = _check_on_kernel(
         [
             WrittenPatch(
