@@ -95,3 +95,14 @@ def gauge_series() -> list[WrittenPatch]:
             ],
         ),
     ]
+
+
+# patches every fakelinux series test may use
+REWORD = WrittenPatch(
+    "mm/core: reword a comment",
+    [replace_in("mm/core.c", "part of the base", "kept in the base")],
+)
+UNUSED_SEEN = WrittenPatch(  # a W=1 warning (set but not used)
+    "mm/bar: note what was seen",
+    [replace_in("mm/bar.c", "\tint i;\n\n", "\tint i, seen;\n\n\tseen = 0;\n")],
+)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.fakelinux import fake_tree
+from tests.support.fakelinux import REWORD, UNUSED_SEEN, fake_tree
 from tests.support.kernel import WrittenPatch, commit_series, git, replace_in
 from tests.support.waiting import wait_for
 
@@ -23,14 +23,8 @@ MISSING = [c for c in COMPILERS if shutil.which(c) is None]
 
 # a reworded comment, a W=1 warning at patch 2, an error only with FOO=n at patch 3
 PATCHES = [
-    WrittenPatch(
-        "mm/core: reword a comment",
-        [replace_in("mm/core.c", "part of the base", "kept in the base")],
-    ),
-    WrittenPatch(
-        "mm/bar: note what was seen",
-        [replace_in("mm/bar.c", "\tint i;\n\n", "\tint i, seen;\n\n\tseen = 0;\n")],
-    ),
+    REWORD,
+    UNUSED_SEEN,
     WrittenPatch(
         "mm/core: start from the first foo",
         [

@@ -17,7 +17,7 @@ from bot.core.results import CheckResult, CheckStatus, Finding
 from checks.build import BuildCheck
 from config.settings import BuildSettings, Settings
 from tests.support import kernel
-from tests.support.fakelinux import fake_tree, gauge_series
+from tests.support.fakelinux import REWORD, UNUSED_SEEN, fake_tree, gauge_series
 from tests.support.kernel import WrittenPatch, replace_in
 
 pytestmark = pytest.mark.skipif(
@@ -87,14 +87,8 @@ def test_w1_warning_is_attributed_to_the_second_of_three(
     settings: Settings, tmp_path: Path
 ) -> None:
     patches = [
-        WrittenPatch(
-            "mm/core: reword a comment",
-            [replace_in("mm/core.c", "part of the base", "kept in the base")],
-        ),
-        WrittenPatch(
-            "mm/bar: note what was seen",
-            [replace_in("mm/bar.c", "\tint i;\n\n", "\tint i, seen;\n\n\tseen = 0;\n")],
-        ),
+        REWORD,
+        UNUSED_SEEN,
         WrittenPatch(
             "mm/foo: parenthesize the index",
             [replace_in("mm/foo.c", "foo_items[id & 3]", "foo_items[(id) & 3]")],
