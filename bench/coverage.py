@@ -19,7 +19,9 @@ change what is compiled). For each series that applies:
 Prints one row per series and the means: coverage (mean, share at 100%) of
 the three, and allmodconfig's time over lorebot's. Everything runs here,
 unsandboxed, on the configured tree's series: it is a measurement, not the
-service.
+service. It works in the test cache (LOREBOT_TEST_CACHE) and empties its
+pipeline build dirs and ccache before each series: never run it beside the
+test suite on the same cache.
 """
 
 from __future__ import annotations
