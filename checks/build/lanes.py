@@ -121,8 +121,9 @@ class LanePlanner:
             else None
         )
         objects = list({o.object: o for i in impacts.values() for o in i.objects}.values())
-        # the base enables the chains of the objects the series changes; a header's users
-        # each get a flip of their own, so that the base keeps its values around them
+        # the base enables the chains of the objects the series changes; the users of a
+        # changed header that it does not build get a variant of their own (together),
+        # so that the base keeps its values around the series' objects
         own = {o for i in impacts.values() for o in i.w1_objects}
         mine = [o for o in objects if o.object in own]
         users = [o for o in objects if o.object not in own]
