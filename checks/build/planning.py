@@ -7,7 +7,9 @@ displace them. Candidates come in this order, and a budget of estimated work
 1. the base variant of the cheapest arch (the host's, normally): always;
 2. each flip once, on the cheapest arch where its symbol exists and the base
    does not already have the flipped value, by the flip's priority (a
-   declaration or a line the series adds or removes first, header users last);
+   declaration or a line the series adds or removes first, header users last),
+   then one variant for the users of a changed header that the host's base
+   does not build, their chains together;
 3. the base of another arch that has something of its own to compile (an
    object no cheaper arch builds, or a file under its `arch/` dir);
 4. the bases of the remaining arches (breadth);
