@@ -41,9 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select
 
-from bench.replay_month import LIST, MBOX, replay_settings
+from bench.replay_month import MBOX, month_inbox, replay_settings
 from bot.core.results import Coverage
-from bot.demo.inbox import IMPORT_MBOX, PublicInboxServer
 from bot.demo.run import ensure_tree
 from bot.intake.poll import poll_once
 from bot.run import claims, queue
@@ -154,14 +153,7 @@ def main() -> int:
         return 2
     out = Path(tempfile.mkdtemp(prefix="lorebot-coverage-"))
     t_start = time.monotonic()
-    server = PublicInboxServer(out / "pi", name=LIST["name"], address=LIST["address"])
-    server.runner.run(
-        ["perl", "-e", IMPORT_MBOX, server.name],
-        input=args.mbox.read_bytes(),
-        check=True,
-        timeout=900,
-    )
-    server.start()
+    server = month_inbox(out, args.mbox)
     settings = bench_settings(out, server.url, args.arches.split(","))
     ensure_tree(settings, print)
     cache = kernel.test_cache()

@@ -102,6 +102,16 @@ def write_mail(dest: Path, n: int, d: ReplyDraft) -> None:
     (dest / name).write_text("\n".join(head) + "\n\n" + d.body)
 
 
+def month_inbox(out: Path, mbox: Path) -> PublicInboxServer:
+    """A public-inbox of the list with the month's mails, started on loopback."""
+    server = PublicInboxServer(out / "pi", name=LIST["name"], address=LIST["address"])
+    server.runner.run(
+        ["perl", "-e", IMPORT_MBOX, server.name], input=mbox.read_bytes(), check=True, timeout=900
+    )
+    server.start()
+    return server
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mbox", type=Path, default=MBOX)
@@ -127,14 +137,7 @@ def main() -> int:
     mails.mkdir(parents=True, exist_ok=True)
     (out / "robot.txt").write_text("\n\n".join(robot_replies(args.mbox)) + "\n")
     t_start = time.monotonic()
-    server = PublicInboxServer(out / "pi", name=LIST["name"], address=LIST["address"])
-    server.runner.run(
-        ["perl", "-e", IMPORT_MBOX, server.name],
-        input=args.mbox.read_bytes(),
-        check=True,
-        timeout=900,
-    )
-    server.start()
+    server = month_inbox(out, args.mbox)
     settings = replay_settings(out, server.url, args.arches.split(","))
     ensure_tree(settings, print)
     db = Database(settings.database_url)
