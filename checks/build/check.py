@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 from bot.core.results import (
     CheckResult,
@@ -202,7 +202,12 @@ class BuildRun:
         finished = True
         remote = self.ctx.run_jobs is not None and bool(lanes)
         if remote:  # on `lorebot worker` processes; the loop below is the in-process way
-            series = self._series_job(steps, start, all_objects, impacts, w1)
+            try:
+                left = self.cfg.deadline_seconds - (time.monotonic() - self.start)
+                series = jobs.series_job(self.ctx, steps[start:], all_objects, impacts, w1, left)
+            except jobs.JobFault as e:
+                self.faults.append(str(e))
+                series = None
             done, finished = self._dispatched(series, steps, start, w1)
         for n, (index, sha) in enumerate(steps):
             if n < start or remote:
@@ -228,7 +233,7 @@ class BuildRun:
             # or headers the patch changed (kbuild tracks dependencies), so a patch that
             # changes a header breaks its users at that patch; the patch's own objects
             # are forced, so that their diagnostics are printed again
-            forced = {o.object for o in (all_objects if index == 0 else impacts[index].objects)}
+            forced = set(jobs.forced_at(index, all_objects, impacts))
             # the first step after reused ones goes through make: the O= dirs hold what an
             # earlier run left, not the tree of the step before
             replayable = index and self.cfg.replay and n != start
@@ -308,52 +313,6 @@ class BuildRun:
         """What an object compiled, as the lane's job saw it on its worker."""
         seen = self.seen.get(self.lanes.index(lane), {}).get(obj)
         return None if seen is None else {p: set(n) for p, n in seen.items()}
-
-    def _series_job(
-        self,
-        steps: list[tuple[int, str]],
-        start: int,
-        chains: list[ObjectChain],
-        impacts: dict[int, Impact],
-        w1: bool,
-    ) -> jobs.SeriesJob | None:
-        """What every job of this series shares, or None (a fault noted) when a worker
-        could not fetch the base."""
-        ctx = self.ctx
-        tree = next((t for t in ctx.settings.trees if t.name == ctx.applied.tree), None)
-        if tree is None or not tree.url:
-            self.faults.append(f"tree {ctx.applied.tree!r} has no URL a worker can fetch")
-            return None
-        tree_base = ctx.tree_base or ctx.base
-        prefix = self.git("rev-list", "--reverse", f"{tree_base}..{ctx.base}").split()
-        return jobs.SeriesJob(
-            tree=tree.name,
-            tree_url=tree.url,
-            tree_base=tree_base,
-            prefix=tuple(self._mbox(c) for c in prefix),
-            base=ctx.base,
-            patches=tuple(self._mbox(sha) for _, sha in steps[1:]),
-            chains=tuple(asdict(c) for c in chains),
-            steps=tuple(
-                jobs.StepPlan(
-                    index=index,
-                    forced=tuple(
-                        o.object for o in (chains if index == 0 else impacts[index].objects)
-                    ),
-                )
-                for index, _ in steps[start:]
-            ),
-            w1=w1,
-            trusted=ctx.trusted_base,
-            build=self.cfg.model_dump(mode="json"),
-            seconds=max(0.0, self.cfg.deadline_seconds - (time.monotonic() - self.start)),
-        )
-
-    def _mbox(self, sha: str) -> str:
-        """A commit as the mail `git am` makes it again from."""
-        return self.ctx.git.run(
-            "format-patch", "-1", "--stdout", "--binary", sha, check=True, name="format-patch"
-        ).stdout
 
     def _lane_key(self, lane: Lane) -> str:
         return f"{lane.arch.name}:{lane.variant.spec.key}:{'llvm' if lane.make.llvm else 'gcc'}"

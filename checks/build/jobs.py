@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict
 from bot.core.git import Git
 from bot.core.runner import Runner
 from bot.core.sandbox import Sandbox
+from checks.base import CheckContext
 from checks.build.diagnostics import Diagnostic
-from checks.build.impact import Flip
+from checks.build.impact import Flip, Impact
 from checks.build.kbuild import ObjectChain
 from checks.build.lane import Lane
 from checks.build.make import Make, kconfig_inputs
@@ -264,6 +265,54 @@ def run_job(
     return JobResult(
         job_id=spec.job_id, seconds=time.monotonic() - start, steps=tuple(steps), seen=seen
     )
+
+
+def forced_at(
+    index: int, chains: Sequence[ObjectChain], impacts: Mapping[int, Impact]
+) -> tuple[str, ...]:
+    """The objects rebuilt at a step whatever make thinks: every planned one at the base,
+    a patch's own ones after it (their diagnostics printed again)."""
+    return tuple(o.object for o in (chains if index == 0 else impacts[index].objects))
+
+
+def series_job(
+    ctx: CheckContext,
+    steps: Sequence[tuple[int, str]],
+    chains: Sequence[ObjectChain],
+    impacts: Mapping[int, Impact],
+    w1: bool,
+    seconds: float,
+) -> SeriesJob:
+    """What every job of a series shares, for the steps (index, commit) to build; a
+    JobFault when no worker could fetch the base."""
+    tree = next((t for t in ctx.settings.trees if t.name == ctx.applied.tree), None)
+    if tree is None or not tree.url:
+        raise JobFault(f"tree {ctx.applied.tree!r} has no URL a worker can fetch")
+    tree_base = ctx.tree_base or ctx.base
+    prefix = ctx.git.out("rev-list", "--reverse", f"{tree_base}..{ctx.base}").split()
+    return SeriesJob(
+        tree=tree.name,
+        tree_url=tree.url,
+        tree_base=tree_base,
+        prefix=tuple(_mbox(ctx.git, c) for c in prefix),
+        base=ctx.base,
+        patches=tuple(_mbox(ctx.git, sha) for _, sha in ctx.commits),
+        chains=tuple(asdict(c) for c in chains),
+        steps=tuple(
+            StepPlan(index=index, forced=forced_at(index, chains, impacts)) for index, _ in steps
+        ),
+        w1=w1,
+        trusted=ctx.trusted_base,
+        build=ctx.settings.build.model_dump(mode="json"),
+        seconds=max(0.0, seconds),
+    )
+
+
+def _mbox(git: Git, sha: str) -> str:
+    """A commit as the mail `git am` makes it again from."""
+    return git.run(
+        "format-patch", "-1", "--stdout", "--binary", sha, check=True, name="format-patch"
+    ).stdout
 
 
 def _kept_config(make: Make, vspec: VariantSpec, digest: str) -> dict[str, str] | None:
