@@ -144,7 +144,8 @@ class UncoveredLines(BaseModel):
 
     file: str
     lines: tuple[int, ...]
-    reason: str  # "symbol unsatisfiable", "arch not built", "no user compiled", "budget"
+    reason: str  # "symbol unsatisfiable", "arch not built", "no user compiled", "budget",
+    # "build error"
 
 
 def line_ranges(lines: Sequence[int]) -> str:

@@ -254,6 +254,7 @@ class BuildRun:
             self.dropped,
             finished,
             self._seen_remote if remote else None,
+            {f.file for f in self.findings.values() if f.severity == "error"},
         )
         self.ctx.progress("build: done", 1.0)
 

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     ARCH = "arch not built"  # it belongs to an arch no variant was built for
     NO_USER = "no user compiled"  # a header (or #included file) no built object included
     BUDGET = "budget"  # a variant that would have compiled it was dropped for the budget
+    BUILD_ERROR = "build error"  # the series' own compile error in the file stops the compiler
 
 
 def changed_lines(diff: str) -> dict[str, list[int]]:
@@ -221,10 +222,14 @@ def reason_for(
     included: bool,
     dropped_for_budget: bool,
     own_object: bool,
+    broken: bool = False,
 ) -> Reason:
-    """Why a changed file's lines were not compiled (the first reason that applies)."""
+    """Why a changed file's lines were not compiled (the first reason that applies);
+    `broken`: the series leaves a compile error in the file (a finding)."""
     if (m := re.match(r"arch/([^/]+)/", path)) and m[1] not in built_srcarches:
         return Reason.ARCH
+    if broken:
+        return Reason.BUILD_ERROR
     if dropped_for_budget:
         return Reason.BUDGET
     if not included and not own_object:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -45,11 +45,14 @@ def measure(
     dropped: Sequence[PlannedVariant],
     finished: bool,
     seen_of: Callable[[Lane, str], dict[str, set[int]] | None] | None = None,
+    broken: Collection[str] = (),
 ) -> Coverage:
     """Changed lines, those some lane compiled, and the others grouped by reason.
 
     The worktree is at the series' last patch; `finished` is False when the
     deadline stopped the build before it (then nothing counts as compiled).
+    `broken`: the files where the series left a compile error (its findings): their
+    lines after it are compiled by no config.
     `seen_of(lane, object)` is what an object compiled (default: `object_seen` here; a
     lane built by a worker job answers from the job's result).
     """
@@ -91,6 +94,7 @@ def measure(
                 included=path in tally.included,
                 dropped_for_budget=_dropped_for(path, dropped, sources),
                 own_object=path in ruled,
+                broken=path in broken,
             )
             if finished
             else Reason.BUDGET

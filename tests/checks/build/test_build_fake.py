@@ -381,3 +381,29 @@ def test_symbols_the_series_adds_are_set_once_added(settings: Settings, tmp_path
         "CONFIG_QUUX=y" in warning.config_fragment and "CONFIG_GAUGE=y" in warning.config_fragment
     )
     assert "FOO_STATS=y" in {v.flip for v in result.variants}, described(result)
+
+
+def test_lines_behind_the_series_own_compile_error_say_so(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A patch includes a header the tree lacks: the compiler stops there, no config
+    compiles the file's changed lines, and coverage names the error, not Kconfig."""
+    patches = [
+        WrittenPatch(
+            "mm/core: count twice",
+            [
+                replace_in(
+                    "mm/core.c",
+                    "\treturn foo_count();\n",
+                    "\treturn foo_count() + foo_count();\n",
+                ),
+                replace_in("mm/core.c", "#include <linux/foo.h>\n", "#include <linux/nowhere.h>\n"),
+            ],
+        )
+    ]
+    result = check(patches, settings, tmp_path)
+    [error] = [f for f in problems(result) if f.severity == "error"]
+    assert (error.file, error.patch) == ("mm/core.c", 1) and "nowhere.h" in error.message
+    cov = result.coverage
+    assert cov is not None and (cov.lines, cov.covered) == (2, 0), described(result)
+    assert [(u.file, u.reason) for u in cov.uncovered] == [("mm/core.c", "build error")]

@@ -136,6 +136,7 @@ def test_reasons_and_ranges() -> None:
     assert why("arch/x86/a.c", own_object=True) is Reason.UNSATISFIABLE
     assert why("include/linux/a.h") is Reason.NO_USER
     assert why("include/linux/a.h", dropped_for_budget=True) is Reason.BUDGET
+    assert why("drivers/rtc/a.c", own_object=True, broken=True) is Reason.BUILD_ERROR
     assert line_ranges([9, 3, 4, 5]) == "3-5,9"
 
 
