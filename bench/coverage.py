@@ -1,7 +1,8 @@
 """Patch coverage of lorebot's variants against defconfig alone and allmodconfig, per series.
 
 Usage: nice -n 10 .venv/bin/python bench/coverage.py [--mbox FILE] [--limit N]
-       [--minutes M] [--arches a,b,..] [--json FILE] [--match REGEX]
+       [--minutes M] [--arches a,b,..] [--json FILE] [--match REGEX] [--warm]
+       [--cache DIR]
 
 Takes the series of a month (default: ../shared/data/linux-hwmon-2024-12.mbox)
 in as `bench/replay_month.py` does, and runs the latest revision of each
@@ -9,19 +10,28 @@ through lorebot's build check alone on linux-source-6.12 (the others do not
 change what is compiled). For each series that applies:
 
 - lorebot: the coverage the check reports (its variants, solver, arches from
-  the diff) and the check's wall time, from cold build dirs and a cold ccache;
+  the diff) and the check's wall time;
 - defconfig alone: x86_64 `make defconfig`, the same objects where defconfig
   builds them, coverage measured the same way (the preprocessor's line markers);
 - allmodconfig: x86_64 `make allmodconfig`, the same objects, its coverage and
-  wall time (config, the objects at the base, then at the series' head, as the
-  check does; no ccache).
+  wall time: the config and the objects at the base, then the config again and
+  the objects at the series' head (its Kconfig may add the symbol of a new
+  driver), as a bot building allmodconfig would.
+
+Cold (the default): every series starts from empty build dirs and an empty
+ccache, lorebot's and allmodconfig's alike. `--warm`: the service's steady
+state, where build dirs and ccache stay from one series to the next, lorebot's
+and allmodconfig's alike (each its own ccache); the first series pays both
+warm-ups.
 
 Prints one row per series and the means: coverage (mean, share at 100%) of
-the three, and allmodconfig's time over lorebot's. Everything runs here,
-unsandboxed, on the configured tree's series: it is a measurement, not the
-service. It works in the test cache (LOREBOT_TEST_CACHE) and empties its
-pipeline build dirs and ccache before each series: never run it beside the
-test suite on the same cache.
+the three, the mean over the series whose changed lines all could compile
+(lines behind a compile error of the series itself, "build error", are
+compiled by no config), and allmodconfig's time over lorebot's. Everything
+runs here, unsandboxed, on the configured tree's series: it is a measurement,
+not the service. It works in its own cache (`--cache`, default
+~/.cache/lorebot-bench; its kernel repository borrows the objects of the
+tests' one), so it may run beside the test suite, slower for both.
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ from bot.demo.run import ensure_tree
 from bot.intake.poll import poll_once
 from bot.run import claims, queue
 from bot.run.worker import run_series
-from checks.build.coverage import Tally, changed_lines, seen_lines, tree_path
+from checks.build.coverage import Reason, Tally, changed_lines, seen_lines, tree_path
 from checks.build.kbuild import object_chain
 from checks.build.preprocess import cmd_file, preprocess_argv, saved_command
 from checks.build.variants import buildable, read_config
@@ -71,12 +81,35 @@ def git(wt: Path, *args: str) -> str:
     ).stdout
 
 
-def make(wt: Path, odir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def own_cache(cache: Path) -> None:
+    """Work in `cache`, never in the tests' cache; its kernel repository borrows the
+    objects of the tests' one (git alternates) when there is one."""
+    shared = kernel.test_cache() / "git" / "kernel.git"
+    os.environ["LOREBOT_TEST_CACHE"] = str(cache)
+    mine = cache / "git" / "kernel.git"
+    if mine.exists() or not (shared / "objects").is_dir() or shared == mine:
+        return
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "--bare", str(mine)], check=True)
+    (mine / "objects" / "info" / "alternates").write_text(f"{shared / 'objects'}\n")
+    subprocess.run(
+        ["git", "--git-dir", str(mine), "fetch", "-q", str(shared), "refs/trees/*:refs/trees/*"],
+        check=True,
+    )
+
+
+def make(
+    wt: Path, odir: Path, *args: str, ccache: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """make for x86_64 in `odir`; through ccache in `ccache` when given, else none."""
+    cc = ["CC=ccache gcc", "HOSTCC=ccache gcc"] if ccache else []
+    env = {**os.environ, "LC_ALL": "C"}
+    env.update({"CCACHE_DIR": str(ccache)} if ccache else {"CCACHE_DISABLE": "1"})
     return subprocess.run(
-        ["make", "-s", "-C", str(wt), f"O={odir}", "ARCH=x86_64", "-j2", "-k", *args],
+        ["make", "-s", "-C", str(wt), f"O={odir}", "ARCH=x86_64", *cc, "-j2", "-k", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "CCACHE_DISABLE": "1", "LC_ALL": "C"},
+        env=env,
     )
 
 
@@ -107,24 +140,30 @@ def measure(wt: Path, odir: Path, objects: list[str], changed: dict[str, list[in
 
 
 def other_config(
-    wt: Path, odir: Path, target: str, base: str, head: str, objects: list[str]
+    wt: Path,
+    odir: Path,
+    target: str,
+    commits: tuple[str, str],
+    objects: list[str],
+    ccache: Path | None,
 ) -> tuple[Coverage, float, list[str]]:
-    """Config, objects at the base, then at the head; coverage at the head, wall time."""
-    shutil.rmtree(odir, ignore_errors=True)
+    """At the base, then at the head: the target config and the objects it builds;
+    coverage at the head, wall time. `odir` is emptied first unless there is a ccache
+    (warm: the build dir stays, as the ccache does)."""
+    if ccache is None:
+        shutil.rmtree(odir, ignore_errors=True)
     t0 = time.monotonic()
-    git(wt, "checkout", "-q", "--detach", base)
-    make(wt, odir, target)
-    config = read_config((odir / ".config").read_text())
-    chains = [object_chain(o[:-2] + ".c", lambda p: _read(wt, p)) for o in objects]
-    mine = [c.object for c in chains if c.found and buildable(c, config)]
-    if mine:
-        make(wt, odir, *mine)
-        git(wt, "checkout", "-q", "--detach", head)
-        make(wt, odir, *mine)
-    else:
-        git(wt, "checkout", "-q", "--detach", head)
+    mine: list[str] = []
+    for commit in commits:
+        git(wt, "checkout", "-q", "--detach", commit)
+        make(wt, odir, target, ccache=ccache)
+        config = read_config((odir / ".config").read_text())
+        chains = [object_chain(o[:-2] + ".c", lambda p: _read(wt, p)) for o in objects]
+        mine = [c.object for c in chains if c.found and buildable(c, config)]
+        if mine:
+            make(wt, odir, *mine, ccache=ccache)
     seconds = time.monotonic() - t0
-    changed = changed_lines(git(wt, "diff", base, head))
+    changed = changed_lines(git(wt, "diff", *commits))
     return measure(wt, odir, mine, changed), seconds, mine
 
 
@@ -147,7 +186,12 @@ def main() -> int:
     ap.add_argument("--arches", default="x86_64")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--match", default="", help="only series whose subject has this regex")
+    ap.add_argument("--warm", action="store_true", help="keep build dirs and ccache between series")
+    ap.add_argument(
+        "--cache", type=Path, default=Path("~/.cache/lorebot-bench"), help="the bench's cache"
+    )
     args = ap.parse_args()
+    own_cache(args.cache.expanduser())
     if not args.mbox.exists():
         print(f"{args.mbox} missing (real archive data lives in ../shared/data)", file=sys.stderr)
         return 2
@@ -157,6 +201,10 @@ def main() -> int:
     settings = bench_settings(out, server.url, args.arches.split(","))
     ensure_tree(settings, print)
     cache = kernel.test_cache()
+    # both modes start from nothing: cold empties again before each series; warm keeps
+    # what the series before left, the first series paying the warm-up
+    for d in [*cache.glob("build/linux-[0-9]*"), cache / "ccache", cache / "bench-coverage"]:
+        shutil.rmtree(d, ignore_errors=True)
     wt = kernel.kernel_slot("bench-coverage")
     db = Database(settings.database_url)
     rows: list[dict[str, object]] = []
@@ -177,9 +225,9 @@ def main() -> int:
                 break
             if not queue.claim(db, sid, worker):
                 continue
-            # cold: no build dir of the pipeline's slots (build/linux-<n>; the tests' are
-            # named) and no compiler cache from an earlier series
-            for d in [*cache.glob("build/linux-[0-9]*"), cache / "ccache"]:
+            # cold: no build dir of the pipeline's slots (build/linux-<n>) and no
+            # compiler cache from an earlier series
+            for d in [] if args.warm else [*cache.glob("build/linux-[0-9]*"), cache / "ccache"]:
                 shutil.rmtree(d, ignore_errors=True)
             with claims.held(worker):
                 result = run_series(settings, db, sid, worker, queue_mail=False)
@@ -196,9 +244,20 @@ def main() -> int:
                 for ob in v.objects
                 if v.arch == "x86_64" and ob not in objects
             ]
-            d_cov, _, _ = other_config(wt, out / "defconfig", "defconfig", base, head, objects)
-            a_cov, a_sec, _ = other_config(
-                wt, out / "allmodconfig", "allmodconfig", base, head, objects
+            others = {}
+            for target in ("defconfig", "allmodconfig"):
+                where = cache / "bench-coverage" if args.warm else out
+                others[target] = other_config(
+                    wt,
+                    where / target,
+                    target,
+                    (base, head),
+                    objects,
+                    where / f"ccache-{target}" if args.warm else None,
+                )
+            d_cov, a_cov, a_sec = others["defconfig"][0], *others["allmodconfig"][:2]
+            failed = sum(
+                len(u.lines) for u in o.coverage.uncovered if u.reason == str(Reason.BUILD_ERROR)
             )
             lb_sec = o.timings.get("build", 0.0)
             row = {
@@ -210,6 +269,7 @@ def main() -> int:
                 "lorebot_seconds": lb_sec,
                 "allmodconfig_seconds": round(a_sec, 1),
                 "variants": len(o.variants),
+                "build_error_lines": failed,
                 "uncovered": [u.model_dump(mode="json") for u in o.coverage.uncovered],
             }
             rows.append(row)
@@ -227,18 +287,24 @@ def main() -> int:
         print("no series applied")
         return 1
 
-    def mean(key: str) -> float:
-        return round(sum(float(str(r[key])) for r in rows) / len(rows), 2)
+    def mean(key: str, of: list[dict[str, object]] = rows) -> float:
+        return round(sum(float(str(r[key])) for r in of) / len(of), 2) if of else 0.0
 
     def full(key: str) -> float:
         return round(100.0 * sum(1 for r in rows if float(str(r[key])) >= 100.0) / len(rows), 1)
 
+    compiles = [r for r in rows if not r["build_error_lines"]]
     lb = sum(float(str(r["lorebot_seconds"])) for r in rows)
     am = sum(float(str(r["allmodconfig_seconds"])) for r in rows)
     totals = {
         "series": len(rows),
         "mean_coverage": {k: mean(k) for k in ("lorebot", "defconfig", "allmodconfig")},
         "share_at_100": {k: full(k) for k in ("lorebot", "defconfig", "allmodconfig")},
+        "series_without_build_errors": len(compiles),
+        "mean_coverage_without_build_errors": {
+            k: mean(k, compiles) for k in ("lorebot", "defconfig", "allmodconfig")
+        },
+        "mode": "warm" if args.warm else "cold",
         "seconds": {"lorebot": round(lb, 1), "allmodconfig": round(am, 1)},
         "allmodconfig_over_lorebot": round(am / lb, 2) if lb else None,
         "minutes": round((time.monotonic() - t_start) / 60, 1),
