@@ -51,8 +51,9 @@ def measure(
 
     The worktree is at the series' last patch; `finished` is False when the
     deadline stopped the build before it (then nothing counts as compiled).
-    `broken`: the files where the series left a compile error (its findings): their
-    lines after it are compiled by no config.
+    `broken`: the files where the series left a compile error (its findings); when no
+    lane could preprocess such a file (a fatal error: a missing header), its lines are
+    compiled by no config, and say so.
     `seen_of(lane, object)` is what an object compiled (default: `object_seen` here; a
     lane built by a worker job answers from the job's result).
     """
@@ -60,6 +61,8 @@ def measure(
     sources = {o.object: o.source for i in impacts.values() for o in i.objects}
     ruled = set(sources.values())
     texts: dict[str, str] = {}
+    viewed: set[str] = set()  # sources some lane preprocessed
+    stopped: set[str] = set()  # sources no lane could preprocess
     for lane in lanes if finished else ():
         for obj in list(lane.built):
             source = sources.get(obj, "")
@@ -73,7 +76,9 @@ def measure(
             seen = seen_of(lane, obj) if seen_of else object_seen(lane, obj, worktree)
             if seen is None:
                 log.info("coverage: no preprocessed %s for %s", obj, lane.config_label)
+                stopped.add(source)
                 continue
+            viewed.add(source)
             for path, shown in seen.items():
                 if path in tally.changed:
                     if path not in texts:
@@ -94,7 +99,7 @@ def measure(
                 included=path in tally.included,
                 dropped_for_budget=_dropped_for(path, dropped, sources),
                 own_object=path in ruled,
-                broken=path in broken,
+                broken=path in broken and path in stopped - viewed,
             )
             if finished
             else Reason.BUDGET
