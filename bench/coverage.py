@@ -2,7 +2,7 @@
 
 Usage: nice -n 10 .venv/bin/python bench/coverage.py [--mbox FILE] [--limit N]
        [--minutes M] [--arches a,b,..] [--json FILE] [--match REGEX] [--warm]
-       [--cache DIR]
+       [--cache DIR] [--head-only]
 
 Takes the series of a month (default: ../shared/data/linux-hwmon-2024-12.mbox)
 in as `bench/replay_month.py` does, and runs the latest revision of each
@@ -14,9 +14,9 @@ change what is compiled). For each series that applies:
 - defconfig alone: x86_64 `make defconfig`, the same objects where defconfig
   builds them, coverage measured the same way (the preprocessor's line markers);
 - allmodconfig: x86_64 `make allmodconfig`, the same objects, its coverage and
-  wall time: the config and the objects at the base, then the config again and
-  the objects at the series' head (its Kconfig may add the symbol of a new
-  driver), as a bot building allmodconfig would.
+  wall time. It builds what lorebot builds, in one config: the base, then each
+  patch (the config made again after a patch that changes Kconfig, which may add
+  a new driver's symbol); `--head-only`: the base and the series' head alone.
 
 Cold (the default): every series starts from empty build dirs and an empty
 ccache, lorebot's and allmodconfig's alike. `--warm`: the service's steady
@@ -39,12 +39,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import posixpath
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -143,27 +145,31 @@ def other_config(
     wt: Path,
     odir: Path,
     target: str,
-    commits: tuple[str, str],
+    commits: Sequence[str],
     objects: list[str],
     ccache: Path | None,
 ) -> tuple[Coverage, float, list[str]]:
-    """At the base, then at the head: the target config and the objects it builds;
-    coverage at the head, wall time. `odir` is emptied first unless there is a ccache
-    (warm: the build dir stays, as the ccache does)."""
+    """At each commit (the base, then the series' patches): the target config where
+    Kconfig changed (a new driver's symbol comes with its patch), and the objects it
+    builds; coverage at the last one, wall time. `odir` is emptied first unless there is
+    a ccache (warm: the build dir stays, as the ccache does)."""
     if ccache is None:
         shutil.rmtree(odir, ignore_errors=True)
     t0 = time.monotonic()
     mine: list[str] = []
-    for commit in commits:
+    config: dict[str, str] = {}
+    for i, commit in enumerate(commits):
         git(wt, "checkout", "-q", "--detach", commit)
-        make(wt, odir, target, ccache=ccache)
-        config = read_config((odir / ".config").read_text())
+        touched = git(wt, "diff", "--name-only", commits[i - 1], commit) if i else ""
+        if not i or any(posixpath.basename(p).startswith("Kconfig") for p in touched.split()):
+            make(wt, odir, target, ccache=ccache)
+            config = read_config((odir / ".config").read_text())
         chains = [object_chain(o[:-2] + ".c", lambda p: _read(wt, p)) for o in objects]
         mine = [c.object for c in chains if c.found and buildable(c, config)]
         if mine:
             make(wt, odir, *mine, ccache=ccache)
     seconds = time.monotonic() - t0
-    changed = changed_lines(git(wt, "diff", *commits))
+    changed = changed_lines(git(wt, "diff", commits[0], commits[-1]))
     return measure(wt, odir, mine, changed), seconds, mine
 
 
@@ -186,6 +192,11 @@ def main() -> int:
     ap.add_argument("--arches", default="x86_64")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--match", default="", help="only series whose subject has this regex")
+    ap.add_argument(
+        "--head-only",
+        action="store_true",
+        help="the configs compared build the base and the head only, not each patch",
+    )
     ap.add_argument("--warm", action="store_true", help="keep build dirs and ccache between series")
     ap.add_argument(
         "--cache", type=Path, default=Path("~/.cache/lorebot-bench"), help="the bench's cache"
@@ -235,8 +246,8 @@ def main() -> int:
             if not o or not o.applied.ok or o.coverage is None or not o.coverage.lines:
                 continue
             base = o.applied.base
-            head = next(p.commit for p in reversed(o.applied.patches) if p.commit)
-            assert head is not None
+            steps = [p.commit for p in o.applied.patches if p.commit]
+            commits = [base, *(steps[-1:] if args.head_only else steps)]
             objects = sorted({ob for v in o.variants if v.arch == "x86_64" for ob in v.objects})
             objects += [
                 ob
@@ -251,7 +262,7 @@ def main() -> int:
                     wt,
                     where / target,
                     target,
-                    (base, head),
+                    commits,
                     objects,
                     where / f"ccache-{target}" if args.warm else None,
                 )
@@ -305,6 +316,7 @@ def main() -> int:
             k: mean(k, compiles) for k in ("lorebot", "defconfig", "allmodconfig")
         },
         "mode": "warm" if args.warm else "cold",
+        "compared_steps": "base and head" if args.head_only else "base and each patch",
         "seconds": {"lorebot": round(lb, 1), "allmodconfig": round(am, 1)},
         "allmodconfig_over_lorebot": round(am / lb, 2) if lb else None,
         "minutes": round((time.monotonic() - t_start) / 60, 1),
