@@ -228,7 +228,8 @@ class BuildRun:
                 self.git("checkout", "-q", "--detach", sha)
                 for lane in lanes:  # code from the series from here on
                     lane.make.trusted = False
-                self._late(lanes, index, steps[n - 1][1], sha)
+                # after reused steps: what they changed too (a symbol their patches add)
+                self._late(lanes, index, steps[0 if n == start else n - 1][1], sha)
             # every planned object at every step: make recompiles the ones whose sources
             # or headers the patch changed (kbuild tracks dependencies), so a patch that
             # changes a header breaks its users at that patch; the patch's own objects
@@ -326,19 +327,22 @@ class BuildRun:
         earlier = StepRecords(self.ctx.cache_dir / "build" / "steps").load(record) if ids else None
         if earlier is None or not all(k in earlier.baselines for k in keys):
             return 0
-        k = common_prefix(ids, earlier.patch_ids)
-        if k == 0:
+        # the last patch is always built: coverage is measured in the build dirs as the
+        # head left them, and a series sent again unchanged (RESEND) would have nothing
+        # built in them at all (they hold what the last run there left)
+        k = min(common_prefix(ids, earlier.patch_ids), len(ids) - 1)
+        if k <= 0:
             return 0
         for lane, key in zip(self.lanes, keys, strict=True):
             lane.baseline = set(earlier.baselines[key])
             lane.built.update(dict.fromkeys(lane.objects(chains, self.wt)))
         self.findings.update(earlier.findings_up_to(k))
+        shared = f"patches 1-{k} are the patches" if k > 1 else "patch 1 is the patch"
         self.notes.append(
             note(
                 "steps-reused",
-                f"patches 1-{k} are the patches of an earlier run on the same base "
-                "(git patch-id): their build results are reused, the build starts at "
-                f"{'the end' if k == len(ids) else f'patch {k + 1}'}",
+                f"{shared} of an earlier run on the same base (git patch-id): their build "
+                f"results are reused, the build starts at patch {k + 1}",
             )
         )
         return k + 1

@@ -407,3 +407,28 @@ def test_lines_behind_the_series_own_compile_error_say_so(
     cov = result.coverage
     assert cov is not None and (cov.lines, cov.covered) == (2, 0), described(result)
     assert [(u.file, u.reason) for u in cov.uncovered] == [("mm/core.c", "build error")]
+
+
+def test_a_series_sent_again_is_built_at_its_last_patch(settings: Settings, tmp_path: Path) -> None:
+    """The same series sent again (a RESEND): the results of its first patch are reused,
+    its last patch is built, with the symbols the reused patch added set; coverage and
+    findings are the first run's (nothing built would have left coverage at 0)."""
+    wt = fake_tree(tmp_path / "linux")
+    base = kernel.git(wt, "rev-parse", "HEAD").strip()
+    settings = settings.model_copy(update={"build": BuildSettings(arches=["x86_64"])})
+    runs = []
+    for name in ("first", "again"):
+        kernel.git(wt, "checkout", "-q", "--detach", base)
+        ctx = kernel.series_context(
+            wt, gauge_series(), settings, tmp_path / name, cache_dir=tmp_path / "cache"
+        )
+        runs.append(BuildCheck().run(ctx))
+    first, again = runs
+    assert first.coverage is not None and first.coverage.lines == first.coverage.covered
+    assert again.coverage == first.coverage, described(again)
+    assert [(f.patch, f.file, f.message) for f in problems(again)] == [
+        (f.patch, f.file, f.message) for f in problems(first)
+    ]
+    [reused] = [n.message for n in again.notes if n.kind == "steps-reused"]
+    assert "patch 1 is" in reused and "starts at patch 2" in reused, reused
+    assert not [n for n in again.notes if n.kind == "config-refused"], described(again)
