@@ -214,7 +214,13 @@ def main() -> int:
     cache = kernel.test_cache()
     # both modes start from nothing: cold empties again before each series; warm keeps
     # what the series before left, the first series paying the warm-up
-    for d in [*cache.glob("build/linux-[0-9]*"), cache / "ccache", cache / "bench-coverage"]:
+    # (and no step records: an earlier bench run's would be reused as a re-roll's)
+    for d in [
+        *cache.glob("build/linux-[0-9]*"),
+        cache / "build" / "steps",
+        cache / "ccache",
+        cache / "bench-coverage",
+    ]:
         shutil.rmtree(d, ignore_errors=True)
     wt = kernel.kernel_slot("bench-coverage")
     db = Database(settings.database_url)
